@@ -1,0 +1,521 @@
+//! [`Engine`]: the public face of `tally-core`.
+//!
+//! An engine owns one data directory. It holds many websites; ingest validates events, assigns
+//! sessions and appends them to the website's hot buffer; `flush` writes the buffer to Parquet
+//! segments; queries take a snapshot (hot batches plus the segments that can match the range)
+//! and run DataFusion plans over it, so a query never sees half of a flush.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock};
+
+use datafusion::arrow::record_batch::RecordBatch;
+use datafusion::prelude::{DataFrame, SessionConfig, SessionContext};
+
+use crate::error::{Error, Result};
+use crate::event::Event;
+use crate::ingest::{IngestState, Outcome, enrich, restore};
+use crate::query::plan::Scope;
+use crate::query::result::{
+    BreakdownResult, Bucket, Overview, SeriesTotals, Timeseries, conversion_rate,
+};
+use crate::query::spec::{Breakdown, DateRange, Interval, Paging, Query};
+use crate::query::time::{bucket_starts, effective_interval};
+use crate::schema::events_schema;
+use crate::store::buffer::HotBuffer;
+use crate::store::catalog::{Catalog, SegmentMeta};
+use crate::store::segment::write_segment;
+use crate::store::table::{EventsTable, SegmentFile};
+use crate::website::Website;
+
+/// Tuning knobs of an [`Engine`].
+#[derive(Debug, Clone)]
+pub struct EngineConfig {
+    /// A website's hot buffer is flushed to a segment once it holds this many rows.
+    pub flush_rows: usize,
+    /// DataFusion target partitions (parallelism of a query).
+    pub target_partitions: usize,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        EngineConfig {
+            flush_rows: 500_000,
+            target_partitions: std::thread::available_parallelism().map_or(2, |n| n.get()),
+        }
+    }
+}
+
+/// What [`Engine::ingest`] did.
+#[derive(Debug, Default)]
+pub struct IngestReport {
+    /// Events stored.
+    pub accepted: usize,
+    /// Payments ignored because their transaction id was already stored.
+    pub duplicates: usize,
+    /// Events refused, by their index in the input, with the reason.
+    pub rejected: Vec<(usize, Error)>,
+}
+
+/// What [`Engine::flush`] wrote.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct FlushReport {
+    /// Segments written.
+    pub segments: usize,
+    /// Rows written.
+    pub rows: usize,
+}
+
+#[derive(Debug, Default)]
+struct SiteData {
+    hot: HotBuffer,
+    /// Batches being written by a flush: still visible to queries until the catalog lists them.
+    flushing: Vec<RecordBatch>,
+    ingest: Option<IngestState>,
+}
+
+#[derive(Debug)]
+struct State {
+    catalog: Catalog,
+    sites: HashMap<String, SiteData>,
+}
+
+/// The analytics engine over one data directory.
+pub struct Engine {
+    dir: PathBuf,
+    ctx: SessionContext,
+    config: EngineConfig,
+    state: RwLock<State>,
+    ingest_lock: tokio::sync::Mutex<()>,
+    flush_lock: tokio::sync::Mutex<()>,
+}
+
+impl std::fmt::Debug for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Engine")
+            .field("dir", &self.dir)
+            .finish_non_exhaustive()
+    }
+}
+
+fn poisoned<T>(_: T) -> Error {
+    Error::invalid("engine", "internal lock poisoned by an earlier panic")
+}
+
+impl Engine {
+    /// Opens (creating if needed) the data directory `dir` with default settings.
+    pub async fn open(dir: impl AsRef<Path>) -> Result<Self> {
+        Self::open_with(dir, EngineConfig::default()).await
+    }
+
+    /// Opens the data directory `dir` with `config`.
+    pub async fn open_with(dir: impl AsRef<Path>, config: EngineConfig) -> Result<Self> {
+        let dir = dir.as_ref();
+        std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+        let dir = dir.canonicalize().map_err(|e| Error::io(dir, e))?;
+        let catalog = Catalog::load(&dir)?;
+        catalog.remove_orphans(&dir)?;
+        let mut session_config =
+            SessionConfig::new().with_target_partitions(config.target_partitions.max(1));
+        let parquet = &mut session_config.options_mut().execution.parquet;
+        parquet.pushdown_filters = true;
+        parquet.reorder_filters = true;
+        Ok(Engine {
+            dir,
+            ctx: SessionContext::new_with_config(session_config),
+            config,
+            state: RwLock::new(State {
+                catalog,
+                sites: HashMap::new(),
+            }),
+            ingest_lock: tokio::sync::Mutex::new(()),
+            flush_lock: tokio::sync::Mutex::new(()),
+        })
+    }
+
+    /// The data directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The DataFusion session queries run in (for custom plans over [`Engine::selected_events`]).
+    pub fn session_context(&self) -> &SessionContext {
+        &self.ctx
+    }
+
+    /// Adds a website; its id must be new.
+    pub fn create_website(&self, website: Website) -> Result<()> {
+        website.validate()?;
+        let mut st = self.state.write().map_err(poisoned)?;
+        if st.catalog.websites.contains_key(&website.id) {
+            return Err(Error::AlreadyExists {
+                what: "website",
+                id: website.id,
+            });
+        }
+        let mut next = st.catalog.clone();
+        next.websites.insert(website.id.clone(), website);
+        next.save(&self.dir)?;
+        st.catalog = next;
+        Ok(())
+    }
+
+    /// Replaces an existing website's settings. Stored amounts keep the currency they were
+    /// converted to at ingest.
+    pub fn update_website(&self, website: Website) -> Result<()> {
+        website.validate()?;
+        let mut st = self.state.write().map_err(poisoned)?;
+        if !st.catalog.websites.contains_key(&website.id) {
+            return Err(Error::NotFound {
+                what: "website",
+                id: website.id,
+            });
+        }
+        let mut next = st.catalog.clone();
+        next.websites.insert(website.id.clone(), website);
+        next.save(&self.dir)?;
+        st.catalog = next;
+        Ok(())
+    }
+
+    /// A website's settings.
+    pub fn website(&self, id: &str) -> Result<Website> {
+        let st = self.state.read().map_err(poisoned)?;
+        st.catalog
+            .websites
+            .get(id)
+            .cloned()
+            .ok_or_else(|| Error::NotFound {
+                what: "website",
+                id: id.to_owned(),
+            })
+    }
+
+    /// Every website.
+    pub fn websites(&self) -> Result<Vec<Website>> {
+        Ok(self
+            .state
+            .read()
+            .map_err(poisoned)?
+            .catalog
+            .websites
+            .values()
+            .cloned()
+            .collect())
+    }
+
+    /// Validates and stores `events` (in any order; each website's are sorted by time first).
+    /// Bad events are reported and skipped; the rest are stored.
+    pub async fn ingest(&self, events: Vec<Event>) -> Result<IngestReport> {
+        let _serial = self.ingest_lock.lock().await;
+        let mut report = IngestReport::default();
+        let mut by_site: HashMap<String, Vec<(usize, Event)>> = HashMap::new();
+        for (i, e) in events.into_iter().enumerate() {
+            match e.validate() {
+                Ok(()) => by_site
+                    .entry(e.website_id.clone())
+                    .or_default()
+                    .push((i, e)),
+                Err(err) => report.rejected.push((i, err)),
+            }
+        }
+        let mut to_flush = false;
+        for (site, mut events) in by_site {
+            let website = match self.website(&site) {
+                Ok(w) => w,
+                Err(err) => {
+                    report
+                        .rejected
+                        .extend(events.into_iter().map(|(i, _)| (i, clone_error(&err))));
+                    continue;
+                }
+            };
+            self.ensure_ingest_state(&site).await?;
+            events.sort_by_key(|(_, e)| e.ts);
+            let mut st = self.state.write().map_err(poisoned)?;
+            let data = st.sites.entry(site.clone()).or_default();
+            let Some(ingest) = data.ingest.as_mut() else {
+                continue;
+            };
+            let mut rows = Vec::with_capacity(events.len());
+            for (i, e) in events {
+                match enrich(e, &website, ingest) {
+                    Ok(Outcome::Stored(row)) => rows.push(*row),
+                    Ok(Outcome::Duplicate) => report.duplicates += 1,
+                    Err(err) => report.rejected.push((i, err)),
+                }
+            }
+            report.accepted += rows.len();
+            data.hot.push(rows)?;
+            to_flush |= data.hot.rows() >= self.config.flush_rows;
+        }
+        report.rejected.sort_by_key(|(i, _)| *i);
+        drop(_serial);
+        if to_flush {
+            self.flush().await?;
+        }
+        Ok(report)
+    }
+
+    /// Loads a website's session state from its stored events, once per process.
+    async fn ensure_ingest_state(&self, site: &str) -> Result<()> {
+        let loaded = self
+            .state
+            .read()
+            .map_err(poisoned)?
+            .sites
+            .get(site)
+            .is_some_and(|d| d.ingest.is_some());
+        if loaded {
+            return Ok(());
+        }
+        let table = self.table(site, None)?;
+        let events = self.ctx.read_table(table)?;
+        let restored = restore(events).await?;
+        let mut st = self.state.write().map_err(poisoned)?;
+        st.sites
+            .entry(site.to_owned())
+            .or_default()
+            .ingest
+            .get_or_insert(restored);
+        Ok(())
+    }
+
+    /// Writes every hot buffer to a new Parquet segment and records it in the catalog.
+    pub async fn flush(&self) -> Result<FlushReport> {
+        let _serial = self.flush_lock.lock().await;
+        let mut jobs = Vec::new();
+        {
+            let mut guard = self.state.write().map_err(poisoned)?;
+            let st = &mut *guard;
+            for (site, data) in st.sites.iter_mut() {
+                if data.hot.rows() == 0 {
+                    continue;
+                }
+                let batches = data.hot.take()?;
+                data.flushing = batches.clone();
+                let id = st.catalog.next_segment_id;
+                st.catalog.next_segment_id += 1;
+                jobs.push((site.clone(), id, batches));
+            }
+        }
+        let mut report = FlushReport::default();
+        for (site, id, batches) in jobs {
+            let file = Catalog::segment_file(&site, id);
+            let path = self.dir.join(&file);
+            let to_write = batches.clone();
+            let written = tokio::task::spawn_blocking(move || {
+                write_segment(&path, &events_schema(), &to_write)
+            })
+            .await
+            .map_err(|e| Error::invalid("flush", format!("writer task failed: {e}")))
+            .and_then(|r| r);
+            let mut st = self.state.write().map_err(poisoned)?;
+            let saved = written.and_then(|w| {
+                let mut next = st.catalog.clone();
+                next.segments.push(SegmentMeta {
+                    id,
+                    website_id: site.clone(),
+                    file,
+                    rows: w.rows,
+                    min_ts_us: w.min_ts_us,
+                    max_ts_us: w.max_ts_us,
+                    bytes: w.bytes,
+                });
+                next.save(&self.dir)?;
+                st.catalog = next;
+                Ok(w.rows)
+            });
+            let data = st.sites.entry(site).or_default();
+            data.flushing.clear();
+            match saved {
+                Ok(rows) => {
+                    report.segments += 1;
+                    report.rows += rows;
+                }
+                Err(e) => {
+                    data.hot.restore(batches);
+                    return Err(e);
+                }
+            }
+        }
+        Ok(report)
+    }
+
+    /// A snapshot table of `site`'s events that can fall in `range`.
+    fn table(&self, site: &str, range: Option<DateRange>) -> Result<Arc<EventsTable>> {
+        let mut guard = self.state.write().map_err(poisoned)?;
+        let st = &mut *guard;
+        if !st.catalog.websites.contains_key(site) {
+            return Err(Error::NotFound {
+                what: "website",
+                id: site.to_owned(),
+            });
+        }
+        let (lo, hi) = range.map_or((i64::MIN, i64::MAX), |r| {
+            (r.start.timestamp_micros(), r.end.timestamp_micros())
+        });
+        let segments = st
+            .catalog
+            .segments
+            .iter()
+            .filter(|s| s.website_id == site && s.overlaps(lo, hi))
+            .map(|s| {
+                let path = self.dir.join(&s.file);
+                SegmentFile {
+                    object_path: path.to_string_lossy().trim_start_matches('/').to_owned(),
+                    size: s.bytes,
+                }
+            })
+            .collect();
+        let data = st.sites.entry(site.to_owned()).or_default();
+        let mut hot = data.flushing.clone();
+        hot.extend(data.hot.snapshot()?);
+        Ok(Arc::new(EventsTable::new(events_schema(), hot, segments)))
+    }
+
+    fn scope(&self, q: &Query) -> Result<Scope> {
+        let table = self.table(&q.website_id, q.range)?;
+        Ok(Scope::new(
+            self.ctx.clone(),
+            table,
+            &q.website_id,
+            q.range,
+            &q.filters,
+        ))
+    }
+
+    /// The events a query selects (range and filters applied), as a DataFrame for custom plans.
+    pub fn selected_events(&self, q: &Query) -> Result<DataFrame> {
+        self.scope(q)?.selected()
+    }
+
+    /// Visitors, sessions, bounce rate, session duration, revenue and conversion (DESIGN §4).
+    pub async fn overview(&self, q: &Query) -> Result<Overview> {
+        self.scope(q)?.overview().await
+    }
+
+    /// One page of a breakdown, with the total number of rows.
+    pub async fn breakdown(
+        &self,
+        q: &Query,
+        by: &Breakdown,
+        paging: Paging,
+    ) -> Result<BreakdownResult> {
+        if let Breakdown::Campaign(fields) = by
+            && fields.is_empty()
+        {
+            return Err(Error::invalid(
+                "fields",
+                "a campaign breakdown needs at least one campaign field",
+            ));
+        }
+        let rows = self.scope(q)?.breakdown(by).await?;
+        let total = rows.len();
+        let rows = rows
+            .into_iter()
+            .skip(paging.offset)
+            .take(paging.limit)
+            .collect();
+        Ok(BreakdownResult { rows, total })
+    }
+
+    /// A time series: every bucket of the range (all time: the website's first to last event),
+    /// with totals over the whole range.
+    pub async fn timeseries(&self, q: &Query, interval: Interval) -> Result<Timeseries> {
+        let website = self.website(&q.website_id)?;
+        let tz = q.timezone.unwrap_or_else(|| website.tz());
+        let range = match q.range {
+            Some(r) => Some(r),
+            None => self.scope(q)?.time_span().await?.and_then(|(lo, hi)| {
+                let start = chrono::DateTime::from_timestamp_micros(lo)?;
+                let end = chrono::DateTime::from_timestamp_micros(hi.saturating_add(1))?;
+                DateRange::new(start, end).ok()
+            }),
+        };
+        let Some(range) = range else {
+            let now = chrono::Utc::now();
+            let totals = SeriesTotals {
+                visitors: 0,
+                sessions: 0,
+                revenue: Default::default(),
+                conversion_rate: 0.0,
+            };
+            return Ok(Timeseries {
+                interval,
+                timezone: tz,
+                buckets: Vec::new(),
+                totals,
+                range_start: now,
+                range_end: now,
+            });
+        };
+        let interval = effective_interval(interval, range, tz);
+        let starts = bucket_starts(range, tz, interval)?;
+        let scope = self.scope(&Query {
+            range: Some(range),
+            ..q.clone()
+        })?;
+        let (counts, overview) = futures::try_join!(scope.buckets(&starts), scope.overview())?;
+        let renewals = website.include_renewal_revenue;
+        let buckets = starts
+            .iter()
+            .zip(counts)
+            .map(|(start, (visitors, sessions, revenue))| Bucket {
+                start: start.with_timezone(&tz),
+                visitors,
+                sessions,
+                revenue,
+                conversion_rate: conversion_rate(&revenue, visitors, renewals),
+            })
+            .collect();
+        let totals = SeriesTotals {
+            visitors: overview.visitors,
+            sessions: overview.sessions,
+            revenue: overview.revenue,
+            conversion_rate: conversion_rate(&overview.revenue, overview.visitors, renewals),
+        };
+        Ok(Timeseries {
+            interval,
+            timezone: tz,
+            buckets,
+            totals,
+            range_start: range.start,
+            range_end: range.end,
+        })
+    }
+
+    /// Rows held in hot buffers (not yet in segments).
+    pub fn hot_rows(&self) -> Result<usize> {
+        Ok(self
+            .state
+            .read()
+            .map_err(poisoned)?
+            .sites
+            .values()
+            .map(|d| d.hot.rows())
+            .sum())
+    }
+
+    /// The live segments.
+    pub fn segments(&self) -> Result<Vec<SegmentMeta>> {
+        Ok(self
+            .state
+            .read()
+            .map_err(poisoned)?
+            .catalog
+            .segments
+            .clone())
+    }
+}
+
+/// `Error` is not `Clone` (it wraps I/O errors); the lookups that fail per event are simple.
+fn clone_error(e: &Error) -> Error {
+    match e {
+        Error::NotFound { what, id } => Error::NotFound {
+            what,
+            id: id.clone(),
+        },
+        other => Error::invalid("website_id", other.to_string()),
+    }
+}

@@ -1,0 +1,373 @@
+//! Events as the engine receives them: [`Event`], its [`EventKind`], and validation.
+//!
+//! An event is one page view, one custom goal completion or one payment of one visitor on one
+//! website. Session attributes (where the visit came from, where the visitor is, what they use)
+//! travel in [`SessionAttrs`]; at ingest the engine replaces them with the attributes of the
+//! session's landing page (DESIGN §3), so what a caller sends on a goal or a payment is only a
+//! fallback.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+
+/// Longest accepted identifier (website, visitor, session, transaction, event ids).
+pub const MAX_ID_LEN: usize = 256;
+/// Longest accepted goal name, as the DataFast API documents.
+pub const MAX_GOAL_NAME_LEN: usize = 64;
+/// Most metadata properties on one goal, as the DataFast API documents.
+pub const MAX_GOAL_METADATA: usize = 10;
+/// Longest accepted metadata property name.
+pub const MAX_METADATA_KEY_LEN: usize = 64;
+/// Longest accepted metadata property value.
+pub const MAX_METADATA_VALUE_LEN: usize = 255;
+
+/// One tracked event.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Event {
+    /// The website the event belongs to.
+    pub website_id: String,
+    /// When it happened (UTC; stored with microsecond precision).
+    pub ts: DateTime<Utc>,
+    /// The visitor's stable id (the tracker's `datafast_visitor_id`).
+    pub visitor_id: String,
+    /// The tracker's session id; derived at ingest when absent (30 minutes of inactivity).
+    pub session_id: Option<String>,
+    /// A caller-chosen unique id; generated at ingest when absent.
+    pub event_id: Option<String>,
+    /// What happened, with the data that only that kind carries.
+    pub kind: EventKind,
+    /// Hostname of the page (page views only).
+    pub hostname: Option<String>,
+    /// Path of the page, without query string (page views only).
+    pub path: Option<String>,
+    /// Viewport width in CSS pixels.
+    pub viewport_width: Option<u32>,
+    /// Viewport height in CSS pixels.
+    pub viewport_height: Option<u32>,
+    /// Where the visit came from and who the visitor is; see the module docs.
+    pub attrs: SessionAttrs,
+}
+
+/// The kind of an event and the data that only that kind carries.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "lowercase")]
+pub enum EventKind {
+    /// A page view.
+    Pageview,
+    /// A custom goal completion.
+    Goal {
+        /// Goal name: lowercase letters, digits, `_` and `-`, at most 64 characters.
+        name: String,
+        /// Up to 10 string properties.
+        metadata: BTreeMap<String, String>,
+    },
+    /// A payment, refund or renewal.
+    Payment(Payment),
+}
+
+/// The payment part of a payment event.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Payment {
+    /// Amount in `currency` (converted to the website currency at ingest).
+    pub amount: f64,
+    /// ISO 4217 code, upper case (`USD`).
+    pub currency: String,
+    /// The payment provider's id; a repeat of a known id is ignored.
+    pub transaction_id: String,
+    /// A recurring payment.
+    pub renewal: bool,
+    /// A refunded payment.
+    pub refunded: bool,
+    /// Customer email, when known.
+    pub email: Option<String>,
+    /// Customer name, when known.
+    pub name: Option<String>,
+    /// The payment provider's customer id.
+    pub customer_id: Option<String>,
+}
+
+/// Attributes of a session, copied from its landing page onto every event of the session.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct SessionAttrs {
+    /// Raw referrer host (`www.google.com`), `None` for direct or same-site traffic.
+    pub referrer: Option<String>,
+    /// Classified referrer name (`Google`, `X`, `news.ycombinator.com`, `Direct/None`).
+    /// Filled in at ingest from `referrer`.
+    pub referrer_name: Option<String>,
+    /// `utm_source` of the landing page URL.
+    pub utm_source: Option<String>,
+    /// `utm_medium` of the landing page URL.
+    pub utm_medium: Option<String>,
+    /// `utm_campaign` of the landing page URL.
+    pub utm_campaign: Option<String>,
+    /// `utm_term` of the landing page URL.
+    pub utm_term: Option<String>,
+    /// `utm_content` of the landing page URL.
+    pub utm_content: Option<String>,
+    /// `ref` of the landing page URL.
+    pub ref_: Option<String>,
+    /// `source` of the landing page URL.
+    pub source: Option<String>,
+    /// `via` of the landing page URL.
+    pub via: Option<String>,
+    /// ISO 3166-1 alpha-2 country code, upper case.
+    pub country_code: Option<String>,
+    /// Region or state name.
+    pub region: Option<String>,
+    /// City name.
+    pub city: Option<String>,
+    /// Latitude in degrees.
+    pub latitude: Option<f64>,
+    /// Longitude in degrees.
+    pub longitude: Option<f64>,
+    /// Browser name (`Chrome`).
+    pub browser: Option<String>,
+    /// Browser version.
+    pub browser_version: Option<String>,
+    /// Operating system name (`Mac OS`).
+    pub os: Option<String>,
+    /// Operating system version.
+    pub os_version: Option<String>,
+    /// `desktop`, `mobile` or `tablet`.
+    pub device: Option<String>,
+    /// Device vendor (`Apple`).
+    pub device_vendor: Option<String>,
+    /// Device model (`Macintosh`).
+    pub device_model: Option<String>,
+}
+
+/// Device types the engine accepts.
+pub const DEVICE_TYPES: [&str; 3] = ["desktop", "mobile", "tablet"];
+
+impl EventKind {
+    /// The stored name of the kind: `pageview`, `goal` or `payment`.
+    pub fn name(&self) -> &'static str {
+        match self {
+            EventKind::Pageview => "pageview",
+            EventKind::Goal { .. } => "goal",
+            EventKind::Payment(_) => "payment",
+        }
+    }
+}
+
+impl Event {
+    /// A page view of `url_path` on `hostname` with empty session attributes.
+    pub fn pageview(
+        website_id: impl Into<String>,
+        visitor_id: impl Into<String>,
+        ts: DateTime<Utc>,
+        hostname: impl Into<String>,
+        path: impl Into<String>,
+    ) -> Self {
+        Event {
+            website_id: website_id.into(),
+            ts,
+            visitor_id: visitor_id.into(),
+            session_id: None,
+            event_id: None,
+            kind: EventKind::Pageview,
+            hostname: Some(hostname.into()),
+            path: Some(path.into()),
+            viewport_width: None,
+            viewport_height: None,
+            attrs: SessionAttrs::default(),
+        }
+    }
+
+    /// Checks every field; the error names the first bad one.
+    pub fn validate(&self) -> Result<()> {
+        check_id("website_id", &self.website_id)?;
+        check_id("visitor_id", &self.visitor_id)?;
+        if let Some(s) = &self.session_id {
+            check_id("session_id", s)?;
+        }
+        if let Some(s) = &self.event_id {
+            check_id("event_id", s)?;
+        }
+        crate::query::time::check_timestamp("timestamp", self.ts)?;
+        match &self.kind {
+            EventKind::Pageview => {
+                if self.path.as_deref().is_none_or(str::is_empty) {
+                    return Err(Error::invalid(
+                        "url",
+                        "a pageview needs a page URL with a path",
+                    ));
+                }
+            }
+            EventKind::Goal { name, metadata } => {
+                check_goal_name(name)?;
+                check_goal_metadata(metadata)?;
+            }
+            EventKind::Payment(p) => p.validate()?,
+        }
+        let a = &self.attrs;
+        if let Some(d) = &a.device
+            && !DEVICE_TYPES.contains(&d.as_str())
+        {
+            return Err(Error::invalid(
+                "device",
+                format!("`{d}` is not one of desktop, mobile, tablet"),
+            ));
+        }
+        if let Some(c) = &a.country_code
+            && !(c.len() == 2 && c.bytes().all(|b| b.is_ascii_uppercase()))
+        {
+            return Err(Error::invalid(
+                "country",
+                format!("`{c}` is not an ISO 3166-1 alpha-2 code"),
+            ));
+        }
+        check_coordinate("latitude", a.latitude, 90.0)?;
+        check_coordinate("longitude", a.longitude, 180.0)?;
+        Ok(())
+    }
+}
+
+impl Payment {
+    fn validate(&self) -> Result<()> {
+        if !self.amount.is_finite() || self.amount < 0.0 {
+            return Err(Error::invalid(
+                "amount",
+                "must be a finite number, zero or more",
+            ));
+        }
+        if self.amount > 1e12 {
+            return Err(Error::invalid("amount", "is larger than 10^12"));
+        }
+        if !(self.currency.len() == 3 && self.currency.bytes().all(|b| b.is_ascii_uppercase())) {
+            return Err(Error::invalid(
+                "currency",
+                format!("`{}` is not a three-letter ISO 4217 code", self.currency),
+            ));
+        }
+        check_id("transaction_id", &self.transaction_id)
+    }
+}
+
+/// Checks a goal name against the DataFast rule: lowercase letters, digits, `_`, `-`, 1–64 chars.
+pub fn check_goal_name(name: &str) -> Result<()> {
+    if name.is_empty() || name.len() > MAX_GOAL_NAME_LEN {
+        return Err(Error::invalid(
+            "name",
+            format!("must be 1 to {MAX_GOAL_NAME_LEN} characters"),
+        ));
+    }
+    if !name.bytes().all(is_goal_name_byte) {
+        return Err(Error::invalid(
+            "name",
+            format!("`{name}` may hold only lowercase letters, digits, `_` and `-`"),
+        ));
+    }
+    Ok(())
+}
+
+fn check_goal_metadata(metadata: &BTreeMap<String, String>) -> Result<()> {
+    if metadata.len() > MAX_GOAL_METADATA {
+        return Err(Error::invalid(
+            "metadata",
+            format!("at most {MAX_GOAL_METADATA} properties"),
+        ));
+    }
+    for (k, v) in metadata {
+        if k.is_empty() || k.len() > MAX_METADATA_KEY_LEN || !k.bytes().all(is_goal_name_byte) {
+            return Err(Error::invalid(
+                "metadata",
+                format!(
+                    "property name `{k}` must be 1 to 64 lowercase letters, digits, `_` or `-`"
+                ),
+            ));
+        }
+        if v.chars().count() > MAX_METADATA_VALUE_LEN {
+            return Err(Error::invalid(
+                "metadata",
+                format!("value of `{k}` is over 255 characters"),
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn is_goal_name_byte(b: u8) -> bool {
+    b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-'
+}
+
+fn check_id(field: &str, id: &str) -> Result<()> {
+    if id.is_empty() {
+        return Err(Error::invalid(field, "must not be empty"));
+    }
+    if id.len() > MAX_ID_LEN {
+        return Err(Error::invalid(
+            field,
+            format!("is longer than {MAX_ID_LEN} bytes"),
+        ));
+    }
+    if id.chars().any(char::is_control) {
+        return Err(Error::invalid(field, "must not contain control characters"));
+    }
+    Ok(())
+}
+
+fn check_coordinate(field: &str, value: Option<f64>, bound: f64) -> Result<()> {
+    match value {
+        Some(v) if !v.is_finite() || v.abs() > bound => Err(Error::invalid(
+            field,
+            format!("must be between -{bound} and {bound}"),
+        )),
+        _ => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(s: &str) -> DateTime<Utc> {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn a_pageview_without_path_names_the_url() {
+        let mut e = Event::pageview("w", "v", at("2025-01-01T00:00:00Z"), "a.com", "/");
+        e.path = None;
+        let err = e.validate().unwrap_err().to_string();
+        assert!(err.contains("url"), "{err}");
+    }
+
+    #[test]
+    fn goal_names_follow_the_documented_rule() {
+        assert!(check_goal_name("newsletter_signup-2").is_ok());
+        for bad in ["", "Signup", "sign up", &"x".repeat(65)] {
+            assert!(check_goal_name(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn payments_need_a_sane_amount_and_code() {
+        let mut p = Payment {
+            amount: 10.0,
+            currency: "USD".into(),
+            transaction_id: "t".into(),
+            renewal: false,
+            refunded: false,
+            email: None,
+            name: None,
+            customer_id: None,
+        };
+        assert!(p.validate().is_ok());
+        p.amount = f64::NAN;
+        assert!(p.validate().unwrap_err().to_string().contains("amount"));
+        p.amount = 1.0;
+        p.currency = "usd".into();
+        assert!(p.validate().unwrap_err().to_string().contains("currency"));
+    }
+
+    #[test]
+    fn unknown_device_is_rejected() {
+        let mut e = Event::pageview("w", "v", at("2025-01-01T00:00:00Z"), "a.com", "/");
+        e.attrs.device = Some("fridge".into());
+        assert!(e.validate().unwrap_err().to_string().contains("device"));
+    }
+}

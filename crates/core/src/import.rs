@@ -1,0 +1,331 @@
+//! The NDJSON import format (DESIGN §3): one JSON event a line.
+//!
+//! [`parse_line`] turns one line into a validated [`Event`]; [`parse_ndjson`] reads a whole
+//! document, keeping the good lines and reporting each bad one with its line number and reason,
+//! so that one typo never loses a file's worth of data.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use serde::Deserialize;
+use url::Url;
+
+use crate::error::{Error, Result};
+use crate::event::{Event, EventKind, Payment, SessionAttrs};
+
+/// One line as it appears in the file; every field optional so that a missing one gets an
+/// error that names it rather than a serde message.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Line {
+    #[serde(rename = "type")]
+    kind: Option<String>,
+    timestamp: Option<String>,
+    website_id: Option<String>,
+    visitor_id: Option<String>,
+    session_id: Option<String>,
+    event_id: Option<String>,
+    url: Option<String>,
+    referrer: Option<String>,
+    country: Option<String>,
+    region: Option<String>,
+    city: Option<String>,
+    latitude: Option<f64>,
+    longitude: Option<f64>,
+    browser: Option<String>,
+    browser_version: Option<String>,
+    os: Option<String>,
+    os_version: Option<String>,
+    device: Option<String>,
+    device_vendor: Option<String>,
+    device_model: Option<String>,
+    viewport_width: Option<u32>,
+    viewport_height: Option<u32>,
+    // goal
+    name: Option<String>,
+    metadata: Option<BTreeMap<String, serde_json::Value>>,
+    // payment
+    amount: Option<f64>,
+    currency: Option<String>,
+    transaction_id: Option<String>,
+    renewal: Option<bool>,
+    refunded: Option<bool>,
+    email: Option<String>,
+    customer_id: Option<String>,
+}
+
+/// A line that could not be imported.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RejectedLine {
+    /// 1-based line number in the input.
+    pub line: usize,
+    /// Why it was rejected (names the field).
+    pub reason: String,
+}
+
+/// The outcome of reading an NDJSON document.
+#[derive(Debug, Default)]
+pub struct ParsedNdjson {
+    /// The events of the good lines, in input order.
+    pub events: Vec<Event>,
+    /// The bad lines.
+    pub rejected: Vec<RejectedLine>,
+}
+
+/// Reads every non-blank line of `text`; `website_id` is used for lines that do not name one.
+pub fn parse_ndjson(text: &str, website_id: Option<&str>) -> ParsedNdjson {
+    let mut out = ParsedNdjson::default();
+    for (i, line) in text.lines().enumerate() {
+        if line.trim().is_empty() {
+            continue;
+        }
+        match parse_line(line, website_id) {
+            Ok(e) => out.events.push(e),
+            Err(e) => out.rejected.push(RejectedLine {
+                line: i + 1,
+                reason: e.to_string(),
+            }),
+        }
+    }
+    out
+}
+
+/// Parses and validates one line.
+pub fn parse_line(line: &str, website_id: Option<&str>) -> Result<Event> {
+    let l: Line = serde_json::from_str(line).map_err(|e| Error::invalid("line", e.to_string()))?;
+    let website_id = l
+        .website_id
+        .clone()
+        .or_else(|| website_id.map(str::to_owned))
+        .ok_or_else(|| {
+            Error::invalid(
+                "website_id",
+                "missing, and no website was given for the import",
+            )
+        })?;
+    let kind_name = l
+        .kind
+        .as_deref()
+        .ok_or_else(|| Error::invalid("type", "missing"))?;
+    let ts = parse_timestamp(
+        l.timestamp
+            .as_deref()
+            .ok_or_else(|| Error::invalid("timestamp", "missing"))?,
+    )?;
+    let visitor_id = l
+        .visitor_id
+        .clone()
+        .ok_or_else(|| Error::invalid("visitor_id", "missing"))?;
+    let kind = match kind_name {
+        "pageview" => EventKind::Pageview,
+        "goal" => EventKind::Goal {
+            name: l
+                .name
+                .clone()
+                .ok_or_else(|| Error::invalid("name", "missing (a goal needs a name)"))?,
+            metadata: metadata_strings(l.metadata.clone().unwrap_or_default()),
+        },
+        "payment" => EventKind::Payment(Payment {
+            amount: l
+                .amount
+                .ok_or_else(|| Error::invalid("amount", "missing (a payment needs an amount)"))?,
+            currency: l
+                .currency
+                .clone()
+                .ok_or_else(|| Error::invalid("currency", "missing"))?,
+            transaction_id: l
+                .transaction_id
+                .clone()
+                .ok_or_else(|| Error::invalid("transaction_id", "missing"))?,
+            renewal: l.renewal.unwrap_or(false),
+            refunded: l.refunded.unwrap_or(false),
+            email: l.email.clone(),
+            name: l.name.clone(),
+            customer_id: l.customer_id.clone(),
+        }),
+        other => {
+            return Err(Error::invalid(
+                "type",
+                format!("`{other}` is not pageview, goal or payment"),
+            ));
+        }
+    };
+    let mut attrs = SessionAttrs {
+        referrer: l.referrer.as_deref().and_then(referrer_host),
+        country_code: l.country.map(|c| c.to_ascii_uppercase()),
+        region: l.region,
+        city: l.city,
+        latitude: l.latitude,
+        longitude: l.longitude,
+        browser: l.browser,
+        browser_version: l.browser_version,
+        os: l.os,
+        os_version: l.os_version,
+        device: l.device,
+        device_vendor: l.device_vendor,
+        device_model: l.device_model,
+        ..SessionAttrs::default()
+    };
+    let (hostname, path) = match l.url.as_deref() {
+        Some(u) => {
+            let page = parse_page_url(u)?;
+            attrs.utm_source = page.param("utm_source");
+            attrs.utm_medium = page.param("utm_medium");
+            attrs.utm_campaign = page.param("utm_campaign");
+            attrs.utm_term = page.param("utm_term");
+            attrs.utm_content = page.param("utm_content");
+            attrs.ref_ = page.param("ref");
+            attrs.source = page.param("source");
+            attrs.via = page.param("via");
+            (Some(page.hostname), Some(page.path))
+        }
+        None => (None, None),
+    };
+    let event = Event {
+        website_id,
+        ts,
+        visitor_id,
+        session_id: l.session_id,
+        event_id: l.event_id,
+        kind,
+        hostname,
+        path,
+        viewport_width: l.viewport_width,
+        viewport_height: l.viewport_height,
+        attrs,
+    };
+    event.validate()?;
+    Ok(event)
+}
+
+/// An RFC 3339 timestamp with offset (`2025-04-11T03:38:49.154Z`).
+pub fn parse_timestamp(s: &str) -> Result<DateTime<Utc>> {
+    DateTime::parse_from_rfc3339(s)
+        .map(|t| t.with_timezone(&Utc))
+        .map_err(|e| {
+            Error::invalid(
+                "timestamp",
+                format!("`{s}` is not an RFC 3339 date-time: {e}"),
+            )
+        })
+}
+
+/// A page URL split into the parts the engine stores.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PageUrl {
+    /// Lower-case host without port.
+    pub hostname: String,
+    /// Path, `/` at least, without query or fragment.
+    pub path: String,
+    /// Query parameters in order.
+    pub query: Vec<(String, String)>,
+}
+
+impl PageUrl {
+    /// The first non-empty value of query parameter `key`.
+    pub fn param(&self, key: &str) -> Option<String> {
+        self.query
+            .iter()
+            .find(|(k, v)| k == key && !v.is_empty())
+            .map(|(_, v)| v.clone())
+    }
+}
+
+/// Parses an absolute `http(s)` page URL.
+pub fn parse_page_url(s: &str) -> Result<PageUrl> {
+    let url = Url::parse(s)
+        .map_err(|e| Error::invalid("url", format!("`{s}` is not an absolute URL: {e}")))?;
+    let hostname = url
+        .host_str()
+        .filter(|h| !h.is_empty())
+        .ok_or_else(|| Error::invalid("url", format!("`{s}` has no host")))?
+        .to_ascii_lowercase();
+    let query = url
+        .query_pairs()
+        .map(|(k, v)| (k.into_owned(), v.into_owned()))
+        .collect();
+    Ok(PageUrl {
+        hostname,
+        path: url.path().to_owned(),
+        query,
+    })
+}
+
+/// The host of a referrer URL (or of a bare host name), lower case; `None` when empty or
+/// unparseable, which the engine counts as direct traffic.
+pub fn referrer_host(s: &str) -> Option<String> {
+    let s = s.trim();
+    if s.is_empty() {
+        return None;
+    }
+    let parsed = Url::parse(s)
+        .or_else(|_| Url::parse(&format!("https://{s}")))
+        .ok()?;
+    parsed
+        .host_str()
+        .filter(|h| !h.is_empty())
+        .map(str::to_ascii_lowercase)
+}
+
+fn metadata_strings(m: BTreeMap<String, serde_json::Value>) -> BTreeMap<String, String> {
+    m.into_iter()
+        .map(|(k, v)| {
+            let v = match v {
+                serde_json::Value::String(s) => s,
+                other => other.to_string(),
+            };
+            (k, v)
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_design_example_line_parses() {
+        let line = r#"{"type":"pageview","timestamp":"2025-04-11T03:38:49.154Z","visitor_id":"v1","session_id":"s1",
+ "url":"https://example.com/blog/a?utm_source=news&ref=indiepage","referrer":"https://www.google.com/",
+ "country":"US","region":"California","city":"San Francisco","latitude":37.77,"longitude":-122.42,
+ "browser":"Chrome","browser_version":"133.0.0.0","os":"Mac OS","os_version":"10.15.7",
+ "device":"desktop","device_vendor":"Apple","device_model":"Macintosh","viewport_width":1728,"viewport_height":998}"#
+            .replace('\n', "");
+        let e = parse_line(&line, Some("w1")).unwrap();
+        assert_eq!(e.website_id, "w1");
+        assert_eq!(e.hostname.as_deref(), Some("example.com"));
+        assert_eq!(e.path.as_deref(), Some("/blog/a"));
+        assert_eq!(e.attrs.utm_source.as_deref(), Some("news"));
+        assert_eq!(e.attrs.ref_.as_deref(), Some("indiepage"));
+        assert_eq!(e.attrs.referrer.as_deref(), Some("www.google.com"));
+        assert_eq!(e.ts.timestamp_millis(), 1_744_342_729_154);
+    }
+
+    #[test]
+    fn bad_lines_are_reported_with_their_number_and_field() {
+        let text = "{\"type\":\"pageview\",\"timestamp\":\"2025-01-01T00:00:00Z\",\"visitor_id\":\"v\",\"url\":\"https://a.com/\"}\n\
+                    \n\
+                    {\"type\":\"payment\",\"timestamp\":\"2025-01-01T00:00:00Z\",\"visitor_id\":\"v\",\"currency\":\"USD\",\"transaction_id\":\"t\"}\n\
+                    not json\n";
+        let parsed = parse_ndjson(text, Some("w"));
+        assert_eq!(parsed.events.len(), 1);
+        assert_eq!(parsed.rejected.len(), 2);
+        assert_eq!(parsed.rejected[0].line, 3);
+        assert!(
+            parsed.rejected[0].reason.contains("amount"),
+            "{:?}",
+            parsed.rejected[0]
+        );
+        assert_eq!(parsed.rejected[1].line, 4);
+    }
+
+    #[test]
+    fn referrer_hosts_accept_urls_and_bare_hosts() {
+        assert_eq!(
+            referrer_host("https://News.YCombinator.com/item?id=1").as_deref(),
+            Some("news.ycombinator.com")
+        );
+        assert_eq!(referrer_host("google.com").as_deref(), Some("google.com"));
+        assert_eq!(referrer_host(""), None);
+    }
+}

@@ -1,0 +1,172 @@
+//! From a validated [`Event`] to a [`StoredEvent`]: referrer classification, session
+//! assignment, currency conversion, event ids and payment de-duplication.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use crate::error::Result;
+use crate::event::{Event, EventKind};
+use crate::referrer;
+use crate::schema::{StoredEvent, StoredPayment, kind};
+use crate::session::Sessionizer;
+use crate::website::Website;
+
+/// Per-website state that ingest keeps between calls.
+#[derive(Debug, Default)]
+pub(crate) struct IngestState {
+    pub sessions: Sessionizer,
+    /// Transaction ids already stored: a repeat is ignored, not counted twice.
+    pub transactions: HashSet<String>,
+    /// Counter for generated event ids.
+    pub next_event_seq: u64,
+}
+
+/// What ingest did with one event.
+#[derive(Debug)]
+pub(crate) enum Outcome {
+    Stored(Box<StoredEvent>),
+    /// A payment whose transaction id is already stored.
+    Duplicate,
+}
+
+/// Classifies the referrer of `event`'s own attributes for `website`.
+pub(crate) fn classify_referrer(event: &mut Event, website: &Website) {
+    let mut hosts = website.site_hosts();
+    if let Some(h) = event.hostname.as_deref() {
+        hosts.push(h);
+    }
+    let a = &mut event.attrs;
+    if a.referrer
+        .as_deref()
+        .is_some_and(|r| referrer::is_same_site(r, &hosts))
+    {
+        a.referrer = None;
+    }
+    a.referrer_name = Some(referrer::classify(a.referrer.as_deref(), &hosts));
+}
+
+/// Turns one validated event of `website` into a stored row. Events must be given in time order.
+pub(crate) fn enrich(
+    mut event: Event,
+    website: &Website,
+    state: &mut IngestState,
+) -> Result<Outcome> {
+    let payment = match &event.kind {
+        EventKind::Payment(p) => {
+            if state.transactions.contains(&p.transaction_id) {
+                return Ok(Outcome::Duplicate);
+            }
+            Some(StoredPayment {
+                amount: website.convert(p.amount, &p.currency)?,
+                original_amount: p.amount,
+                original_currency: p.currency.clone(),
+                renewal: p.renewal,
+                refunded: p.refunded,
+                transaction_id: p.transaction_id.clone(),
+                email: p.email.clone(),
+                name: p.name.clone(),
+                customer_id: p.customer_id.clone(),
+            })
+        }
+        _ => None,
+    };
+    classify_referrer(&mut event, website);
+    let assigned = state.sessions.assign(&event);
+    if let Some(p) = &payment {
+        state.transactions.insert(p.transaction_id.clone());
+    }
+    let ts_us = event.ts.timestamp_micros();
+    let event_id = event.event_id.take().unwrap_or_else(|| {
+        state.next_event_seq += 1;
+        format!("{ts_us:x}-{:x}", state.next_event_seq)
+    });
+    let (kind_name, hostname, path, goal_name, goal_metadata) = match event.kind {
+        EventKind::Pageview => (kind::PAGEVIEW, event.hostname, event.path, None, None),
+        EventKind::Goal { name, metadata } => {
+            let meta = (!metadata.is_empty())
+                .then(|| serde_json::to_string(&metadata).unwrap_or_default());
+            (kind::GOAL, None, None, Some(name), meta)
+        }
+        EventKind::Payment(_) => (kind::PAYMENT, None, None, None, None),
+    };
+    Ok(Outcome::Stored(Box::new(StoredEvent {
+        website_id: event.website_id,
+        ts_us,
+        kind: kind_name,
+        visitor_id: event.visitor_id,
+        session_id: assigned.session_id,
+        event_id,
+        hostname,
+        path,
+        attrs: Arc::clone(&assigned.attrs),
+        viewport_w: event.viewport_width,
+        viewport_h: event.viewport_height,
+        goal_name,
+        goal_metadata,
+        payment,
+    })))
+}
+
+/// Rebuilds a website's ingest state from its stored events (`events`: the website's whole
+/// table), so that a reopened engine continues sessions and still refuses repeated payments.
+pub(crate) async fn restore(events: datafusion::prelude::DataFrame) -> Result<IngestState> {
+    use datafusion::arrow::array::AsArray;
+    use datafusion::arrow::datatypes::TimestampMicrosecondType;
+    use datafusion::prelude::col;
+
+    use crate::schema::col as c;
+
+    let batches = events
+        .sort(vec![col(c::TS).sort(true, true)])?
+        .collect()
+        .await?;
+    let mut state = IngestState {
+        next_event_seq: std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos() as u64)
+            .unwrap_or(0),
+        ..IngestState::default()
+    };
+    // Pass 1: session ids, times and transactions; remember each visitor's last row.
+    let mut last_row: std::collections::HashMap<String, (usize, usize)> =
+        std::collections::HashMap::new();
+    for (bi, b) in batches.iter().enumerate() {
+        let str_col = |name: &str| b.column_by_name(name).map(|a| a.as_string::<i32>().clone());
+        let (Some(visitor), Some(session), Some(kind_col), Some(tx)) = (
+            str_col(c::VISITOR_ID),
+            str_col(c::SESSION_ID),
+            str_col(c::KIND),
+            str_col(c::TRANSACTION_ID),
+        ) else {
+            continue;
+        };
+        let Some(ts) = b
+            .column_by_name(c::TS)
+            .map(|a| a.as_primitive::<TimestampMicrosecondType>().clone())
+        else {
+            continue;
+        };
+        for r in 0..b.num_rows() {
+            let v = visitor.value(r);
+            let empty = Arc::default();
+            state.sessions.replay(
+                v,
+                session.value(r),
+                ts.value(r),
+                kind_col.value(r) == kind::PAGEVIEW,
+                empty,
+            );
+            if !datafusion::arrow::array::Array::is_null(&tx, r) {
+                state.transactions.insert(tx.value(r).to_owned());
+            }
+            last_row.insert(v.to_owned(), (bi, r));
+        }
+    }
+    // Pass 2: the attributes each visitor's latest session carries, read once per visitor.
+    for (visitor, (bi, r)) in last_row {
+        state
+            .sessions
+            .set_attrs(&visitor, Arc::new(crate::schema::attrs_at(&batches[bi], r)));
+    }
+    Ok(state)
+}

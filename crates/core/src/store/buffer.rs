@@ -1,0 +1,71 @@
+//! The hot buffer: events ingested since the last flush, as Arrow record batches.
+//!
+//! Rows gather in a small pending list and are sealed into a batch every [`SEAL_ROWS`] rows,
+//! so that queries read a handful of large batches rather than one per event. A query's
+//! snapshot includes the pending rows as one extra batch, built once and reused until the next
+//! ingest.
+
+use datafusion::arrow::record_batch::RecordBatch;
+
+use crate::error::Result;
+use crate::schema::{StoredEvent, to_batch};
+
+/// Rows per sealed batch.
+pub const SEAL_ROWS: usize = 8192;
+
+/// Events not yet written to a segment.
+#[derive(Debug, Default)]
+pub struct HotBuffer {
+    sealed: Vec<RecordBatch>,
+    pending: Vec<StoredEvent>,
+    pending_batch: Option<RecordBatch>,
+    rows: usize,
+}
+
+impl HotBuffer {
+    /// Adds rows.
+    pub fn push(&mut self, rows: impl IntoIterator<Item = StoredEvent>) -> Result<()> {
+        for row in rows {
+            self.pending.push(row);
+            self.rows += 1;
+            if self.pending.len() >= SEAL_ROWS {
+                self.sealed.push(to_batch(&self.pending)?);
+                self.pending.clear();
+            }
+        }
+        self.pending_batch = None;
+        Ok(())
+    }
+
+    /// Number of rows held.
+    pub fn rows(&self) -> usize {
+        self.rows
+    }
+
+    /// Every row, as batches, for a query.
+    pub fn snapshot(&mut self) -> Result<Vec<RecordBatch>> {
+        if self.pending_batch.is_none() && !self.pending.is_empty() {
+            self.pending_batch = Some(to_batch(&self.pending)?);
+        }
+        Ok(self
+            .sealed
+            .iter()
+            .chain(self.pending_batch.as_ref())
+            .cloned()
+            .collect())
+    }
+
+    /// Puts back batches that a failed flush took, ahead of newer rows.
+    pub fn restore(&mut self, batches: Vec<RecordBatch>) {
+        self.rows += batches.iter().map(RecordBatch::num_rows).sum::<usize>();
+        let newer = std::mem::take(&mut self.sealed);
+        self.sealed = batches.into_iter().chain(newer).collect();
+    }
+
+    /// Empties the buffer, returning every row as batches.
+    pub fn take(&mut self) -> Result<Vec<RecordBatch>> {
+        let batches = self.snapshot()?;
+        *self = HotBuffer::default();
+        Ok(batches)
+    }
+}

@@ -1,0 +1,147 @@
+//! [`EventsTable`]: the DataFusion `TableProvider` over one website's events, as a snapshot of
+//! its hot batches and the Parquet segments that can hold rows of the queried range.
+//!
+//! Every filter is accepted as pushed down (`Inexact`): the Parquet scan gets it as its
+//! predicate and prunes row groups and pages with the segments' statistics, and DataFusion keeps
+//! a `FilterExec` above the scan for the rows that pruning cannot drop (and for the hot batches).
+
+use std::fmt;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::arrow::record_batch::RecordBatch;
+use datafusion::catalog::{Session, TableProvider};
+use datafusion::common::DFSchema;
+use datafusion::config::TableParquetOptions;
+use datafusion::datasource::TableType;
+use datafusion::datasource::listing::PartitionedFile;
+use datafusion::datasource::memory::MemorySourceConfig;
+use datafusion::datasource::physical_plan::parquet::CachedParquetFileReaderFactory;
+use datafusion::datasource::physical_plan::{FileGroup, FileScanConfigBuilder, ParquetSource};
+use datafusion::datasource::source::DataSourceExec;
+use datafusion::error::Result as DfResult;
+use datafusion::execution::object_store::ObjectStoreUrl;
+use datafusion::logical_expr::utils::conjunction;
+use datafusion::logical_expr::{Expr, TableProviderFilterPushDown};
+use datafusion::physical_plan::ExecutionPlan;
+use datafusion::physical_plan::empty::EmptyExec;
+use datafusion::physical_plan::union::UnionExec;
+
+/// A Parquet segment file as the scan sees it.
+#[derive(Debug, Clone)]
+pub struct SegmentFile {
+    /// Path inside the local file system object store (absolute, without the leading `/`).
+    pub object_path: String,
+    /// File size in bytes.
+    pub size: u64,
+}
+
+/// A consistent snapshot of one website's events for one query.
+pub struct EventsTable {
+    schema: SchemaRef,
+    hot: Vec<RecordBatch>,
+    segments: Vec<SegmentFile>,
+}
+
+impl fmt::Debug for EventsTable {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("EventsTable")
+            .field("hot_batches", &self.hot.len())
+            .field("segments", &self.segments.len())
+            .finish()
+    }
+}
+
+impl EventsTable {
+    /// A table over `hot` batches and `segments`, all of `schema`.
+    pub fn new(schema: SchemaRef, hot: Vec<RecordBatch>, segments: Vec<SegmentFile>) -> Self {
+        EventsTable {
+            schema,
+            hot,
+            segments,
+        }
+    }
+
+    fn parquet_scan(
+        &self,
+        state: &dyn Session,
+        projection: Option<&Vec<usize>>,
+        filters: &[Expr],
+    ) -> DfResult<Arc<dyn ExecutionPlan>> {
+        let mut options = TableParquetOptions::default();
+        options.global = state.config_options().execution.parquet.clone();
+        let mut source =
+            ParquetSource::new(Arc::clone(&self.schema)).with_table_parquet_options(options);
+        if let Some(predicate) = conjunction(filters.iter().cloned()) {
+            let df_schema = DFSchema::try_from(Arc::clone(&self.schema))?;
+            source = source.with_predicate(state.create_physical_expr(predicate, &df_schema)?);
+        }
+        let url = ObjectStoreUrl::local_filesystem();
+        let store = state.runtime_env().object_store(&url)?;
+        let metadata_cache = state.runtime_env().cache_manager.get_file_metadata_cache();
+        source = source.with_parquet_file_reader_factory(Arc::new(
+            CachedParquetFileReaderFactory::new(store, metadata_cache),
+        ));
+
+        // Spread the files over as many groups as there are target partitions.
+        let partitions = state.config_options().execution.target_partitions.max(1);
+        let mut groups: Vec<Vec<PartitionedFile>> =
+            vec![Vec::new(); partitions.min(self.segments.len())];
+        for (i, s) in self.segments.iter().enumerate() {
+            let n = groups.len();
+            groups[i % n].push(PartitionedFile::new(s.object_path.clone(), s.size));
+        }
+        let config = FileScanConfigBuilder::new(url, Arc::new(source))
+            .with_file_groups(groups.into_iter().map(FileGroup::new).collect())
+            .with_projection_indices(projection.cloned())?
+            .build();
+        Ok(DataSourceExec::from_data_source(config))
+    }
+}
+
+#[async_trait]
+impl TableProvider for EventsTable {
+    fn schema(&self) -> SchemaRef {
+        Arc::clone(&self.schema)
+    }
+
+    fn table_type(&self) -> TableType {
+        TableType::Base
+    }
+
+    async fn scan(
+        &self,
+        state: &dyn Session,
+        projection: Option<&Vec<usize>>,
+        filters: &[Expr],
+        _limit: Option<usize>,
+    ) -> DfResult<Arc<dyn ExecutionPlan>> {
+        let mut inputs: Vec<Arc<dyn ExecutionPlan>> = Vec::new();
+        if !self.hot.is_empty() {
+            inputs.push(MemorySourceConfig::try_new_exec(
+                &[self.hot.clone()],
+                Arc::clone(&self.schema),
+                projection.cloned(),
+            )?);
+        }
+        if !self.segments.is_empty() {
+            inputs.push(self.parquet_scan(state, projection, filters)?);
+        }
+        if inputs.is_empty() {
+            let projected = match projection {
+                Some(p) => Arc::new(self.schema.project(p)?),
+                None => Arc::clone(&self.schema),
+            };
+            return Ok(Arc::new(EmptyExec::new(projected)));
+        }
+        UnionExec::try_new(inputs)
+    }
+
+    fn supports_filters_pushdown(
+        &self,
+        filters: &[&Expr],
+    ) -> DfResult<Vec<TableProviderFilterPushDown>> {
+        Ok(vec![TableProviderFilterPushDown::Inexact; filters.len()])
+    }
+}

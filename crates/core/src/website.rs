@@ -1,0 +1,173 @@
+//! Websites and their settings, persisted in the catalog.
+//!
+//! Every event and every query names its website. A website's time zone is the default zone of
+//! its queries, its currency is the one revenue is reported in (payments in other currencies are
+//! converted with `exchange_rates` at ingest), and `include_renewal_revenue` decides whether the
+//! time series conversion rate counts renewals (DESIGN §4).
+
+use std::collections::BTreeMap;
+
+use chrono_tz::Tz;
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+
+/// A website and its settings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Website {
+    /// Identifier: 1–64 ASCII letters, digits, `_` or `-` (it names a directory).
+    pub id: String,
+    /// The site's domain (`example.com`); referrers from it count as direct traffic.
+    pub domain: String,
+    /// Display name.
+    pub name: String,
+    /// IANA time zone of the site, the default zone of its queries.
+    pub timezone: String,
+    /// ISO 4217 code revenue is reported in.
+    pub currency: String,
+    /// Whether renewals count in the time series conversion rate.
+    pub include_renewal_revenue: bool,
+    /// Units of `currency` per one unit of another currency (`{"EUR": 1.08}` for a USD site).
+    #[serde(default)]
+    pub exchange_rates: BTreeMap<String, f64>,
+    /// Other hostnames that belong to the site (same-site referrers, tracker domains).
+    #[serde(default)]
+    pub allowed_hostnames: Vec<String>,
+    /// The goal shown as the site's KPI.
+    #[serde(default)]
+    pub kpi: Option<String>,
+    /// The KPI colour scheme.
+    #[serde(default = "default_color")]
+    pub kpi_color_scheme: String,
+}
+
+fn default_color() -> String {
+    "orange".to_owned()
+}
+
+impl Website {
+    /// A website with default settings: UTC, USD, renewals included.
+    pub fn new(id: impl Into<String>, domain: impl Into<String>) -> Self {
+        let domain = domain.into();
+        Website {
+            id: id.into(),
+            name: domain.clone(),
+            domain,
+            timezone: "UTC".to_owned(),
+            currency: "USD".to_owned(),
+            include_renewal_revenue: true,
+            exchange_rates: BTreeMap::new(),
+            allowed_hostnames: Vec::new(),
+            kpi: None,
+            kpi_color_scheme: default_color(),
+        }
+    }
+
+    /// The parsed time zone.
+    pub fn tz(&self) -> Tz {
+        self.timezone.parse().unwrap_or(Tz::UTC)
+    }
+
+    /// Checks every setting; the error names the first bad one.
+    pub fn validate(&self) -> Result<()> {
+        if self.id.is_empty()
+            || self.id.len() > 64
+            || !self
+                .id
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+        {
+            return Err(Error::invalid(
+                "website_id",
+                "must be 1 to 64 ASCII letters, digits, `_` or `-`",
+            ));
+        }
+        if self.domain.trim().is_empty() {
+            return Err(Error::invalid("domain", "must not be empty"));
+        }
+        parse_timezone(&self.timezone)?;
+        check_currency("currency", &self.currency)?;
+        for (code, rate) in &self.exchange_rates {
+            check_currency("exchange_rates", code)?;
+            if !rate.is_finite() || *rate <= 0.0 {
+                return Err(Error::invalid(
+                    "exchange_rates",
+                    format!("rate for {code} must be a positive number"),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// Converts `amount` in `currency` to the website currency.
+    pub fn convert(&self, amount: f64, currency: &str) -> Result<f64> {
+        if currency == self.currency {
+            return Ok(amount);
+        }
+        self.exchange_rates
+            .get(currency)
+            .map(|rate| amount * rate)
+            .ok_or_else(|| {
+                Error::invalid(
+                    "currency",
+                    format!(
+                        "no exchange rate from {currency} to {} in the website settings",
+                        self.currency
+                    ),
+                )
+            })
+    }
+
+    /// The hosts whose referrers count as the site itself.
+    pub fn site_hosts(&self) -> Vec<&str> {
+        std::iter::once(self.domain.as_str())
+            .chain(self.allowed_hostnames.iter().map(String::as_str))
+            .collect()
+    }
+}
+
+/// Parses an IANA zone name, with an error that names `timezone`.
+pub fn parse_timezone(name: &str) -> Result<Tz> {
+    name.parse::<Tz>()
+        .map_err(|_| Error::invalid("timezone", format!("`{name}` is not an IANA time zone")))
+}
+
+fn check_currency(field: &str, code: &str) -> Result<()> {
+    if code.len() == 3 && code.bytes().all(|b| b.is_ascii_uppercase()) {
+        Ok(())
+    } else {
+        Err(Error::invalid(
+            field,
+            format!("`{code}` is not a three-letter ISO 4217 code"),
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn conversion_uses_the_rate_or_names_the_currency() {
+        let mut w = Website::new("w", "example.com");
+        w.exchange_rates.insert("EUR".into(), 1.5);
+        assert_eq!(w.convert(10.0, "USD").unwrap(), 10.0);
+        assert_eq!(w.convert(10.0, "EUR").unwrap(), 15.0);
+        assert!(
+            w.convert(1.0, "GBP")
+                .unwrap_err()
+                .to_string()
+                .contains("GBP")
+        );
+    }
+
+    #[test]
+    fn bad_settings_name_their_field() {
+        let mut w = Website::new("w/..", "example.com");
+        assert!(w.validate().unwrap_err().to_string().contains("website_id"));
+        w.id = "ok".into();
+        w.timezone = "Mars/Olympus".into();
+        assert!(w.validate().unwrap_err().to_string().contains("timezone"));
+    }
+}
