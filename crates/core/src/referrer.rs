@@ -14,7 +14,7 @@ use yaml_rust2::{Yaml, YamlLoader};
 pub const DIRECT: &str = "Direct/None";
 
 /// Names that differ from Matomo's: the product was renamed after the list named it.
-pub const DISPLAY_NAMES: &[(&str, &str)] = &[("Twitter", "X")];
+pub const DISPLAY_NAMES: &[(&str, &str)] = &[("Twitter", "X"), ("reddit", "Reddit")];
 
 const SEARCH_ENGINES: &str = include_str!("../data/searchengine-and-social-list/SearchEngines.yml");
 const SOCIALS: &str = include_str!("../data/searchengine-and-social-list/Socials.yml");

@@ -1,0 +1,104 @@
+//! Criterion benches of `tally-core` on the synthetic data set (`tally_benches::events`).
+//!
+//! `cargo bench -p tally-benches` — figures and the command are kept in `benches/README.md`.
+//! `TALLY_BENCH_EVENTS` overrides the data set size (default 1,000,000).
+
+use std::time::Duration;
+
+use chrono_tz::Tz;
+use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
+use tally_benches::{DAYS, WEBSITE, events, start, website};
+use tally_core::query::time::local_days;
+use tally_core::{
+    Breakdown, DateRange, Dimension, Engine, Filter, FilterOp, Interval, Paging, Query,
+};
+
+fn size() -> usize {
+    std::env::var("TALLY_BENCH_EVENTS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(1_000_000)
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+fn ingest(c: &mut Criterion) {
+    let rt = runtime();
+    let data = events(size(), 42);
+    let mut g = c.benchmark_group("ingest");
+    g.sample_size(10).measurement_time(Duration::from_secs(60));
+    g.throughput(criterion::Throughput::Elements(data.len() as u64));
+    g.bench_function("ingest_and_flush", |b| {
+        b.iter_batched(
+            || (tempfile::tempdir().unwrap(), data.clone()),
+            |(dir, data)| {
+                rt.block_on(async {
+                    let engine = Engine::open(dir.path()).await.unwrap();
+                    engine.create_website(website()).unwrap();
+                    engine.ingest(data).await.unwrap();
+                    engine.flush().await.unwrap();
+                });
+                dir
+            },
+            BatchSize::PerIteration,
+        );
+    });
+    g.finish();
+}
+
+fn queries(c: &mut Criterion) {
+    let rt = runtime();
+    let dir = tempfile::tempdir().unwrap();
+    let engine = rt.block_on(async {
+        let engine = Engine::open(dir.path()).await.unwrap();
+        engine.create_website(website()).unwrap();
+        engine.ingest(events(size(), 42)).await.unwrap();
+        engine.flush().await.unwrap();
+        engine
+    });
+    let all = Query::new(WEBSITE);
+    let tz: Tz = "America/New_York".parse().unwrap();
+    let first = start().with_timezone(&tz).date_naive();
+    let range: DateRange = local_days(tz, first, first + chrono::Duration::days(DAYS - 1)).unwrap();
+    let us_month = Query::new(WEBSITE)
+        .with_range(
+            local_days(
+                tz,
+                first + chrono::Duration::days(30),
+                first + chrono::Duration::days(59),
+            )
+            .unwrap(),
+        )
+        .with_filter(Filter::new(Dimension::Country, FilterOp::Is, vec!["US".into()]).unwrap());
+
+    let mut g = c.benchmark_group("query");
+    g.sample_size(20);
+    g.bench_function("overview_all_time", |b| {
+        b.iter(|| rt.block_on(engine.overview(&all)).unwrap())
+    });
+    g.bench_function("breakdown_pages_all_time", |b| {
+        b.iter(|| {
+            rt.block_on(engine.breakdown(&all, &Breakdown::Page, Paging::default()))
+                .unwrap()
+        })
+    });
+    g.bench_function("timeseries_daily_90d", |b| {
+        let q = all.clone().with_range(range);
+        b.iter(|| rt.block_on(engine.timeseries(&q, Interval::Day)).unwrap())
+    });
+    g.bench_function("timeseries_daily_30d_country_us", |b| {
+        b.iter(|| {
+            rt.block_on(engine.timeseries(&us_month, Interval::Day))
+                .unwrap()
+        })
+    });
+    g.finish();
+}
+
+criterion_group!(benches, ingest, queries);
+criterion_main!(benches);

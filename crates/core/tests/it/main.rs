@@ -1,0 +1,9 @@
+//! Integration tests of `tally-core`: hand-computed fixtures, the reference model, pushdown,
+//! persistence.
+
+mod fixture;
+mod model;
+mod persistence;
+mod props;
+mod pushdown;
+mod support;

@@ -1,0 +1,117 @@
+//! Answers survive a flush and a restart, and ingest after a restart continues where it left
+//! off (sessions, duplicate payments).
+
+use tally_core::{Breakdown, Engine, Event, EventKind, Interval, Paging, Payment, Query};
+
+use crate::support::{days, fixture_engine, utc};
+
+async fn answers(e: &Engine) -> String {
+    let q = Query::new("fixture");
+    let o = e.overview(&q).await.unwrap();
+    let b = e
+        .breakdown(&q, &Breakdown::Referrer, Paging::default())
+        .await
+        .unwrap();
+    let t = e
+        .timeseries(
+            &q.clone()
+                .with_range(days("UTC", "2025-03-10", "2025-03-12")),
+            Interval::Day,
+        )
+        .await
+        .unwrap();
+    format!("{o:?}\n{b:?}\n{t:?}")
+}
+
+#[tokio::test]
+async fn flush_and_reopen_give_identical_answers() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = fixture_engine(dir.path()).await;
+    let hot = answers(&engine).await;
+    let report = engine.flush().await.unwrap();
+    assert_eq!(report.segments, 2); // one per website
+    assert_eq!(engine.hot_rows().unwrap(), 0);
+    assert_eq!(answers(&engine).await, hot);
+    drop(engine);
+    let reopened = Engine::open(dir.path()).await.unwrap();
+    assert_eq!(answers(&reopened).await, hot);
+    assert_eq!(
+        reopened.website("fixture").unwrap().exchange_rates["EUR"],
+        1.1
+    );
+}
+
+#[tokio::test]
+async fn ingest_after_a_restart_continues_sessions_and_refuses_repeat_payments() {
+    let dir = tempfile::tempdir().unwrap();
+    fixture_engine(dir.path()).await.flush().await.unwrap();
+    let engine = Engine::open(dir.path()).await.unwrap();
+    let before = engine.overview(&Query::new("fixture")).await.unwrap();
+    // v9's session ended at 20:22 with a goal; a page view at 20:40 continues it
+    let pv = Event::pageview(
+        "fixture",
+        "v9",
+        utc("2025-03-12T20:40:00Z"),
+        "example.com",
+        "/",
+    );
+    let mut repeat = Event::pageview("fixture", "v1", utc("2025-03-12T21:00:00Z"), "", "");
+    repeat.hostname = None;
+    repeat.path = None;
+    repeat.kind = EventKind::Payment(Payment {
+        amount: 29.99,
+        currency: "USD".into(),
+        transaction_id: "tx_1".into(),
+        renewal: false,
+        refunded: false,
+        email: None,
+        name: None,
+        customer_id: None,
+    });
+    let report = engine.ingest(vec![pv, repeat]).await.unwrap();
+    assert_eq!((report.accepted, report.duplicates), (1, 1));
+    let after = engine.overview(&Query::new("fixture")).await.unwrap();
+    assert_eq!(after.sessions, before.sessions);
+    assert_eq!(after.revenue, before.revenue);
+}
+
+#[tokio::test]
+async fn unknown_websites_and_bad_events_are_reported_not_stored() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = fixture_engine(dir.path()).await;
+    let ok = Event::pageview(
+        "fixture",
+        "new",
+        utc("2025-03-12T10:00:00Z"),
+        "example.com",
+        "/",
+    );
+    let unknown = Event::pageview("nope", "v", utc("2025-03-12T10:00:00Z"), "example.com", "/");
+    let too_old = Event::pageview(
+        "fixture",
+        "v",
+        utc("1999-12-31T00:00:00Z"),
+        "example.com",
+        "/",
+    );
+    let report = engine.ingest(vec![ok, unknown, too_old]).await.unwrap();
+    assert_eq!(report.accepted, 1);
+    let reasons: Vec<(usize, String)> = report
+        .rejected
+        .iter()
+        .map(|(i, e)| (*i, e.to_string()))
+        .collect();
+    assert_eq!(reasons.len(), 2);
+    assert!(
+        reasons[0].0 == 1 && reasons[0].1.contains("website not found"),
+        "{reasons:?}"
+    );
+    assert!(
+        reasons[1].0 == 2 && reasons[1].1.contains("timestamp"),
+        "{reasons:?}"
+    );
+    assert!(matches!(
+        engine.overview(&Query::new("nope")).await,
+        Err(tally_core::Error::NotFound { .. })
+    ));
+}

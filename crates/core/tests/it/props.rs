@@ -1,0 +1,423 @@
+//! Property tests: the engine equals the reference model (DESIGN §4) for random event sets and
+//! random queries, with the data in the hot buffer and in segments, before and after a flush,
+//! and after reopening the directory (which also exercises restoring session state).
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Duration, Utc};
+use chrono_tz::Tz;
+use proptest::prelude::*;
+use tally_core::{
+    Breakdown, CampaignField, DateRange, Dimension, Engine, Event, EventKind, Filter, FilterOp,
+    Interval, Paging, Payment, Query, Website,
+};
+
+use crate::model::Model;
+use crate::support::{assert_close, utc};
+
+const ZONES: [&str; 6] = [
+    "UTC",
+    "America/New_York",
+    "Europe/London",
+    "Asia/Kolkata",
+    "Australia/Adelaide",
+    "America/Santiago",
+];
+const BASES: [&str; 4] = [
+    "2025-03-08T00:00:00Z",
+    "2025-03-29T00:00:00Z",
+    "2025-04-04T12:00:00Z",
+    "2025-11-01T00:00:00Z",
+];
+const COUNTRIES: [Option<&str>; 5] = [Some("US"), Some("FR"), Some("IN"), Some("DE"), None];
+const REGIONS: [Option<&str>; 4] = [
+    Some("California"),
+    Some("Île-de-France"),
+    Some("Texas"),
+    None,
+];
+const CITIES: [Option<&str>; 4] = [Some("Paris"), Some("Austin"), Some("San Francisco"), None];
+const DEVICES: [Option<&str>; 4] = [Some("desktop"), Some("mobile"), Some("tablet"), None];
+const BROWSERS: [Option<&str>; 4] = [Some("Chrome"), Some("Safari"), Some("Firefox"), None];
+const OSES: [Option<&str>; 4] = [Some("Mac OS"), Some("iOS"), Some("Windows"), None];
+const REFERRERS: [Option<&str>; 6] = [
+    None,
+    Some("https://www.google.com/"),
+    Some("https://t.co/x"),
+    Some("https://news.ycombinator.com/item?id=1"),
+    Some("https://example.com/other"),
+    Some("https://blog.example.org/post"),
+];
+const QUERIES: [&str; 6] = [
+    "",
+    "?utm_source=news&utm_medium=email&utm_campaign=launch",
+    "?utm_source=twitter&utm_campaign=Launch",
+    "?ref=indiepage",
+    "?via=partner&source=feed",
+    "?utm_term=rust&utm_content=hero",
+];
+const PATHS: [&str; 5] = ["/", "/pricing", "/blog/hello", "/blog/Second", "/about"];
+const HOSTS: [&str; 2] = ["example.com", "docs.example.com"];
+const GOALS: [&str; 3] = ["signup", "newsletter_signup", "faq_open"];
+const AMOUNTS: [f64; 4] = [0.0, 9.99, 29.99, 100.0];
+
+/// One event of a visitor, as indices into the pools above.
+#[derive(Debug, Clone)]
+struct EvSpec {
+    gap: (u8, u32),
+    kind: u8,
+    geo: (u8, u8, u8),
+    system: (u8, u8, u8),
+    source: (u8, u8),
+    page: (u8, u8),
+    goal: u8,
+    payment: (u8, bool, bool, bool, u8),
+    session: u8,
+}
+
+fn ev_spec() -> impl Strategy<Value = EvSpec> {
+    (
+        (0u8..6, 0u32..1000),
+        0u8..10,
+        (0u8..5, 0u8..4, 0u8..4),
+        (0u8..4, 0u8..4, 0u8..4),
+        (0u8..6, 0u8..6),
+        (0u8..2, 0u8..5),
+        0u8..3,
+        (0u8..4, any::<bool>(), any::<bool>(), any::<bool>(), 0u8..20),
+        0u8..8,
+    )
+        .prop_map(
+            |(gap, kind, geo, system, source, page, goal, payment, session)| EvSpec {
+                gap,
+                kind,
+                geo,
+                system,
+                source,
+                page,
+                goal,
+                payment,
+                session,
+            },
+        )
+}
+
+/// A generated data set: events of visitors on two websites.
+#[derive(Debug, Clone)]
+struct Data {
+    base: usize,
+    visitors: Vec<(u32, bool, Vec<EvSpec>)>,
+    renewals: bool,
+}
+
+fn data() -> impl Strategy<Value = Data> {
+    (
+        0..BASES.len(),
+        prop::collection::vec(
+            (
+                0u32..3000,
+                prop::bool::weighted(0.15),
+                prop::collection::vec(ev_spec(), 5..40),
+            ),
+            4..12,
+        ),
+        any::<bool>(),
+    )
+        .prop_map(|(base, visitors, renewals)| Data {
+            base,
+            visitors,
+            renewals,
+        })
+}
+
+fn gap(g: (u8, u32)) -> Duration {
+    let (class, fine) = g;
+    let fine = i64::from(fine);
+    match class {
+        0 => Duration::seconds(1 + fine % 60),
+        1 => Duration::minutes(1 + fine % 28),
+        2 => Duration::seconds(29 * 60 + 30 + fine % 61), // around the 30-minute session boundary
+        3 => Duration::minutes(31 + fine % 90),
+        4 => Duration::hours(2 + fine % 46),
+        _ => Duration::days(1 + fine % 4),
+    }
+}
+
+fn pick<T: Copy>(pool: &[T], i: u8) -> T {
+    pool[usize::from(i) % pool.len()]
+}
+
+fn websites(renewals: bool) -> Vec<Website> {
+    let mut w1 = Website::new("w1", "example.com");
+    w1.exchange_rates.insert("EUR".into(), 1.1);
+    w1.include_renewal_revenue = renewals;
+    w1.timezone = "Europe/London".into();
+    let w2 = Website::new("w2", "other.org");
+    vec![w1, w2]
+}
+
+fn events(d: &Data) -> Vec<Event> {
+    let base = utc(BASES[d.base]);
+    let mut out = Vec::new();
+    for (vi, (start, other_site, specs)) in d.visitors.iter().enumerate() {
+        let mut t = base + Duration::minutes(i64::from(*start));
+        for s in specs {
+            t += gap(s.gap);
+            let host = pick(&HOSTS, s.page.0);
+            let url = format!(
+                "https://{host}{}{}",
+                pick(&PATHS, s.page.1),
+                pick(&QUERIES, s.source.1)
+            );
+            let kind = match s.kind {
+                0..=6 => EventKind::Pageview,
+                7 | 8 => EventKind::Goal {
+                    name: pick(&GOALS, s.goal).into(),
+                    metadata: BTreeMap::new(),
+                },
+                _ => EventKind::Payment(Payment {
+                    amount: pick(&AMOUNTS, s.payment.0),
+                    currency: if s.payment.3 {
+                        "EUR".into()
+                    } else {
+                        "USD".into()
+                    },
+                    // a few repeated transaction ids exercise de-duplication
+                    transaction_id: format!("tx{}", s.payment.4),
+                    renewal: s.payment.1,
+                    refunded: s.payment.2,
+                    email: None,
+                    name: None,
+                    customer_id: None,
+                }),
+            };
+            let mut line = serde_json::json!({
+                "type": "pageview", "timestamp": t.to_rfc3339(), "visitor_id": format!("v{vi}"), "url": url,
+            });
+            let o = line.as_object_mut().unwrap();
+            let mut set = |k: &str, v: Option<&str>| {
+                if let Some(v) = v {
+                    o.insert(k.into(), v.into());
+                }
+            };
+            set("country", pick(&COUNTRIES, s.geo.0));
+            set("region", pick(&REGIONS, s.geo.1));
+            set("city", pick(&CITIES, s.geo.2));
+            set("device", pick(&DEVICES, s.system.0));
+            set("browser", pick(&BROWSERS, s.system.1));
+            set("os", pick(&OSES, s.system.2));
+            set("referrer", pick(&REFERRERS, s.source.0));
+            let mut e = tally_core::import::parse_line(
+                &line.to_string(),
+                Some(if *other_site { "w2" } else { "w1" }),
+            )
+            .unwrap();
+            e.kind = kind;
+            // sessions: mostly derived, sometimes the tracker's
+            e.session_id = (s.session == 0).then(|| format!("s{vi}-{}", t.timestamp() / 7200));
+            out.push(e);
+        }
+    }
+    out.sort_by_key(|e| e.ts);
+    out
+}
+
+#[derive(Debug, Clone)]
+struct QSpec {
+    range: (u8, u32, u32),
+    zone: u8,
+    filters: Vec<(u8, u8, u8, u8)>,
+}
+
+fn qspec() -> impl Strategy<Value = QSpec> {
+    (
+        (0u8..4, 0u32..400, 1u32..400),
+        0u8..6,
+        prop::collection::vec((0u8..18, 0u8..3, 0u8..8, 0u8..8), 0..3),
+    )
+        .prop_map(|(range, zone, filters)| QSpec {
+            range,
+            zone,
+            filters,
+        })
+}
+
+fn filter_values(d: Dimension) -> Vec<&'static str> {
+    match d {
+        Dimension::Country => vec!["US", "fr", "IN", "ZZ", "u"],
+        Dimension::Region => vec!["California", "île", "Texas", "X"],
+        Dimension::City => vec!["Paris", "austin", "San Francisco", "an"],
+        Dimension::Device => vec!["desktop", "mobile", "tablet", "BILE"],
+        Dimension::Browser => vec!["Chrome", "Safari", "fire", "Edge"],
+        Dimension::Os => vec!["Mac OS", "iOS", "windows", "os"],
+        Dimension::Referrer => vec![
+            "google.com",
+            "Google",
+            "X",
+            "t.co",
+            "Direct/None",
+            "Hacker News",
+            "blog.example.org",
+            "news",
+        ],
+        Dimension::UtmSource => vec!["news", "twitter", "NEWS", "tw"],
+        Dimension::UtmMedium => vec!["email", "mail"],
+        Dimension::UtmCampaign => vec!["launch", "Launch", "aun"],
+        Dimension::UtmTerm => vec!["rust", "ru"],
+        Dimension::UtmContent => vec!["hero", "HERO"],
+        Dimension::Ref => vec!["indiepage", "indie"],
+        Dimension::Source => vec!["feed", "FEED"],
+        Dimension::Via => vec!["partner", "part"],
+        Dimension::Page => vec!["/", "/pricing", "/blog", "second", "/about"],
+        Dimension::Hostname => vec!["example.com", "docs.example.com", "docs"],
+        Dimension::Goal => vec!["signup", "newsletter_signup", "faq", "SIGN"],
+    }
+}
+
+fn query(data: &Data, q: &QSpec) -> Query {
+    let base = utc(BASES[data.base]);
+    let tz: Tz = ZONES[usize::from(q.zone)].parse().unwrap();
+    let mut query = Query::new("w1").with_timezone(tz);
+    let (kind, start, len) = q.range;
+    query.range = match kind {
+        0 => None,
+        1 | 2 => {
+            let s = base + Duration::hours(i64::from(start % 300));
+            Some(DateRange::new(s, s + Duration::hours(i64::from(len))).unwrap())
+        }
+        _ => {
+            let first = (base + Duration::hours(i64::from(start % 300)))
+                .with_timezone(&tz)
+                .date_naive();
+            let last = first + Duration::days(i64::from(len % 3));
+            Some(tally_core::query::time::local_days(tz, first, last).unwrap())
+        }
+    };
+    for &(dim, op, v1, v2) in &q.filters {
+        let d = Dimension::ALL[usize::from(dim)];
+        let op = [FilterOp::Is, FilterOp::IsNot, FilterOp::Contains][usize::from(op)];
+        let pool = filter_values(d);
+        let mut values = vec![pool[usize::from(v1) % pool.len()].to_string()];
+        if v2 % 2 == 0 {
+            values.push(pool[usize::from(v2) % pool.len()].to_string());
+        }
+        query = query.with_filter(Filter::new(d, op, values).unwrap());
+    }
+    query
+}
+
+/// Runs `check` with the data in three states: hot and segments mixed (after a restart with
+/// data still to ingest), all flushed, and reopened.
+fn in_every_state(
+    data: &Data,
+    check: impl AsyncFn(&Engine, &Model) -> Result<(), TestCaseError>,
+) -> Result<(), TestCaseError> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let dir = tempfile::tempdir().unwrap();
+        let all = events(data);
+        let sites = websites(data.renewals);
+        let model = Model::new(&all, &sites);
+        let split = all.len() / 2;
+        {
+            let engine = Engine::open(dir.path()).await.unwrap();
+            for w in &sites {
+                engine.create_website(w.clone()).unwrap();
+            }
+            engine.ingest(all[..split].to_vec()).await.unwrap();
+            engine.flush().await.unwrap();
+        }
+        let engine = Engine::open(dir.path()).await.unwrap();
+        engine.ingest(all[split..].to_vec()).await.unwrap();
+        check(&engine, &model).await?;
+        engine.flush().await.unwrap();
+        check(&engine, &model).await?;
+        drop(engine);
+        let engine = Engine::open(dir.path()).await.unwrap();
+        check(&engine, &model).await
+    })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+
+    #[test]
+    fn overview_equals_the_model(data in data(), q1 in qspec(), q2 in qspec()) {
+        in_every_state(&data, async |engine, model| {
+            for q in [query(&data, &q1), query(&data, &q2), Query::new("w1")] {
+                let got = engine.overview(&q).await.unwrap();
+                let want = model.overview(&q);
+                prop_assert_eq!((got.visitors, got.sessions, got.bounced_sessions, got.paying_visitors),
+                    (want.visitors, want.sessions, want.bounced_sessions, want.paying_visitors), "{:?}", q);
+                assert_close(got.avg_session_duration_ms, want.avg_session_duration_ms);
+                assert_close(got.bounce_rate, want.bounce_rate);
+                assert_close(got.revenue.new, want.revenue.new);
+                assert_close(got.revenue.renewal, want.revenue.renewal);
+                assert_close(got.revenue.refund, want.revenue.refund);
+                assert_close(got.revenue_per_visitor, want.revenue_per_visitor);
+                assert_close(got.conversion_rate, want.conversion_rate);
+            }
+            Ok(())
+        })?;
+    }
+
+    #[test]
+    fn every_breakdown_equals_the_model(data in data(), q in qspec(), fields in prop::sample::subsequence(CampaignField::ALL.to_vec(), 1..=8)) {
+        let breakdowns = [
+            Breakdown::Country, Breakdown::Region, Breakdown::City, Breakdown::Device, Breakdown::Browser,
+            Breakdown::Os, Breakdown::Referrer, Breakdown::Campaign(fields.clone()), Breakdown::Page,
+            Breakdown::Hostname, Breakdown::Goal,
+        ];
+        in_every_state(&data, async |engine, model| {
+            let q = query(&data, &q);
+            for by in &breakdowns {
+                let got = engine.breakdown(&q, by, Paging::new(1000, 0).unwrap()).await.unwrap();
+                let want = model.breakdown(&q, by);
+                prop_assert_eq!(got.total, want.len(), "{:?} {:?}", by, q);
+                for (g, w) in got.rows.iter().zip(&want) {
+                    prop_assert_eq!((&g.values, g.visitors), (&w.values, w.visitors), "{:?} {:?}", by, q);
+                    assert_close(g.revenue, w.revenue);
+                    if *by == Breakdown::Goal {
+                        prop_assert_eq!(g.completions, w.completions);
+                    }
+                }
+            }
+            Ok(())
+        })?;
+    }
+
+    #[test]
+    fn timeseries_equals_the_model(data in data(), q in qspec(), interval in 0usize..4) {
+        let interval = [Interval::Hour, Interval::Day, Interval::Week, Interval::Month][interval];
+        in_every_state(&data, async |engine, model| {
+            let mut q = query(&data, &q);
+            if interval == Interval::Hour && q.range.is_none() {
+                // keep hourly all-time series small
+                q.range = Some(DateRange::new(utc(BASES[data.base]), utc(BASES[data.base]) + Duration::days(4)).unwrap());
+            }
+            let got = engine.timeseries(&q, interval).await.unwrap();
+            let (want_interval, starts, want) = model.timeseries(&q, interval);
+            prop_assert_eq!(got.interval, want_interval);
+            let got_starts: Vec<DateTime<Utc>> = got.buckets.iter().map(|b| b.start.with_timezone(&Utc)).collect();
+            prop_assert_eq!(got_starts, starts);
+            let renewals = data.renewals;
+            for (b, (v, s, rev)) in got.buckets.iter().zip(&want) {
+                prop_assert_eq!((b.visitors, b.sessions), (*v, *s), "{:?}", q);
+                assert_close(b.revenue.new, rev.new);
+                assert_close(b.revenue.renewal, rev.renewal);
+                assert_close(b.revenue.refund, rev.refund);
+                assert_close(b.conversion_rate, tally_core::query::result::conversion_rate(rev, *v, renewals));
+            }
+            if !got.buckets.is_empty() {
+                let whole = Query { range: Some(DateRange::new(got.range_start, got.range_end).unwrap()), ..q.clone() };
+                let o = model.overview(&whole);
+                prop_assert_eq!((got.totals.visitors, got.totals.sessions), (o.visitors, o.sessions));
+                assert_close(got.totals.revenue.total(), o.revenue.total());
+            }
+            Ok(())
+        })?;
+    }
+}

@@ -1,0 +1,120 @@
+//! Filters reach the Parquet scan: the predicate is in the physical plan, and row groups that
+//! cannot match are pruned (read from the scan's metrics, not assumed).
+
+use std::sync::Arc;
+
+use chrono::Duration;
+use tally_core::datafusion::physical_plan::metrics::MetricValue;
+use tally_core::datafusion::physical_plan::{ExecutionPlan, collect, displayable};
+use tally_core::{Dimension, Engine, Event, Filter, FilterOp, Query, Website};
+
+use crate::support::{fixture_engine, utc};
+
+fn pruning(plan: &Arc<dyn ExecutionPlan>, name: &str) -> (usize, usize) {
+    let mut pruned = 0;
+    let mut matched = 0;
+    if let Some(metrics) = plan.metrics() {
+        for m in metrics.iter() {
+            if let MetricValue::PruningMetrics {
+                name: n,
+                pruning_metrics,
+            } = m.value()
+                && n.as_ref() == name
+            {
+                pruned += pruning_metrics.pruned();
+                matched += pruning_metrics.matched();
+            }
+        }
+    }
+    for child in plan.children() {
+        let (p, m) = pruning(child, name);
+        pruned += p;
+        matched += m;
+    }
+    (pruned, matched)
+}
+
+#[tokio::test]
+async fn the_filter_is_the_parquet_scan_predicate() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = fixture_engine(dir.path()).await;
+    engine.flush().await.unwrap();
+    let q = Query::new("fixture")
+        .with_filter(Filter::new(Dimension::Country, FilterOp::Is, vec!["ZZ".into()]).unwrap());
+    let plan = engine
+        .selected_events(&q)
+        .unwrap()
+        .create_physical_plan()
+        .await
+        .unwrap();
+    let text = displayable(plan.as_ref()).indent(true).to_string();
+    let scan = text
+        .lines()
+        .find(|l| l.contains("file_type=parquet"))
+        .unwrap_or_else(|| panic!("no parquet scan in\n{text}"));
+    assert!(
+        scan.contains("predicate=") && scan.contains("country_code@") && scan.contains("ZZ"),
+        "{text}"
+    );
+    assert!(scan.contains("website_id@"), "{text}");
+
+    let rows = collect(Arc::clone(&plan), engine.session_context().task_ctx())
+        .await
+        .unwrap();
+    assert_eq!(rows.iter().map(|b| b.num_rows()).sum::<usize>(), 0);
+    let (pruned, matched) = pruning(&plan, "row_groups_pruned_statistics");
+    assert!(
+        pruned >= 1 && matched == 0,
+        "pruned {pruned}, matched {matched}\n{text}"
+    );
+}
+
+#[tokio::test]
+async fn a_selective_filter_skips_the_row_groups_it_cannot_match() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = Engine::open(dir.path()).await.unwrap();
+    engine
+        .create_website(Website::new("big", "example.com"))
+        .unwrap();
+    // 150k page views over three row groups (64k rows each): the first 75k from France, the
+    // rest from Japan. Sorted by time, the last row group holds only Japan.
+    let t0 = utc("2025-01-01T00:00:00Z");
+    let events: Vec<Event> = (0..150_000)
+        .map(|i| {
+            let mut e = Event::pageview(
+                "big",
+                format!("v{}", i % 5000),
+                t0 + Duration::seconds(i),
+                "example.com",
+                "/",
+            );
+            e.attrs.country_code = Some(if i < 75_000 { "FR" } else { "JP" }.into());
+            e
+        })
+        .collect();
+    engine.ingest(events).await.unwrap();
+    engine.flush().await.unwrap();
+
+    let q = Query::new("big")
+        .with_filter(Filter::new(Dimension::Country, FilterOp::Is, vec!["FR".into()]).unwrap());
+    let plan = engine
+        .selected_events(&q)
+        .unwrap()
+        .create_physical_plan()
+        .await
+        .unwrap();
+    let rows = collect(Arc::clone(&plan), engine.session_context().task_ctx())
+        .await
+        .unwrap();
+    assert_eq!(rows.iter().map(|b| b.num_rows()).sum::<usize>(), 75_000);
+    let (pruned, matched) = pruning(&plan, "row_groups_pruned_statistics");
+    assert_eq!(
+        (pruned, matched),
+        (1, 2),
+        "{}",
+        displayable(plan.as_ref()).indent(true)
+    );
+
+    // the overview agrees with the rows
+    assert_eq!(engine.overview(&q).await.unwrap().visitors, 5000);
+}
