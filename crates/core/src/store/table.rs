@@ -69,8 +69,10 @@ impl EventsTable {
         projection: Option<&Vec<usize>>,
         filters: &[Expr],
     ) -> DfResult<Arc<dyn ExecutionPlan>> {
-        let mut options = TableParquetOptions::default();
-        options.global = state.config_options().execution.parquet.clone();
+        let options = TableParquetOptions {
+            global: state.config_options().execution.parquet.clone(),
+            ..TableParquetOptions::default()
+        };
         let mut source =
             ParquetSource::new(Arc::clone(&self.schema)).with_table_parquet_options(options);
         if let Some(predicate) = conjunction(filters.iter().cloned()) {
@@ -120,7 +122,7 @@ impl TableProvider for EventsTable {
         let mut inputs: Vec<Arc<dyn ExecutionPlan>> = Vec::new();
         if !self.hot.is_empty() {
             inputs.push(MemorySourceConfig::try_new_exec(
-                &[self.hot.clone()],
+                std::slice::from_ref(&self.hot),
                 Arc::clone(&self.schema),
                 projection.cloned(),
             )?);

@@ -29,6 +29,9 @@ pub struct Row {
     pub payment: Option<(f64, bool, bool)>,
 }
 
+/// The interval used, bucket starts, and per-bucket (visitors, sessions, revenue).
+pub type Series = (Interval, Vec<DateTime<Utc>>, Vec<(u64, u64, Revenue)>);
+
 pub struct Model {
     pub rows: Vec<Row>,
     pub websites: HashMap<String, Website>,
@@ -283,11 +286,7 @@ impl Model {
     }
 
     /// Bucket starts (the engine's, checked here) and per-bucket (visitors, sessions, revenue).
-    pub fn timeseries(
-        &self,
-        q: &Query,
-        interval: Interval,
-    ) -> (Interval, Vec<DateTime<Utc>>, Vec<(u64, u64, Revenue)>) {
+    pub fn timeseries(&self, q: &Query, interval: Interval) -> Series {
         let site = &self.websites[&q.website_id];
         let tz = q.timezone.unwrap_or_else(|| site.tz());
         let range = q.range.or_else(|| {
