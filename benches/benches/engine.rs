@@ -10,7 +10,8 @@ use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
 use tally_benches::{DAYS, WEBSITE, events, start, website};
 use tally_core::query::time::local_days;
 use tally_core::{
-    Breakdown, DateRange, Dimension, Engine, Filter, FilterOp, Interval, Paging, Query,
+    Breakdown, DateRange, Dimension, Engine, EngineConfig, Filter, FilterOp, Interval, Paging,
+    Query,
 };
 
 fn size() -> usize {
@@ -33,6 +34,24 @@ fn ingest(c: &mut Criterion) {
     let mut g = c.benchmark_group("ingest");
     g.sample_size(10).measurement_time(Duration::from_secs(60));
     g.throughput(criterion::Throughput::Elements(data.len() as u64));
+    g.bench_function("ingest_hot", |b| {
+        b.iter_batched(
+            || (tempfile::tempdir().unwrap(), data.clone()),
+            |(dir, data)| {
+                rt.block_on(async {
+                    let config = EngineConfig {
+                        flush_rows: usize::MAX,
+                        ..EngineConfig::default()
+                    };
+                    let engine = Engine::open_with(dir.path(), config).await.unwrap();
+                    engine.create_website(website()).unwrap();
+                    engine.ingest(data).await.unwrap();
+                });
+                dir
+            },
+            BatchSize::PerIteration,
+        );
+    });
     g.bench_function("ingest_and_flush", |b| {
         b.iter_batched(
             || (tempfile::tempdir().unwrap(), data.clone()),

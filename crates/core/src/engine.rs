@@ -145,31 +145,34 @@ impl Engine {
 
     /// Adds a website; its id must be new.
     pub fn create_website(&self, website: Website) -> Result<()> {
-        website.validate()?;
-        let mut st = self.state.write().map_err(poisoned)?;
-        if st.catalog.websites.contains_key(&website.id) {
-            return Err(Error::AlreadyExists {
-                what: "website",
-                id: website.id,
-            });
-        }
-        let mut next = st.catalog.clone();
-        next.websites.insert(website.id.clone(), website);
-        next.save(&self.dir)?;
-        st.catalog = next;
-        Ok(())
+        self.put_website(website, false)
     }
 
     /// Replaces an existing website's settings. Stored amounts keep the currency they were
     /// converted to at ingest.
     pub fn update_website(&self, website: Website) -> Result<()> {
+        self.put_website(website, true)
+    }
+
+    /// Validates `website` and writes it to the catalog, which must (`replace`) or must not
+    /// already hold its id.
+    fn put_website(&self, website: Website, replace: bool) -> Result<()> {
         website.validate()?;
         let mut st = self.state.write().map_err(poisoned)?;
-        if !st.catalog.websites.contains_key(&website.id) {
-            return Err(Error::NotFound {
-                what: "website",
-                id: website.id,
-            });
+        match (st.catalog.websites.contains_key(&website.id), replace) {
+            (true, false) => {
+                return Err(Error::AlreadyExists {
+                    what: "website",
+                    id: website.id,
+                });
+            }
+            (false, true) => {
+                return Err(Error::NotFound {
+                    what: "website",
+                    id: website.id,
+                });
+            }
+            _ => {}
         }
         let mut next = st.catalog.clone();
         next.websites.insert(website.id.clone(), website);

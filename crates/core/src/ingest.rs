@@ -1,7 +1,7 @@
 //! From a validated [`Event`] to a [`StoredEvent`]: referrer classification, session
 //! assignment, currency conversion, event ids and payment de-duplication.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use crate::error::Result;
@@ -19,6 +19,8 @@ pub(crate) struct IngestState {
     pub transactions: HashSet<String>,
     /// Counter for generated event ids.
     pub next_event_seq: u64,
+    /// Classified names of external referrer hosts seen so far.
+    pub referrer_names: HashMap<String, String>,
 }
 
 /// What ingest did with one event.
@@ -29,20 +31,31 @@ pub(crate) enum Outcome {
     Duplicate,
 }
 
-/// Classifies the referrer of `event`'s own attributes for `website`.
-pub(crate) fn classify_referrer(event: &mut Event, website: &Website) {
+/// Classifies the referrer of `event`'s own attributes for `website`. Names of external hosts
+/// are remembered in `names`: a site sees few distinct referrers, and the list lookup tries
+/// every parent domain.
+fn classify_referrer(event: &mut Event, website: &Website, names: &mut HashMap<String, String>) {
     let mut hosts = website.site_hosts();
     if let Some(h) = event.hostname.as_deref() {
         hosts.push(h);
     }
     let a = &mut event.attrs;
-    if a.referrer
-        .as_deref()
-        .is_some_and(|r| referrer::is_same_site(r, &hosts))
-    {
-        a.referrer = None;
-    }
-    a.referrer_name = Some(referrer::classify(a.referrer.as_deref(), &hosts));
+    let name = match a.referrer.as_deref() {
+        Some(r) if referrer::is_same_site(r, &hosts) => {
+            a.referrer = None;
+            referrer::DIRECT.to_owned()
+        }
+        Some(r) => match names.get(r) {
+            Some(n) => n.clone(),
+            None => {
+                let n = referrer::classify(Some(r), &[]);
+                names.insert(r.to_owned(), n.clone());
+                n
+            }
+        },
+        None => referrer::DIRECT.to_owned(),
+    };
+    a.referrer_name = Some(name);
 }
 
 /// Turns one validated event of `website` into a stored row. Events must be given in time order.
@@ -70,7 +83,7 @@ pub(crate) fn enrich(
         }
         _ => None,
     };
-    classify_referrer(&mut event, website);
+    classify_referrer(&mut event, website, &mut state.referrer_names);
     let assigned = state.sessions.assign(&event);
     if let Some(p) = &payment {
         state.transactions.insert(p.transaction_id.clone());
@@ -128,8 +141,7 @@ pub(crate) async fn restore(events: datafusion::prelude::DataFrame) -> Result<In
         ..IngestState::default()
     };
     // Pass 1: session ids, times and transactions; remember each visitor's last row.
-    let mut last_row: std::collections::HashMap<String, (usize, usize)> =
-        std::collections::HashMap::new();
+    let mut last_row: HashMap<String, (usize, usize)> = HashMap::new();
     for (bi, b) in batches.iter().enumerate() {
         let str_col = |name: &str| b.column_by_name(name).map(|a| a.as_string::<i32>().clone());
         let (Some(visitor), Some(session), Some(kind_col), Some(tx)) = (

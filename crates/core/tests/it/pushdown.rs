@@ -34,6 +34,21 @@ fn pruning(plan: &Arc<dyn ExecutionPlan>, name: &str) -> (usize, usize) {
     (pruned, matched)
 }
 
+/// Plans and runs the query's event selection; returns the executed plan (with its metrics) and
+/// the number of rows it produced.
+async fn run_selection(engine: &Engine, q: &Query) -> (Arc<dyn ExecutionPlan>, usize) {
+    let plan = engine
+        .selected_events(q)
+        .unwrap()
+        .create_physical_plan()
+        .await
+        .unwrap();
+    let batches = collect(Arc::clone(&plan), engine.session_context().task_ctx())
+        .await
+        .unwrap();
+    (plan, batches.iter().map(|b| b.num_rows()).sum())
+}
+
 #[tokio::test]
 async fn the_filter_is_the_parquet_scan_predicate() {
     let dir = tempfile::tempdir().unwrap();
@@ -41,12 +56,7 @@ async fn the_filter_is_the_parquet_scan_predicate() {
     engine.flush().await.unwrap();
     let q = Query::new("fixture")
         .with_filter(Filter::new(Dimension::Country, FilterOp::Is, vec!["ZZ".into()]).unwrap());
-    let plan = engine
-        .selected_events(&q)
-        .unwrap()
-        .create_physical_plan()
-        .await
-        .unwrap();
+    let (plan, rows) = run_selection(&engine, &q).await;
     let text = displayable(plan.as_ref()).indent(true).to_string();
     let scan = text
         .lines()
@@ -58,10 +68,7 @@ async fn the_filter_is_the_parquet_scan_predicate() {
     );
     assert!(scan.contains("website_id@"), "{text}");
 
-    let rows = collect(Arc::clone(&plan), engine.session_context().task_ctx())
-        .await
-        .unwrap();
-    assert_eq!(rows.iter().map(|b| b.num_rows()).sum::<usize>(), 0);
+    assert_eq!(rows, 0);
     let (pruned, matched) = pruning(&plan, "row_groups_pruned_statistics");
     assert!(
         pruned >= 1 && matched == 0,
@@ -97,16 +104,8 @@ async fn a_selective_filter_skips_the_row_groups_it_cannot_match() {
 
     let q = Query::new("big")
         .with_filter(Filter::new(Dimension::Country, FilterOp::Is, vec!["FR".into()]).unwrap());
-    let plan = engine
-        .selected_events(&q)
-        .unwrap()
-        .create_physical_plan()
-        .await
-        .unwrap();
-    let rows = collect(Arc::clone(&plan), engine.session_context().task_ctx())
-        .await
-        .unwrap();
-    assert_eq!(rows.iter().map(|b| b.num_rows()).sum::<usize>(), 75_000);
+    let (plan, rows) = run_selection(&engine, &q).await;
+    assert_eq!(rows, 75_000);
     let (pruned, matched) = pruning(&plan, "row_groups_pruned_statistics");
     assert_eq!(
         (pruned, matched),
