@@ -1,0 +1,37 @@
+//! # tally-api
+//!
+//! The DataFast v1 API contract for Tally, without HTTP: query strings become
+//! [`tally_core::Query`]s ([`params`]), and the engine's typed answers become the documented
+//! JSON shapes ([`response`]), with the display helpers they need ([`display`]).
+//! [`endpoint::answer`] does both for one analytics endpoint; a server adds routing and auth.
+//!
+//! ```
+//! use tally_api::{Endpoint, Params, answer};
+//! use tally_core::{Engine, Event, Website};
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() {
+//! let dir = tempfile::tempdir().unwrap();
+//! let engine = Engine::open(dir.path()).await.unwrap();
+//! engine.create_website(Website::new("site", "example.com")).unwrap();
+//! let at = "2025-04-11T10:00:00Z".parse().unwrap();
+//! engine.ingest(vec![Event::pageview("site", "v1", at, "example.com", "/")]).await.unwrap();
+//!
+//! let params = Params::parse("fields=visitors,sessions&startAt=2025-04-11&endAt=2025-04-11");
+//! let body = answer(&engine, "site", Endpoint::Overview, &params).await.unwrap();
+//! assert_eq!(body, r#"{"status":"success","data":[{"visitors":1,"sessions":1}]}"#);
+//!
+//! let err = answer(&engine, "site", Endpoint::Overview, &Params::parse("startAt=2025-04-11")).await.unwrap_err();
+//! assert_eq!(err.status, 400);
+//! # }
+//! ```
+
+pub mod display;
+pub mod endpoint;
+pub mod error;
+pub mod params;
+pub mod response;
+
+pub use endpoint::{Endpoint, answer};
+pub use error::{ApiError, Result};
+pub use params::Params;
