@@ -13,6 +13,9 @@ use tally_core::{DateRange, Dimension, Filter, FilterOp, Paging};
 use crate::display::country::{codes_containing, codes_for_value};
 use crate::error::{ApiError, Result};
 
+/// Why a lone `startAt` or `endAt` is refused.
+const TOGETHER: &str = "startAt and endAt must be given together, or neither";
+
 /// The decoded pairs of a query string.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Params {
@@ -100,12 +103,8 @@ impl Params {
             (None, None) => return Ok(None),
             // An unencoded `+` of an offset arrives as a space.
             (Some(s), Some(e)) => (s.trim().replace(' ', "+"), e.trim().replace(' ', "+")),
-            _ => {
-                return Err(ApiError::bad_param(
-                    "startAt",
-                    "startAt and endAt must be given together (only one of startAt, endAt was given)",
-                ));
-            }
+            (Some(_), None) => return Err(ApiError::bad_param("startAt", TOGETHER)),
+            (None, Some(_)) => return Err(ApiError::bad_param("endAt", TOGETHER)),
         };
         let (start, end) = (start.as_str(), end.as_str());
         let range = match (full_day_utc(start, true), full_day_utc(end, false)) {

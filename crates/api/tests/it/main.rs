@@ -1,0 +1,7 @@
+//! Integration tests of `tally-api`: golden JSON for the fixture, error statuses, and
+//! property tests of the parameter parser.
+
+mod errors;
+mod golden;
+mod props;
+mod support;
