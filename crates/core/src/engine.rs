@@ -67,27 +67,27 @@ pub struct FlushReport {
 }
 
 #[derive(Debug, Default)]
-struct SiteData {
-    hot: HotBuffer,
+pub(crate) struct SiteData {
+    pub(crate) hot: HotBuffer,
     /// Batches being written by a flush: still visible to queries until the catalog lists them.
     flushing: Vec<RecordBatch>,
-    ingest: Option<IngestState>,
+    pub(crate) ingest: Option<IngestState>,
 }
 
 #[derive(Debug)]
-struct State {
-    catalog: Catalog,
-    sites: HashMap<String, SiteData>,
+pub(crate) struct State {
+    pub(crate) catalog: Catalog,
+    pub(crate) sites: HashMap<String, SiteData>,
 }
 
 /// The analytics engine over one data directory.
 pub struct Engine {
-    dir: PathBuf,
-    ctx: SessionContext,
+    pub(crate) dir: PathBuf,
+    pub(crate) ctx: SessionContext,
     config: EngineConfig,
-    state: RwLock<State>,
-    ingest_lock: tokio::sync::Mutex<()>,
-    flush_lock: tokio::sync::Mutex<()>,
+    pub(crate) state: RwLock<State>,
+    pub(crate) ingest_lock: tokio::sync::Mutex<()>,
+    pub(crate) flush_lock: tokio::sync::Mutex<()>,
 }
 
 impl std::fmt::Debug for Engine {
@@ -98,7 +98,7 @@ impl std::fmt::Debug for Engine {
     }
 }
 
-fn poisoned<T>(_: T) -> Error {
+pub(crate) fn poisoned<T>(_: T) -> Error {
     Error::invalid("engine", "internal lock poisoned by an earlier panic")
 }
 
@@ -346,7 +346,16 @@ impl Engine {
     }
 
     /// A snapshot table of `site`'s events that can fall in `range`.
-    fn table(&self, site: &str, range: Option<DateRange>) -> Result<Arc<EventsTable>> {
+    /// How the scan addresses a segment of the catalog.
+    pub(crate) fn segment_file(&self, meta: &SegmentMeta) -> SegmentFile {
+        let path = self.dir.join(&meta.file);
+        SegmentFile {
+            object_path: path.to_string_lossy().trim_start_matches('/').to_owned(),
+            size: meta.bytes,
+        }
+    }
+
+    pub(crate) fn table(&self, site: &str, range: Option<DateRange>) -> Result<Arc<EventsTable>> {
         let mut guard = self.state.write().map_err(poisoned)?;
         let st = &mut *guard;
         if !st.catalog.websites.contains_key(site) {
@@ -363,13 +372,7 @@ impl Engine {
             .segments
             .iter()
             .filter(|s| s.website_id == site && s.overlaps(lo, hi))
-            .map(|s| {
-                let path = self.dir.join(&s.file);
-                SegmentFile {
-                    object_path: path.to_string_lossy().trim_start_matches('/').to_owned(),
-                    size: s.bytes,
-                }
-            })
+            .map(|s| self.segment_file(s))
             .collect();
         let data = st.sites.entry(site.to_owned()).or_default();
         let mut hot = data.flushing.clone();

@@ -64,4 +64,5 @@ pub use query::result::{
 pub use query::spec::{
     Breakdown, CampaignField, DateRange, Dimension, Filter, FilterOp, Interval, Paging, Query,
 };
+pub use store::delete::{GoalDeletion, PaymentDeletion};
 pub use website::Website;

@@ -62,6 +62,12 @@ impl HotBuffer {
         self.sealed = batches.into_iter().chain(newer).collect();
     }
 
+    /// Replaces every row with `batches` (what a delete kept).
+    pub fn replace(&mut self, batches: Vec<RecordBatch>) {
+        *self = HotBuffer::default();
+        self.restore(batches);
+    }
+
     /// Empties the buffer, returning every row as batches.
     pub fn take(&mut self) -> Result<Vec<RecordBatch>> {
         let batches = self.snapshot()?;

@@ -6,9 +6,11 @@
 //! catalog.json                         websites, settings, live segments (atomic replace)
 //! segments/<website_id>/<id>.parquet   immutable, sorted by ts, one website each
 //! ```
-//! `wal/` is reserved for the write-ahead log.
+//! `wal/` is reserved for the write-ahead log. Deletes rewrite the segments they touch and swap
+//! them in the catalog; the replaced files are removed the next time the directory is opened.
 
 pub mod buffer;
 pub mod catalog;
+pub mod delete;
 pub mod segment;
 pub mod table;

@@ -1,6 +1,7 @@
 //! Integration tests of `tally-core`: hand-computed fixtures, the reference model, pushdown,
 //! persistence.
 
+mod deletes;
 mod fixture;
 mod model;
 mod persistence;

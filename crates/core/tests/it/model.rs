@@ -27,6 +27,8 @@ pub struct Row {
     pub goal: Option<String>,
     /// (amount in website currency, renewal, refunded)
     pub payment: Option<(f64, bool, bool)>,
+    /// The payment's transaction id.
+    pub transaction: Option<String>,
 }
 
 /// The interval used, bucket starts, and per-bucket (visitors, sessions, revenue).
@@ -145,6 +147,10 @@ impl Model {
                     _ => None,
                 },
                 payment,
+                transaction: match &e.kind {
+                    EventKind::Payment(p) => Some(p.transaction_id.clone()),
+                    _ => None,
+                },
             });
         }
         Model { rows, websites }

@@ -9,7 +9,7 @@ use chrono_tz::Tz;
 use proptest::prelude::*;
 use tally_core::{
     Breakdown, CampaignField, DateRange, Dimension, Engine, Event, EventKind, Filter, FilterOp,
-    Interval, Paging, Payment, Query, Website,
+    GoalDeletion, Interval, Paging, Payment, PaymentDeletion, Query, Website,
 };
 
 use crate::model::Model;
@@ -416,6 +416,85 @@ proptest! {
                 let o = model.overview(&whole);
                 prop_assert_eq!((got.totals.visitors, got.totals.sessions), (o.visitors, o.sessions));
                 assert_close(got.totals.revenue.total(), o.revenue.total());
+            }
+            Ok(())
+        })?;
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 32, ..ProptestConfig::default() })]
+
+    #[test]
+    fn deletes_equal_the_model(data in data(), payments in any::<bool>(), who in 0usize..14, what in 0u8..4, tx in 0u8..20, span in (0u32..300, 1u32..200)) {
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        rt.block_on(async {
+            let dir = tempfile::tempdir().unwrap();
+            let all = events(&data);
+            let sites = websites(data.renewals);
+            let mut model = Model::new(&all, &sites);
+            let engine = Engine::open(dir.path()).await.unwrap();
+            for w in &sites {
+                engine.create_website(w.clone()).unwrap();
+            }
+            let split = all.len() / 2;
+            engine.ingest(all[..split].to_vec()).await.unwrap();
+            engine.flush().await.unwrap();
+            engine.ingest(all[split..].to_vec()).await.unwrap();
+
+            let start = utc(BASES[data.base]) + Duration::hours(i64::from(span.0));
+            let range = DateRange::new(start, start + Duration::hours(i64::from(span.1))).unwrap();
+            let visitor = format!("v{who}");
+            let use_visitor = what & 1 == 1;
+            let use_range = what & 2 == 2;
+            let before = model.rows.len();
+            let deleted = if payments {
+                let d = PaymentDeletion {
+                    transaction_id: (what == 0).then(|| format!("tx{tx}")),
+                    visitor_id: use_visitor.then(|| visitor.clone()),
+                    range: use_range.then_some(range),
+                };
+                let n = engine.delete_payments("w1", &d).await.unwrap();
+                model.rows.retain(|r| {
+                    let hit = r.website == "w1" && r.kind == "payment" && match &d.transaction_id {
+                        Some(t) => r.transaction.as_deref() == Some(t.as_str()),
+                        None => d.visitor_id.as_ref().is_none_or(|v| &r.visitor == v)
+                            && d.range.is_none_or(|g| r.ts >= g.start.timestamp_micros() && r.ts < g.end.timestamp_micros()),
+                    };
+                    !hit
+                });
+                n
+            } else {
+                let d = GoalDeletion {
+                    visitor_id: use_visitor.then(|| visitor.clone()),
+                    name: (what == 0).then(|| pick(&GOALS, tx).to_owned()),
+                    range: use_range.then_some(range),
+                };
+                let n = engine.delete_goals("w1", &d).await.unwrap();
+                model.rows.retain(|r| {
+                    let hit = r.website == "w1" && r.kind == "goal"
+                        && d.visitor_id.as_ref().is_none_or(|v| &r.visitor == v)
+                        && d.name.as_ref().is_none_or(|n| r.goal.as_deref() == Some(n.as_str()))
+                        && d.range.is_none_or(|g| r.ts >= g.start.timestamp_micros() && r.ts < g.end.timestamp_micros());
+                    !hit
+                });
+                n
+            };
+            prop_assert_eq!(deleted as usize, before - model.rows.len());
+            for round in 0..2 {
+                let q = Query::new("w1");
+                let got = engine.overview(&q).await.unwrap();
+                let want = model.overview(&q);
+                prop_assert_eq!((got.visitors, got.sessions, got.bounced_sessions, got.paying_visitors),
+                    (want.visitors, want.sessions, want.bounced_sessions, want.paying_visitors), "round {}", round);
+                assert_close(got.revenue.total(), want.revenue.total());
+                assert_close(got.revenue.refund, want.revenue.refund);
+                let g = engine.breakdown(&q, &Breakdown::Goal, Paging::new(1000, 0).unwrap()).await.unwrap();
+                let w = model.breakdown(&q, &Breakdown::Goal);
+                let g: Vec<(Vec<String>, u64, u64)> = g.rows.into_iter().map(|r| (r.values, r.visitors, r.completions)).collect();
+                let w: Vec<(Vec<String>, u64, u64)> = w.into_iter().map(|r| (r.values, r.visitors, r.completions)).collect();
+                prop_assert_eq!(g, w);
+                engine.flush().await.unwrap();
             }
             Ok(())
         })?;

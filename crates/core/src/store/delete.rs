@@ -1,0 +1,228 @@
+//! Deleting goal and payment events (the `DELETE /goals` and `DELETE /payments` routes).
+//!
+//! A delete is copy-on-write: every segment holding a matching row is rewritten without it into
+//! a new file, and the catalog swaps old for new in one atomic save; the hot buffer is filtered
+//! in place under the ingest lock. Readers keep the snapshot they started with, so none sees half
+//! a delete; replaced files stay on disk until the directory is next opened.
+
+use datafusion::arrow::array::{Array, AsArray};
+use datafusion::prelude::{Expr, col, lit};
+use datafusion::scalar::ScalarValue;
+
+use crate::engine::{Engine, poisoned};
+use crate::error::{Error, Result};
+use crate::query::spec::DateRange;
+use crate::schema::{TS_ZONE, col as c, events_schema, kind};
+use crate::store::catalog::{Catalog, SegmentMeta};
+use crate::store::segment::write_segment;
+use crate::store::table::EventsTable;
+
+/// Which goal events to delete: those matching every criterion given. At least one is needed.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct GoalDeletion {
+    /// Only this visitor's goals.
+    pub visitor_id: Option<String>,
+    /// Only goals with this name.
+    pub name: Option<String>,
+    /// Only goals in this range.
+    pub range: Option<DateRange>,
+}
+
+/// Which payments to delete. A transaction id alone decides; otherwise every criterion given
+/// must match, and at least one is needed.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct PaymentDeletion {
+    /// Exactly this payment.
+    pub transaction_id: Option<String>,
+    /// Only this visitor's payments.
+    pub visitor_id: Option<String>,
+    /// Only payments in this range.
+    pub range: Option<DateRange>,
+}
+
+fn in_range(range: Option<DateRange>) -> Option<Expr> {
+    let ts = |t: chrono::DateTime<chrono::Utc>| {
+        lit(ScalarValue::TimestampMicrosecond(
+            Some(t.timestamp_micros()),
+            Some(TS_ZONE.into()),
+        ))
+    };
+    range.map(|r| col(c::TS).gt_eq(ts(r.start)).and(col(c::TS).lt(ts(r.end))))
+}
+
+impl GoalDeletion {
+    fn predicate(&self) -> Result<Expr> {
+        let criteria: Vec<Expr> = [
+            self.visitor_id
+                .as_ref()
+                .map(|v| col(c::VISITOR_ID).eq(lit(v.clone()))),
+            self.name
+                .as_ref()
+                .map(|n| col(c::GOAL_NAME).eq(lit(n.clone()))),
+            in_range(self.range),
+        ]
+        .into_iter()
+        .flatten()
+        .collect();
+        if criteria.is_empty() {
+            return Err(Error::invalid(
+                "datafast_visitor_id",
+                "give a visitor, a goal name or a time range to delete",
+            ));
+        }
+        Ok(criteria
+            .into_iter()
+            .fold(col(c::KIND).eq(lit(kind::GOAL)), Expr::and))
+    }
+}
+
+impl PaymentDeletion {
+    fn predicate(&self) -> Result<Expr> {
+        let payment = col(c::KIND).eq(lit(kind::PAYMENT));
+        if let Some(t) = &self.transaction_id {
+            return Ok(payment.and(col(c::TRANSACTION_ID).eq(lit(t.clone()))));
+        }
+        let criteria: Vec<Expr> = [
+            self.visitor_id
+                .as_ref()
+                .map(|v| col(c::VISITOR_ID).eq(lit(v.clone()))),
+            in_range(self.range),
+        ]
+        .into_iter()
+        .flatten()
+        .collect();
+        if criteria.is_empty() {
+            return Err(Error::invalid(
+                "transaction_id",
+                "give a transaction id, a visitor or a time range to delete",
+            ));
+        }
+        Ok(criteria.into_iter().fold(payment, Expr::and))
+    }
+}
+
+impl Engine {
+    /// Deletes goal events; returns how many.
+    pub async fn delete_goals(&self, website_id: &str, what: &GoalDeletion) -> Result<u64> {
+        self.delete_where(website_id, what.predicate()?).await
+    }
+
+    /// Deletes payments; returns how many. A deleted transaction id may be recorded again.
+    pub async fn delete_payments(&self, website_id: &str, what: &PaymentDeletion) -> Result<u64> {
+        self.delete_where(website_id, what.predicate()?).await
+    }
+
+    /// Removes every row of `website_id` matching `pred`.
+    async fn delete_where(&self, website_id: &str, pred: Expr) -> Result<u64> {
+        let _ingest = self.ingest_lock.lock().await;
+        let _flush = self.flush_lock.lock().await;
+        let site = col(c::WEBSITE_ID).eq(lit(website_id.to_owned()));
+        let doomed = self.table(website_id, None)?;
+        let batches = self
+            .ctx
+            .read_table(doomed)?
+            .filter(site.clone().and(pred.clone()))?
+            .select(vec![col(c::TRANSACTION_ID)])?
+            .collect()
+            .await?;
+        let deleted: u64 = batches.iter().map(|b| b.num_rows() as u64).sum();
+        if deleted == 0 {
+            return Ok(0);
+        }
+        let keep = site.and(pred.clone().is_not_true());
+
+        // Segments: rewrite the ones that hold a matching row.
+        let segments: Vec<SegmentMeta> = {
+            let st = self.state.read().map_err(poisoned)?;
+            st.catalog
+                .segments
+                .iter()
+                .filter(|s| s.website_id == website_id)
+                .cloned()
+                .collect()
+        };
+        let mut replaced = Vec::new();
+        let mut added = Vec::new();
+        for seg in segments {
+            let table = std::sync::Arc::new(EventsTable::new(
+                events_schema(),
+                Vec::new(),
+                vec![self.segment_file(&seg)],
+            ));
+            let hits = self
+                .ctx
+                .read_table(table.clone())?
+                .filter(pred.clone())?
+                .count()
+                .await?;
+            if hits == 0 {
+                continue;
+            }
+            let kept = self
+                .ctx
+                .read_table(table)?
+                .filter(keep.clone())?
+                .collect()
+                .await?;
+            replaced.push(seg.id);
+            if kept.iter().all(|b| b.num_rows() == 0) {
+                continue;
+            }
+            let id = {
+                let mut st = self.state.write().map_err(poisoned)?;
+                st.catalog.next_segment_id += 1;
+                st.catalog.next_segment_id - 1
+            };
+            let file = Catalog::segment_file(website_id, id);
+            let path = self.dir.join(&file);
+            let w =
+                tokio::task::spawn_blocking(move || write_segment(&path, &events_schema(), &kept))
+                    .await
+                    .map_err(|e| Error::invalid("delete", format!("writer task failed: {e}")))??;
+            added.push(SegmentMeta {
+                id,
+                website_id: website_id.to_owned(),
+                file,
+                rows: w.rows,
+                min_ts_us: w.min_ts_us,
+                max_ts_us: w.max_ts_us,
+                bytes: w.bytes,
+            });
+        }
+
+        // The hot buffer: filter it.
+        let hot = {
+            let mut st = self.state.write().map_err(poisoned)?;
+            st.sites
+                .entry(website_id.to_owned())
+                .or_default()
+                .hot
+                .snapshot()?
+        };
+        let kept_hot = if hot.is_empty() {
+            Vec::new()
+        } else {
+            let table = std::sync::Arc::new(EventsTable::new(events_schema(), hot, Vec::new()));
+            self.ctx.read_table(table)?.filter(keep)?.collect().await?
+        };
+
+        let mut st = self.state.write().map_err(poisoned)?;
+        let mut next = st.catalog.clone();
+        next.segments.retain(|s| !replaced.contains(&s.id));
+        next.segments.extend(added);
+        next.save(&self.dir)?;
+        st.catalog = next;
+        let data = st.sites.entry(website_id.to_owned()).or_default();
+        data.hot
+            .replace(kept_hot.into_iter().filter(|b| b.num_rows() > 0).collect());
+        if let Some(ingest) = data.ingest.as_mut() {
+            for b in &batches {
+                let tx = b.column(0).as_string::<i32>();
+                for i in (0..tx.len()).filter(|i| !tx.is_null(*i)) {
+                    ingest.transactions.remove(tx.value(i));
+                }
+            }
+        }
+        Ok(deleted)
+    }
+}
