@@ -11,6 +11,8 @@ pub struct ApiError {
     pub status: u16,
     /// What went wrong, naming the parameter when it is the caller's fault.
     pub message: String,
+    /// For 5xx errors: the underlying cause, for the operator's log. Never sent to callers.
+    pub detail: Option<String>,
 }
 
 impl ApiError {
@@ -19,6 +21,7 @@ impl ApiError {
         ApiError {
             status: 400,
             message: format!("Invalid parameter `{param}`: {reason}"),
+            detail: None,
         }
     }
 
@@ -27,6 +30,7 @@ impl ApiError {
         ApiError {
             status: 404,
             message: message.into(),
+            detail: None,
         }
     }
 
@@ -35,6 +39,7 @@ impl ApiError {
         ApiError {
             status: 500,
             message: "Internal server error".into(),
+            detail: None,
         }
     }
 
@@ -80,8 +85,12 @@ impl From<tally_core::Error> for ApiError {
             tally_core::Error::AlreadyExists { what, id } => ApiError {
                 status: 409,
                 message: format!("{} already exists: {id}", capitalize(what)),
+                detail: None,
             },
-            _ => ApiError::internal(),
+            other => ApiError {
+                detail: Some(other.to_string()),
+                ..ApiError::internal()
+            },
         }
     }
 }

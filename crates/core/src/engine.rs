@@ -55,6 +55,8 @@ pub struct IngestReport {
     pub duplicates: usize,
     /// Events refused, by their index in the input, with the reason.
     pub rejected: Vec<(usize, Error)>,
+    /// Ids of the stored events, in the order they were stored (time order per website).
+    pub event_ids: Vec<String>,
 }
 
 /// What [`Engine::flush`] wrote.
@@ -249,6 +251,9 @@ impl Engine {
                 }
             }
             report.accepted += rows.len();
+            report
+                .event_ids
+                .extend(rows.iter().map(|r| r.event_id.clone()));
             data.hot.push(rows)?;
             to_flush |= data.hot.rows() >= self.config.flush_rows;
         }
@@ -489,6 +494,24 @@ impl Engine {
             range_start: range.start,
             range_end: range.end,
         })
+    }
+
+    /// Whether `visitor_id` has at least one page view on `website_id` (goals created through
+    /// the API need one).
+    pub async fn has_pageview(&self, website_id: &str, visitor_id: &str) -> Result<bool> {
+        use datafusion::prelude::{col, lit};
+        let n = self
+            .scope(&Query::new(website_id))?
+            .base()?
+            .filter(
+                col(crate::schema::col::VISITOR_ID)
+                    .eq(lit(visitor_id.to_owned()))
+                    .and(col(crate::schema::col::KIND).eq(lit(crate::schema::kind::PAGEVIEW))),
+            )?
+            .limit(0, Some(1))?
+            .count()
+            .await?;
+        Ok(n > 0)
     }
 
     /// Rows held in hot buffers (not yet in segments).

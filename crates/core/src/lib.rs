@@ -50,6 +50,7 @@ pub mod referrer;
 pub mod schema;
 pub mod session;
 pub mod store;
+pub mod synthetic;
 pub mod website;
 
 pub use datafusion;

@@ -40,7 +40,24 @@ pub struct Website {
     /// The KPI colour scheme.
     #[serde(default = "default_color")]
     pub kpi_color_scheme: String,
+    /// Payment providers marked connected (`stripe`, `lemonsqueezy`, `polar`, `paddle`,
+    /// `shopify`, `woocommerce`).
+    #[serde(default)]
+    pub connected_providers: Vec<String>,
+    /// When the Paddle API key expires, if known.
+    #[serde(default)]
+    pub paddle_key_expires_at: Option<String>,
 }
+
+/// Payment providers the integrations endpoint reports on.
+pub const PAYMENT_PROVIDERS: [&str; 6] = [
+    "stripe",
+    "lemonsqueezy",
+    "polar",
+    "paddle",
+    "shopify",
+    "woocommerce",
+];
 
 fn default_color() -> String {
     "orange".to_owned()
@@ -61,6 +78,8 @@ impl Website {
             allowed_hostnames: Vec::new(),
             kpi: None,
             kpi_color_scheme: default_color(),
+            connected_providers: Vec::new(),
+            paddle_key_expires_at: None,
         }
     }
 
@@ -87,6 +106,16 @@ impl Website {
             return Err(Error::invalid("domain", "must not be empty"));
         }
         parse_timezone(&self.timezone)?;
+        if let Some(p) = self
+            .connected_providers
+            .iter()
+            .find(|p| !PAYMENT_PROVIDERS.contains(&p.as_str()))
+        {
+            return Err(Error::invalid(
+                "connected_providers",
+                format!("`{p}` is not one of {}", PAYMENT_PROVIDERS.join(", ")),
+            ));
+        }
         check_currency("currency", &self.currency)?;
         for (code, rate) in &self.exchange_rates {
             check_currency("exchange_rates", code)?;

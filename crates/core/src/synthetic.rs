@@ -1,0 +1,193 @@
+//! Deterministic synthetic traffic: page views, goals and payments of one website with
+//! realistic skew (a few pages, countries and referrers take most of the traffic). The benches
+//! measure it and `tally serve --demo` shows it. The same arguments always give the same events.
+
+use std::collections::BTreeMap;
+
+use crate::{Event, EventKind, Payment, Website};
+use chrono::{DateTime, Duration, Utc};
+
+/// The website the generated events belong to.
+pub const WEBSITE: &str = "bench";
+
+/// The generated website: example.com in New York time, USD with a EUR rate.
+pub fn website() -> Website {
+    let mut w = Website::new(WEBSITE, "example.com");
+    w.timezone = "America/New_York".into();
+    w.exchange_rates.insert("EUR".into(), 1.1);
+    w
+}
+
+/// First instant of the generated data.
+pub fn start() -> DateTime<Utc> {
+    "2025-01-01T00:00:00Z".parse().unwrap_or_default()
+}
+
+/// Days the generated data spans.
+pub const DAYS: i64 = 90;
+
+/// SplitMix64: tiny, fast, and fixed forever, so the data set never changes under the benches.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    /// An index in `0..n`, skewed towards small indices (roughly Zipf-like).
+    fn skewed(&mut self, n: usize) -> usize {
+        let u = (self.next() >> 11) as f64 / (1u64 << 53) as f64;
+        ((u * u * u) * n as f64) as usize % n
+    }
+
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+}
+
+const COUNTRIES: [(&str, &str, &str); 10] = [
+    ("US", "California", "San Francisco"),
+    ("US", "New York", "New York"),
+    ("GB", "England", "London"),
+    ("DE", "Berlin", "Berlin"),
+    ("FR", "Île-de-France", "Paris"),
+    ("IN", "Karnataka", "Bengaluru"),
+    ("CA", "Ontario", "Toronto"),
+    ("BR", "São Paulo", "São Paulo"),
+    ("JP", "Tokyo", "Tokyo"),
+    ("AU", "New South Wales", "Sydney"),
+];
+const SYSTEMS: [(&str, &str, &str); 6] = [
+    ("Chrome", "Mac OS", "desktop"),
+    ("Safari", "iOS", "mobile"),
+    ("Chrome", "Windows", "desktop"),
+    ("Chrome", "Android", "mobile"),
+    ("Firefox", "Linux", "desktop"),
+    ("Safari", "iOS", "tablet"),
+];
+const REFERRERS: [Option<&str>; 8] = [
+    None,
+    Some("https://www.google.com/"),
+    Some("https://t.co/abc"),
+    Some("https://news.ycombinator.com/"),
+    Some("https://www.reddit.com/r/rust/"),
+    Some("https://www.facebook.com/"),
+    Some("https://duckduckgo.com/"),
+    Some("https://blog.example.org/post"),
+];
+const CAMPAIGNS: [&str; 5] = [
+    "",
+    "?utm_source=news&utm_medium=email&utm_campaign=launch",
+    "?ref=indiepage",
+    "?via=partner",
+    "?utm_source=twitter&utm_campaign=spring",
+];
+const GOALS: [&str; 5] = [
+    "signup",
+    "newsletter_signup",
+    "faq_open",
+    "pricing_click",
+    "demo_request",
+];
+
+/// `n` events over the [`DAYS`] days from [`start`], in time order, from about `n / 8` visitors.
+pub fn events(n: usize, seed: u64) -> Vec<Event> {
+    events_between(WEBSITE, start(), DAYS, n, seed)
+}
+
+/// `n` events of `website_id` over `days` days from `from`, in time order.
+pub fn events_between(
+    website_id: &str,
+    from: DateTime<Utc>,
+    days: i64,
+    n: usize,
+    seed: u64,
+) -> Vec<Event> {
+    let mut rng = Rng(seed);
+    let visitors = (n / 8).max(1) as u64;
+    let span_us = days.max(1) * 86_400_000_000;
+    let step = span_us / n.max(1) as i64;
+    let mut out = Vec::with_capacity(n);
+    for i in 0..n {
+        let v = rng.below(visitors);
+        // visitor attributes are a function of the visitor, so sessions look consistent
+        let mut vr = Rng(v.wrapping_mul(0x2545_F491_4F6C_DD1D) ^ seed);
+        let (country, region, city) = COUNTRIES[vr.skewed(COUNTRIES.len())];
+        let (browser, os, device) = SYSTEMS[vr.skewed(SYSTEMS.len())];
+        let referrer = REFERRERS[rng.skewed(REFERRERS.len())];
+        let campaign = CAMPAIGNS[rng.skewed(CAMPAIGNS.len())];
+        let page = rng.skewed(200);
+        let ts =
+            from + Duration::microseconds(i as i64 * step + rng.below(step.max(1) as u64) as i64);
+        let roll = rng.below(100);
+        let path = match page {
+            0 => "/".to_owned(),
+            1 => "/pricing".to_owned(),
+            2 => "/about".to_owned(),
+            p => format!("/blog/post-{p}"),
+        };
+        let mut e = Event::pageview(website_id, format!("visitor-{v}"), ts, "example.com", path);
+        if let Ok(page) = crate::import::parse_page_url(&format!("https://example.com/{campaign}"))
+        {
+            e.attrs.utm_source = page.param("utm_source");
+            e.attrs.utm_medium = page.param("utm_medium");
+            e.attrs.utm_campaign = page.param("utm_campaign");
+            e.attrs.ref_ = page.param("ref");
+            e.attrs.via = page.param("via");
+        }
+        e.attrs.referrer = referrer.and_then(crate::import::referrer_host);
+        e.attrs.country_code = Some(country.into());
+        e.attrs.region = Some(region.into());
+        e.attrs.city = Some(city.into());
+        e.attrs.browser = Some(browser.into());
+        e.attrs.os = Some(os.into());
+        e.attrs.device = Some(device.into());
+        if roll < 5 {
+            e.hostname = None;
+            e.path = None;
+            e.kind = EventKind::Goal {
+                name: GOALS[rng.skewed(GOALS.len())].into(),
+                metadata: BTreeMap::new(),
+            };
+        } else if roll < 6 {
+            e.hostname = None;
+            e.path = None;
+            e.kind = EventKind::Payment(Payment {
+                amount: [9.0, 29.0, 99.0, 299.0][rng.skewed(4)],
+                currency: if rng.below(5) == 0 {
+                    "EUR".into()
+                } else {
+                    "USD".into()
+                },
+                transaction_id: format!("tx-{i}"),
+                renewal: rng.below(4) == 0,
+                refunded: rng.below(20) == 0,
+                email: None,
+                name: None,
+                customer_id: None,
+            });
+        }
+        out.push(e);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_data_set_is_deterministic_and_valid() {
+        let a = events(2000, 7);
+        assert_eq!(a, events(2000, 7));
+        assert!(a.windows(2).all(|w| w[0].ts <= w[1].ts));
+        for e in &a {
+            e.validate().unwrap();
+        }
+        assert!(a.iter().any(|e| matches!(e.kind, EventKind::Payment(_))));
+    }
+}

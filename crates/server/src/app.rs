@@ -1,0 +1,97 @@
+//! The router: every route of the DataFast v1 API over one [`Engine`], with authentication,
+//! rate limits, a body size limit and the documented envelopes.
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::http::StatusCode;
+use axum::response::Response;
+use axum::routing::get;
+use tally_core::Engine;
+
+use crate::auth::{Limiter, limiter};
+use crate::error::HttpError;
+use crate::keys::KeyStore;
+use crate::routes;
+
+/// Limits an operator can set.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// Requests a minute per key.
+    pub requests_per_minute: u32,
+    /// Largest accepted request body, in bytes.
+    pub max_body_bytes: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            requests_per_minute: 600,
+            max_body_bytes: 64 * 1024,
+        }
+    }
+}
+
+/// What every handler shares.
+#[derive(Clone)]
+pub struct AppState {
+    /// The engine.
+    pub engine: Arc<Engine>,
+    /// The keys.
+    pub keys: Arc<KeyStore>,
+    /// The per-key limiter.
+    pub limiter: Arc<Limiter>,
+    /// The limits.
+    pub limits: Limits,
+}
+
+impl AppState {
+    /// State over `engine` and `keys` with `limits`.
+    pub fn new(engine: Arc<Engine>, keys: Arc<KeyStore>, limits: Limits) -> Self {
+        AppState {
+            engine,
+            keys,
+            limiter: limiter(limits.requests_per_minute),
+            limits,
+        }
+    }
+}
+
+/// The whole API.
+pub fn router(state: AppState) -> Router {
+    let max_body = state.limits.max_body_bytes;
+    Router::new()
+        .route("/api/v1/analytics/{endpoint}", get(routes::analytics::get))
+        .route(
+            "/api/v1/goals",
+            axum::routing::post(routes::writes::create_goal).delete(routes::writes::delete_goals),
+        )
+        .route(
+            "/api/v1/payments",
+            axum::routing::post(routes::writes::create_payment)
+                .delete(routes::writes::delete_payments),
+        )
+        .route(
+            "/api/v1/admin/websites/{website_id}/integrations",
+            get(routes::admin::integrations),
+        )
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(DefaultBodyLimit::max(max_body))
+        .with_state(state)
+}
+
+async fn not_found() -> Response {
+    axum::response::IntoResponse::into_response(HttpError::new(
+        StatusCode::NOT_FOUND.as_u16(),
+        "No such route",
+    ))
+}
+
+async fn method_not_allowed() -> Response {
+    axum::response::IntoResponse::into_response(HttpError::new(
+        405,
+        "Method not allowed on this route",
+    ))
+}

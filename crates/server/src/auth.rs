@@ -1,0 +1,95 @@
+//! Who is calling, and may they: bearer credentials, website access, scopes, and the per-key
+//! rate limit.
+
+use std::num::NonZeroU32;
+use std::sync::Arc;
+
+use axum::http::HeaderMap;
+use governor::clock::{Clock, DefaultClock};
+use governor::state::keyed::DefaultKeyedStateStore;
+use governor::{Quota, RateLimiter};
+
+use crate::error::HttpError;
+use crate::keys::{Credential, KeyStore, Scope};
+
+/// Per-key request limiter.
+pub type Limiter = RateLimiter<String, DefaultKeyedStateStore<String>, DefaultClock>;
+
+/// A limiter allowing `per_minute` requests a minute per key, in bursts of up to that many.
+pub fn limiter(per_minute: u32) -> Arc<Limiter> {
+    let n = NonZeroU32::new(per_minute.max(1)).unwrap_or(NonZeroU32::MIN);
+    Arc::new(RateLimiter::keyed(Quota::per_minute(n)))
+}
+
+/// An authenticated caller.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    /// What the key grants.
+    pub credential: Credential,
+}
+
+/// Reads and checks the bearer credential, and counts the request against its rate.
+pub fn authenticate(
+    headers: &HeaderMap,
+    keys: &KeyStore,
+    limiter: &Limiter,
+) -> Result<Caller, HttpError> {
+    let raw = headers
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .ok_or_else(|| HttpError::new(401, "Missing API key: send Authorization: Bearer <key>"))?;
+    let key = raw
+        .strip_prefix("Bearer ")
+        .map(str::trim)
+        .filter(|k| !k.is_empty())
+        .ok_or_else(|| HttpError::new(401, "Authorization must be `Bearer <key>`"))?;
+    let credential = keys
+        .verify(key)
+        .ok_or_else(|| HttpError::new(401, "Invalid API key"))?;
+    if let Err(not_until) = limiter.check_key(&key.to_owned()) {
+        let wait = not_until.wait_time_from(DefaultClock::default().now());
+        let mut e = HttpError::new(429, "Rate limit exceeded; retry later");
+        e.retry_after = Some(wait.as_secs().max(1));
+        return Err(e);
+    }
+    Ok(Caller { credential })
+}
+
+impl Caller {
+    /// The website this request acts on: a `df_` key's own (a different `requested` one is a
+    /// 403), or for a `dft_` token the `requested` one, which it must hold, with `scope`.
+    pub fn website_for(&self, requested: Option<&str>, scope: Scope) -> Result<String, HttpError> {
+        match &self.credential {
+            Credential::Website { website_id } => match requested {
+                Some(r) if r != website_id => Err(HttpError::new(
+                    403,
+                    "This API key does not have access to that website",
+                )),
+                _ => Ok(website_id.clone()),
+            },
+            Credential::Account {
+                scopes, websites, ..
+            } => {
+                let site = requested.ok_or_else(|| {
+                    HttpError::new(
+                        400,
+                        "Invalid parameter `websiteId`: an account token must name the website",
+                    )
+                })?;
+                if !websites.iter().any(|w| w == site) {
+                    return Err(HttpError::new(
+                        403,
+                        "This token does not have access to that website",
+                    ));
+                }
+                if !scopes.contains(&scope) {
+                    return Err(HttpError::new(
+                        403,
+                        format!("This token lacks the `{}` scope", scope.name()),
+                    ));
+                }
+                Ok(site.to_owned())
+            }
+        }
+    }
+}

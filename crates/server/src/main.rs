@@ -1,0 +1,462 @@
+//! `tally`: the operator's command line (DESIGN §7). Every command prints JSON on stdout and
+//! human messages on stderr.
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use clap::{Parser, Subcommand};
+use serde_json::json;
+use tally_core::{Engine, Website};
+use tally_server::app::{AppState, Limits, router};
+use tally_server::keys::{KeyStore, Role, Scope};
+
+#[derive(Parser)]
+#[command(
+    name = "tally",
+    version,
+    about = "Embedded web analytics with the DataFast v1 API"
+)]
+struct Cli {
+    /// The data directory.
+    #[arg(
+        long,
+        global = true,
+        default_value = "./tally-data",
+        env = "TALLY_DATA_DIR"
+    )]
+    data_dir: PathBuf,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve the API over HTTP.
+    Serve {
+        /// Address to listen on.
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        addr: String,
+        /// Create (once) a demo website with a few weeks of traffic and print a key for it.
+        #[arg(long)]
+        demo: bool,
+        /// Requests a minute allowed per key.
+        #[arg(long, default_value_t = 600)]
+        rate_limit: u32,
+        /// Largest request body in bytes.
+        #[arg(long, default_value_t = 64 * 1024)]
+        max_body: usize,
+        /// Seconds between automatic flushes of ingested events to Parquet.
+        #[arg(long, default_value_t = 30)]
+        flush_every: u64,
+    },
+    /// Manage websites.
+    Website {
+        #[command(subcommand)]
+        action: WebsiteAction,
+    },
+    /// Manage account tokens.
+    Token {
+        #[command(subcommand)]
+        action: TokenAction,
+    },
+    /// Import NDJSON events (DESIGN §3) into a website.
+    Import {
+        /// The website.
+        #[arg(long)]
+        website: String,
+        /// The file.
+        file: PathBuf,
+    },
+    /// Answer an analytics endpoint, as the HTTP route would.
+    Query {
+        /// `overview`, `timeseries`, `pages`, …
+        endpoint: String,
+        /// The website.
+        #[arg(long)]
+        website: String,
+        /// Query parameters, `key=value`.
+        #[arg(long = "param")]
+        params: Vec<String>,
+    },
+}
+
+#[derive(Subcommand)]
+enum WebsiteAction {
+    /// Create a website and its first `df_` key.
+    Create {
+        /// The site's domain.
+        #[arg(long)]
+        domain: String,
+        /// Display name (default: the domain).
+        #[arg(long)]
+        name: Option<String>,
+        /// IANA time zone.
+        #[arg(long, default_value = "UTC")]
+        timezone: String,
+        /// Currency code.
+        #[arg(long, default_value = "USD")]
+        currency: String,
+    },
+    /// Change a website's settings.
+    Set {
+        /// The website.
+        #[arg(long)]
+        website: String,
+        /// Display name.
+        #[arg(long)]
+        name: Option<String>,
+        /// IANA time zone.
+        #[arg(long)]
+        timezone: Option<String>,
+        /// Currency code.
+        #[arg(long)]
+        currency: Option<String>,
+        /// KPI goal name.
+        #[arg(long)]
+        kpi: Option<String>,
+        /// KPI colour scheme.
+        #[arg(long)]
+        kpi_color_scheme: Option<String>,
+        /// Whether renewals count in the time series conversion rate.
+        #[arg(long)]
+        include_renewal_revenue: Option<bool>,
+        /// An exchange rate, `CODE=RATE` (units of the site currency per unit of CODE).
+        #[arg(long = "rate")]
+        rates: Vec<String>,
+        /// Payment providers connected (replaces the list), comma separated.
+        #[arg(long, value_delimiter = ',')]
+        connected: Option<Vec<String>>,
+    },
+    /// Print a website's settings.
+    Show {
+        /// The website.
+        #[arg(long)]
+        website: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum TokenAction {
+    /// Create a `dft_` token.
+    Create {
+        /// Websites, comma separated.
+        #[arg(long, value_delimiter = ',', required = true)]
+        website: Vec<String>,
+        /// Scopes (analytics:read, settings:read, events:write), comma separated.
+        #[arg(long, value_delimiter = ',', required = true)]
+        scopes: Vec<String>,
+        /// Role on those websites.
+        #[arg(long, default_value = "member")]
+        role: String,
+    },
+}
+
+fn print(value: &serde_json::Value) {
+    println!("{value}");
+}
+
+fn new_website_id() -> anyhow::Result<String> {
+    let mut b = [0u8; 12];
+    getrandom::fill(&mut b).map_err(|e| anyhow::anyhow!("no randomness: {e}"))?;
+    Ok(hex::encode(b))
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    std::fs::create_dir_all(&cli.data_dir)
+        .with_context(|| format!("creating {}", cli.data_dir.display()))?;
+    let engine = Arc::new(Engine::open(&cli.data_dir).await?);
+    let keys = Arc::new(KeyStore::open(&cli.data_dir)?);
+    match cli.command {
+        Command::Serve {
+            addr,
+            demo,
+            rate_limit,
+            max_body,
+            flush_every,
+        } => {
+            let limits = Limits {
+                requests_per_minute: rate_limit,
+                max_body_bytes: max_body,
+            };
+            serve(engine, keys, &addr, demo, limits, flush_every).await
+        }
+        Command::Website { action } => website(&engine, &keys, action),
+        Command::Token {
+            action:
+                TokenAction::Create {
+                    website,
+                    scopes,
+                    role,
+                },
+        } => {
+            for w in &website {
+                engine.website(w)?;
+            }
+            let scopes = scopes
+                .iter()
+                .map(|s| {
+                    Scope::from_name(s).with_context(|| {
+                        format!("unknown scope `{s}` (analytics:read, settings:read, events:write)")
+                    })
+                })
+                .collect::<anyhow::Result<Vec<_>>>()?;
+            let role = match role.as_str() {
+                "owner" => Role::Owner,
+                "member" => Role::Member,
+                other => bail!("unknown role `{other}` (owner, member)"),
+            };
+            print(&json!({ "token": keys.create_token(&website, &scopes, role)? }));
+            Ok(())
+        }
+        Command::Import { website, file } => import(&engine, &website, &file).await,
+        Command::Query {
+            endpoint,
+            website,
+            params,
+        } => {
+            let endpoint = tally_api::Endpoint::from_path(&endpoint)
+                .with_context(|| format!("unknown endpoint `{endpoint}`"))?;
+            let pairs = params
+                .iter()
+                .map(|p| {
+                    p.split_once('=')
+                        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+                        .with_context(|| format!("`{p}` is not key=value"))
+                })
+                .collect::<anyhow::Result<Vec<_>>>()?;
+            match tally_api::answer(
+                &engine,
+                &website,
+                endpoint,
+                &tally_api::Params::from_pairs(pairs),
+            )
+            .await
+            {
+                Ok(body) => println!("{body}"),
+                Err(e) => {
+                    println!("{}", serde_json::to_string(&e.envelope())?);
+                    bail!("{}", e.message);
+                }
+            }
+            Ok(())
+        }
+    }
+}
+
+fn website(engine: &Engine, keys: &KeyStore, action: WebsiteAction) -> anyhow::Result<()> {
+    match action {
+        WebsiteAction::Create {
+            domain,
+            name,
+            timezone,
+            currency,
+        } => {
+            let mut w = Website::new(new_website_id()?, domain);
+            if let Some(n) = name {
+                w.name = n;
+            }
+            w.timezone = timezone;
+            w.currency = currency.to_ascii_uppercase();
+            engine.create_website(w.clone())?;
+            print(&json!({ "websiteId": w.id, "apiKey": keys.create_website_key(&w.id)? }));
+        }
+        WebsiteAction::Set {
+            website,
+            name,
+            timezone,
+            currency,
+            kpi,
+            kpi_color_scheme,
+            include_renewal_revenue,
+            rates,
+            connected,
+        } => {
+            let mut w = engine.website(&website)?;
+            w.name = name.unwrap_or(w.name);
+            w.timezone = timezone.unwrap_or(w.timezone);
+            w.currency = currency
+                .map(|c| c.to_ascii_uppercase())
+                .unwrap_or(w.currency);
+            w.kpi = kpi.or(w.kpi);
+            w.kpi_color_scheme = kpi_color_scheme.unwrap_or(w.kpi_color_scheme);
+            w.include_renewal_revenue =
+                include_renewal_revenue.unwrap_or(w.include_renewal_revenue);
+            for r in rates {
+                let (code, rate) = r
+                    .split_once('=')
+                    .with_context(|| format!("`{r}` is not CODE=RATE"))?;
+                w.exchange_rates.insert(
+                    code.to_ascii_uppercase(),
+                    rate.parse()
+                        .with_context(|| format!("`{rate}` is not a number"))?,
+                );
+            }
+            if let Some(c) = connected {
+                w.connected_providers = c;
+            }
+            engine.update_website(w.clone())?;
+            print(&serde_json::to_value(&w)?);
+        }
+        WebsiteAction::Show { website } => print(&serde_json::to_value(engine.website(&website)?)?),
+    }
+    Ok(())
+}
+
+async fn import(engine: &Engine, website: &str, file: &Path) -> anyhow::Result<()> {
+    engine.website(website)?;
+    let f = std::fs::File::open(file).with_context(|| format!("opening {}", file.display()))?;
+    let size = f.metadata().map(|m| m.len()).unwrap_or(0);
+    let bar = indicatif::ProgressBar::new(size);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("{bar:40} {bytes}/{total_bytes} {msg}")
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    let (mut imported, mut rejected, mut batch) = (0usize, 0usize, Vec::new());
+    let mut reader = BufReader::new(f);
+    let mut line = String::new();
+    let mut number = 0usize;
+    loop {
+        line.clear();
+        let n = reader
+            .read_line(&mut line)
+            .with_context(|| format!("reading {}", file.display()))?;
+        if n == 0 {
+            break;
+        }
+        number += 1;
+        bar.inc(n as u64);
+        if line.trim().is_empty() {
+            continue;
+        }
+        match tally_core::import::parse_line(line.trim_end(), Some(website)) {
+            Ok(e) if e.website_id == website => batch.push((number, e)),
+            Ok(e) => {
+                rejected += 1;
+                bar.suspend(|| {
+                    eprintln!(
+                        "line {number}: website_id `{}` is not the imported website",
+                        e.website_id
+                    )
+                });
+            }
+            Err(e) => {
+                rejected += 1;
+                bar.suspend(|| eprintln!("line {number}: {e}"));
+            }
+        }
+        if batch.len() >= 100_000 {
+            let (i, r) = ingest_batch(engine, &mut batch, &bar).await?;
+            imported += i;
+            rejected += r;
+        }
+    }
+    let (i, r) = ingest_batch(engine, &mut batch, &bar).await?;
+    imported += i;
+    rejected += r;
+    engine.flush().await?;
+    bar.finish_and_clear();
+    print(&json!({ "imported": imported, "rejected": rejected }));
+    std::io::stdout().flush()?;
+    Ok(())
+}
+
+async fn ingest_batch(
+    engine: &Engine,
+    batch: &mut Vec<(usize, tally_core::Event)>,
+    bar: &indicatif::ProgressBar,
+) -> anyhow::Result<(usize, usize)> {
+    let lines: Vec<usize> = batch.iter().map(|(n, _)| *n).collect();
+    let events = batch.drain(..).map(|(_, e)| e).collect();
+    let report = engine.ingest(events).await?;
+    for (i, e) in &report.rejected {
+        bar.suspend(|| eprintln!("line {}: {e}", lines[*i]));
+    }
+    if report.duplicates > 0 {
+        bar.suspend(|| {
+            eprintln!(
+                "{} payments repeated a stored transaction id and were skipped",
+                report.duplicates
+            )
+        });
+    }
+    Ok((report.accepted, report.rejected.len()))
+}
+
+async fn serve(
+    engine: Arc<Engine>,
+    keys: Arc<KeyStore>,
+    addr: &str,
+    demo: bool,
+    limits: Limits,
+    flush_every: u64,
+) -> anyhow::Result<()> {
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("binding {addr}"))?;
+    let local = listener.local_addr()?;
+    if demo {
+        let key = demo_website(&engine, &keys).await?;
+        eprintln!("Demo website `demo` is ready. Its API key: {key}");
+        eprintln!(
+            "Try:\n  curl -H 'Authorization: Bearer {key}' 'http://{local}/api/v1/analytics/overview'"
+        );
+    }
+    let flusher = {
+        let engine = Arc::clone(&engine);
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(flush_every.max(1)));
+            loop {
+                tick.tick().await;
+                if let Err(e) = engine.flush().await {
+                    tracing::error!(error = %e, "periodic flush failed");
+                }
+            }
+        })
+    };
+    // Ctrl-C or SIGTERM: stop accepting, finish requests, flush.
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let stop_tx = std::sync::Mutex::new(Some(stop_tx));
+    ctrlc::set_handler(move || {
+        if let Some(tx) = stop_tx.lock().ok().and_then(|mut t| t.take()) {
+            let _ = tx.send(());
+        }
+    })?;
+    tracing::info!("listening on http://{local}");
+    let app = router(AppState::new(Arc::clone(&engine), keys, limits));
+    axum::serve(listener, app)
+        .with_graceful_shutdown(async {
+            let _ = stop_rx.await;
+        })
+        .await?;
+    flusher.abort();
+    engine.flush().await?;
+    tracing::info!("stopped; events flushed");
+    Ok(())
+}
+
+/// Creates the demo website with four weeks of traffic up to now (once), and a fresh key.
+async fn demo_website(engine: &Engine, keys: &KeyStore) -> anyhow::Result<String> {
+    if engine.website("demo").is_err() {
+        let mut w = Website::new("demo", "demo.example.com");
+        w.name = "Tally demo".into();
+        w.exchange_rates.insert("EUR".into(), 1.1);
+        engine.create_website(w)?;
+        let days = 28;
+        let from = chrono::Utc::now() - chrono::Duration::days(days);
+        let events = tally_core::synthetic::events_between("demo", from, days, 60_000, 7);
+        engine.ingest(events).await?;
+        engine.flush().await?;
+    }
+    Ok(keys.create_website_key("demo")?)
+}

@@ -1,0 +1,357 @@
+//! `POST`/`DELETE /api/v1/goals` and `/api/v1/payments`, as the DataFast documentation
+//! describes them.
+
+use std::collections::BTreeMap;
+
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{RawQuery, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::Response;
+use chrono::{DateTime, SecondsFormat, Utc};
+use chrono_tz::Tz;
+use serde::Deserialize;
+use serde_json::Value;
+use tally_api::Params;
+use tally_api::response::Success;
+use tally_api::response::writes::{
+    GoalCreated, GoalsDeleted, PaymentCreated, PaymentsDeleted, TimeRange,
+};
+use tally_core::event::{
+    MAX_GOAL_METADATA, MAX_METADATA_KEY_LEN, MAX_METADATA_VALUE_LEN, check_goal_name,
+};
+use tally_core::{DateRange, Event, EventKind, GoalDeletion, Payment, PaymentDeletion};
+
+use crate::app::AppState;
+use crate::auth::{Caller, authenticate};
+use crate::error::{HttpError, Result, json_response};
+use crate::keys::Scope;
+use crate::routes::analytics::take_website_id;
+
+fn bad(field: &str, reason: impl std::fmt::Display) -> HttpError {
+    HttpError::new(400, format!("Invalid parameter `{field}`: {reason}"))
+}
+
+fn to_json(value: &impl serde::Serialize) -> Result<Response> {
+    let body = serde_json::to_string(value)
+        .map_err(|e| HttpError::new(500, "Internal server error").with_log(&e))?;
+    Ok(json_response(StatusCode::OK, body))
+}
+
+impl HttpError {
+    fn with_log(self, e: &dyn std::fmt::Display) -> Self {
+        tracing::error!(error = %e, "internal error");
+        self
+    }
+}
+
+/// The caller, the website the write is for, and the query's other parameters.
+fn writer(
+    st: &AppState,
+    headers: &HeaderMap,
+    query: Option<&str>,
+) -> Result<(Caller, String, Params)> {
+    let caller = authenticate(headers, &st.keys, &st.limiter)?;
+    let (requested, params) = take_website_id(&Params::parse(query.unwrap_or("")))?;
+    let website = caller.website_for(requested.as_deref(), Scope::EventsWrite)?;
+    Ok((caller, website, params))
+}
+
+fn body_json<T: for<'de> Deserialize<'de>>(
+    body: std::result::Result<Bytes, BytesRejection>,
+) -> Result<T> {
+    let bytes = body.map_err(|r| match r.status().as_u16() {
+        413 => HttpError::new(413, "Request body is too large"),
+        s => HttpError::new(s, r.body_text()),
+    })?;
+    serde_json::from_slice(&bytes)
+        .map_err(|e| bad("body", format!("not the expected JSON object: {e}")))
+}
+
+fn required<'a>(v: &'a Option<String>, field: &str) -> Result<&'a str> {
+    v.as_deref()
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .ok_or_else(|| bad(field, "is required"))
+}
+
+/// Removes HTML markup and script content, keeping the text.
+fn strip_html(value: &str) -> String {
+    let cleaned = ammonia::Builder::empty().clean(value).to_string();
+    // ammonia returns HTML-escaped text; metadata is stored as plain text.
+    cleaned
+        .replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&quot;", "\"")
+        .replace("&#39;", "'")
+        .replace("&amp;", "&")
+}
+
+#[derive(Debug, Deserialize)]
+struct GoalBody {
+    datafast_visitor_id: Option<String>,
+    name: Option<String>,
+    metadata: Option<BTreeMap<String, Value>>,
+}
+
+fn goal_metadata(raw: BTreeMap<String, Value>) -> Result<BTreeMap<String, String>> {
+    if raw.len() > MAX_GOAL_METADATA {
+        return Err(bad(
+            "metadata",
+            format!("at most {MAX_GOAL_METADATA} properties"),
+        ));
+    }
+    let mut out = BTreeMap::new();
+    for (k, v) in raw {
+        let key_ok = !k.is_empty()
+            && k.len() <= MAX_METADATA_KEY_LEN
+            && k.bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-');
+        if !key_ok {
+            return Err(bad(
+                "metadata",
+                format!(
+                    "property name `{k}` must be 1 to 64 lowercase letters, digits, `_` or `-`"
+                ),
+            ));
+        }
+        let text = match v {
+            Value::String(s) => s,
+            Value::Null => continue,
+            other => other.to_string(),
+        };
+        let text = strip_html(&text);
+        if text.chars().count() > MAX_METADATA_VALUE_LEN {
+            return Err(bad(
+                "metadata",
+                format!("value of `{k}` is over {MAX_METADATA_VALUE_LEN} characters"),
+            ));
+        }
+        out.insert(k, text);
+    }
+    Ok(out)
+}
+
+/// `POST /api/v1/goals`.
+pub async fn create_goal(
+    State(st): State<AppState>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+    body: std::result::Result<Bytes, BytesRejection>,
+) -> Result<Response> {
+    let (_, website, _) = writer(&st, &headers, query.as_deref())?;
+    let b: GoalBody = body_json(body)?;
+    let visitor = required(&b.datafast_visitor_id, "datafast_visitor_id")?.to_owned();
+    let name = required(&b.name, "name")?.to_owned();
+    check_goal_name(&name).map_err(HttpError::from)?;
+    let metadata = goal_metadata(b.metadata.unwrap_or_default())?;
+    if !st.engine.has_pageview(&website, &visitor).await? {
+        return Err(HttpError::new(
+            404,
+            "Visitor not found: a goal needs at least one prior pageview",
+        ));
+    }
+    let mut event = Event::pageview(website, visitor, Utc::now(), "", "");
+    event.hostname = None;
+    event.path = None;
+    event.kind = EventKind::Goal { name, metadata };
+    let report = st.engine.ingest(vec![event]).await?;
+    if let Some((_, e)) = report.rejected.into_iter().next() {
+        return Err(e.into());
+    }
+    let event_id = report.event_ids.into_iter().next().unwrap_or_default();
+    to_json(&Success::new([GoalCreated {
+        message: "Custom event created successfully".into(),
+        event_id,
+    }]))
+}
+
+#[derive(Debug, Deserialize)]
+struct PaymentBody {
+    amount: Option<Value>,
+    currency: Option<String>,
+    transaction_id: Option<String>,
+    datafast_visitor_id: Option<String>,
+    email: Option<String>,
+    name: Option<String>,
+    customer_id: Option<String>,
+    renewal: Option<bool>,
+    refunded: Option<bool>,
+    timestamp: Option<String>,
+}
+
+/// `POST /api/v1/payments`: idempotent on `transaction_id`.
+pub async fn create_payment(
+    State(st): State<AppState>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+    body: std::result::Result<Bytes, BytesRejection>,
+) -> Result<Response> {
+    let (_, website, _) = writer(&st, &headers, query.as_deref())?;
+    let b: PaymentBody = body_json(body)?;
+    let amount = match &b.amount {
+        None | Some(Value::Null) => return Err(bad("amount", "is required")),
+        Some(Value::Number(n)) => n
+            .as_f64()
+            .ok_or_else(|| bad("amount", "is not a finite number"))?,
+        Some(_) => return Err(bad("amount", "must be a number, like 29.99")),
+    };
+    let currency = required(&b.currency, "currency")?.to_ascii_uppercase();
+    let transaction_id = required(&b.transaction_id, "transaction_id")?.to_owned();
+    let ts = match b.timestamp.as_deref() {
+        Some(t) => tally_core::import::parse_timestamp(t).map_err(HttpError::from)?,
+        None => Utc::now(),
+    };
+    // Unattributed payments get a visitor of their own, so that revenue still counts.
+    let visitor = match b
+        .datafast_visitor_id
+        .as_deref()
+        .map(str::trim)
+        .filter(|v| !v.is_empty())
+    {
+        Some(v) => v.to_owned(),
+        None => format!("payment:{transaction_id}"),
+    };
+    let mut event = Event::pageview(website, visitor, ts, "", "");
+    event.hostname = None;
+    event.path = None;
+    event.kind = EventKind::Payment(Payment {
+        amount,
+        currency,
+        transaction_id: transaction_id.clone(),
+        renewal: b.renewal.unwrap_or(false),
+        refunded: b.refunded.unwrap_or(false),
+        email: b.email,
+        name: b.name,
+        customer_id: b.customer_id,
+    });
+    let report = st.engine.ingest(vec![event]).await?;
+    if let Some((_, e)) = report.rejected.into_iter().next() {
+        return Err(e.into());
+    }
+    to_json(&PaymentCreated {
+        message: "Payment recorded and attributed successfully".into(),
+        transaction_id,
+    })
+}
+
+fn millis(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Millis, true)
+}
+
+/// The range of a delete: instants in UTC; the shown end is the last second included.
+fn delete_range(params: &Params) -> Result<(Option<DateRange>, Option<TimeRange>)> {
+    let range = params.date_range(Tz::UTC)?;
+    let shown = range.map(|r| TimeRange {
+        start: millis(r.start),
+        end: millis(r.end - chrono::Duration::seconds(1)),
+    });
+    Ok((range, shown))
+}
+
+/// `DELETE /api/v1/goals`.
+pub async fn delete_goals(
+    State(st): State<AppState>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+) -> Result<Response> {
+    let (_, website, params) = writer(&st, &headers, query.as_deref())?;
+    params.only(&["datafast_visitor_id", "name", "startAt", "endAt"])?;
+    let visitor = params.get("datafast_visitor_id")?.map(str::to_owned);
+    let name = params.get("name")?.map(|n| {
+        n.trim()
+            .to_lowercase()
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join("_")
+    });
+    let (range, time_range) = delete_range(&params)?;
+    if visitor.is_none() && name.is_none() && range.is_none() {
+        return Err(bad(
+            "datafast_visitor_id",
+            "give datafast_visitor_id, name or startAt and endAt",
+        ));
+    }
+    let what = GoalDeletion {
+        visitor_id: visitor.clone(),
+        name: name.clone(),
+        range,
+    };
+    let deleted = st.engine.delete_goals(&website, &what).await?;
+    if deleted == 0 {
+        return Err(HttpError::new(404, "No goal events matched"));
+    }
+    let message = if range.is_some() {
+        "Goal events deleted successfully within time range"
+    } else {
+        "Goal events deleted successfully"
+    };
+    to_json(&Success::new([GoalsDeleted {
+        message: message.into(),
+        datafast_visitor_id: visitor,
+        goal_name: name,
+        time_range,
+        deleted_count: deleted,
+    }]))
+}
+
+/// `DELETE /api/v1/payments`: a transaction id decides alone; otherwise visitor and/or range.
+pub async fn delete_payments(
+    State(st): State<AppState>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+) -> Result<Response> {
+    let (_, website, params) = writer(&st, &headers, query.as_deref())?;
+    params.only(&[
+        "transaction_id",
+        "tx_id",
+        "datafast_visitor_id",
+        "startAt",
+        "endAt",
+    ])?;
+    let tx = match (params.get("transaction_id")?, params.get("tx_id")?) {
+        (Some(t), _) | (None, Some(t)) => Some(t.to_owned()),
+        _ => None,
+    };
+    let visitor = params.get("datafast_visitor_id")?.map(str::to_owned);
+    let (range, time_range) = if tx.is_some() {
+        (None, None)
+    } else {
+        delete_range(&params)?
+    };
+    if tx.is_none() && visitor.is_none() && range.is_none() {
+        return Err(bad(
+            "transaction_id",
+            "give transaction_id, datafast_visitor_id or startAt and endAt",
+        ));
+    }
+    let what = PaymentDeletion {
+        transaction_id: tx.clone(),
+        visitor_id: visitor.clone(),
+        range,
+    };
+    let deleted = st.engine.delete_payments(&website, &what).await?;
+    if deleted == 0 {
+        return Err(HttpError::new(
+            404,
+            if tx.is_some() {
+                "Transaction not found"
+            } else {
+                "No payments matched"
+            },
+        ));
+    }
+    let message = match (&tx, &visitor, range.is_some()) {
+        (Some(_), _, _) => "Payment deleted successfully",
+        (None, Some(_), true) => "All payments for visitor deleted successfully within time range",
+        (None, Some(_), false) => "All payments for visitor deleted successfully",
+        (None, None, _) => "All payments deleted successfully within time range",
+    };
+    to_json(&Success::new([PaymentsDeleted {
+        datafast_visitor_id: if tx.is_some() { None } else { visitor },
+        transaction_id: tx,
+        message: message.into(),
+        time_range,
+        deleted_count: deleted,
+    }]))
+}

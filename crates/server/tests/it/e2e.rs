@@ -1,0 +1,114 @@
+//! The real `tally` binary: create a website, import the fixtures, serve on a free port and
+//! query over HTTP.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn tally(dir: &std::path::Path, args: &[&str]) -> serde_json::Value {
+    let out = Command::new(env!("CARGO_BIN_EXE_tally"))
+        .arg("--data-dir")
+        .arg(dir)
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+fn get(addr: &str, path: &str, key: &str) -> (u16, serde_json::Value) {
+    let mut s = TcpStream::connect(addr).unwrap();
+    write!(s, "GET {path} HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {key}\r\nConnection: close\r\n\r\n").unwrap();
+    let mut text = String::new();
+    s.read_to_string(&mut text).unwrap();
+    let status: u16 = text.split_whitespace().nth(1).unwrap().parse().unwrap();
+    let body = text.split_once("\r\n\r\n").map(|(_, b)| b).unwrap_or("");
+    (
+        status,
+        serde_json::from_str(body).unwrap_or(serde_json::Value::Null),
+    )
+}
+
+#[test]
+fn import_serve_and_query_over_http() {
+    let dir = tempfile::tempdir().unwrap();
+    let created = tally(
+        dir.path(),
+        &["website", "create", "--domain", "example.com"],
+    );
+    let site = created["websiteId"].as_str().unwrap().to_owned();
+    let key = created["apiKey"].as_str().unwrap().to_owned();
+    tally(
+        dir.path(),
+        &["website", "set", "--website", &site, "--rate", "EUR=1.1"],
+    );
+
+    // the fixture with one bad line added
+    let fixture = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../fixtures/events-small.ndjson"
+    ))
+    .unwrap();
+    let lines: Vec<&str> = fixture
+        .lines()
+        .filter(|l| !l.contains("\"website_id\""))
+        .collect();
+    let file = dir.path().join("in.ndjson");
+    std::fs::write(&file, format!("{}\nnot json\n", lines.join("\n"))).unwrap();
+    let report = tally(
+        dir.path(),
+        &["import", "--website", &site, file.to_str().unwrap()],
+    );
+    assert_eq!(report["rejected"], 1);
+    assert_eq!(report["imported"], 40); // 41 lines, one repeated transaction skipped
+
+    let q = tally(dir.path(), &["query", "overview", "--website", &site]);
+    assert_eq!(q["data"][0]["visitors"], 10);
+
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let addr = format!("127.0.0.1:{port}");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_tally"))
+        .arg("--data-dir")
+        .arg(dir.path())
+        .args(["serve", "--addr", &addr])
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let started = Instant::now();
+    let mut lines = BufReader::new(stderr).lines();
+    loop {
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "server did not start"
+        );
+        let Some(Ok(l)) = lines.next() else {
+            panic!("server exited")
+        };
+        if l.contains("listening on") {
+            break;
+        }
+    }
+    let (status, body) = get(&addr, "/api/v1/analytics/overview", &key);
+    let (s2, pages) = get(&addr, "/api/v1/analytics/pages?limit=1", &key);
+    let (s3, denied) = get(&addr, "/api/v1/analytics/overview", "df_wrong");
+    let _ = child.kill();
+    let _ = child.wait();
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["data"][0]["visitors"], 10);
+    assert_eq!(body["data"][0]["revenue"], 287.98);
+    assert_eq!(s2, 200);
+    assert_eq!(pages["data"][0]["path"], "/");
+    assert_eq!(pages["pagination"]["total"], 6);
+    assert_eq!(s3, 401);
+    assert_eq!(denied["error"]["code"], 401);
+}

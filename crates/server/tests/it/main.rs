@@ -1,0 +1,5 @@
+//! Integration tests of the server: every route through `Router::oneshot`, and one end-to-end
+//! run of the real binary.
+
+mod e2e;
+mod routes;

@@ -1,0 +1,527 @@
+//! Every route through `Router::oneshot`: the success shape and the error statuses.
+
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::http::{Method, Request, StatusCode};
+use http_body_util::BodyExt;
+use serde_json::{Value, json};
+use tally_core::{Engine, Website};
+use tally_server::app::{AppState, Limits, router};
+use tally_server::keys::{KeyStore, Role, Scope};
+use tower::ServiceExt;
+
+struct Fixture {
+    _dir: tempfile::TempDir,
+    app: axum::Router,
+    key_a: String,
+    key_b: String,
+    token_ro: String,
+    token_all: String,
+}
+
+async fn fixture(limits: Limits) -> Fixture {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = Engine::open(dir.path()).await.unwrap();
+    let mut a = Website::new("site_a", "a.example");
+    a.exchange_rates.insert("EUR".into(), 1.1);
+    a.connected_providers = vec!["stripe".into()];
+    engine.create_website(a).unwrap();
+    engine
+        .create_website(Website::new("site_b", "b.example"))
+        .unwrap();
+    let at = |s: &str| s.parse().unwrap();
+    engine
+        .ingest(vec![
+            tally_core::Event::pageview(
+                "site_a",
+                "va",
+                at("2025-03-10T10:00:00Z"),
+                "a.example",
+                "/",
+            ),
+            tally_core::Event::pageview(
+                "site_b",
+                "vb",
+                at("2025-03-10T10:00:00Z"),
+                "b.example",
+                "/",
+            ),
+        ])
+        .await
+        .unwrap();
+    let keys = KeyStore::open(dir.path()).unwrap();
+    let key_a = keys.create_website_key("site_a").unwrap();
+    let key_b = keys.create_website_key("site_b").unwrap();
+    let token_ro = keys
+        .create_token(&["site_a".into()], &[Scope::AnalyticsRead], Role::Member)
+        .unwrap();
+    let token_all = keys
+        .create_token(&["site_a".into()], &Scope::ALL, Role::Owner)
+        .unwrap();
+    let app = router(AppState::new(Arc::new(engine), Arc::new(keys), limits));
+    Fixture {
+        _dir: dir,
+        app,
+        key_a,
+        key_b,
+        token_ro,
+        token_all,
+    }
+}
+
+async fn call(
+    app: &axum::Router,
+    method: Method,
+    uri: &str,
+    key: Option<&str>,
+    body: Option<Value>,
+) -> (StatusCode, Value) {
+    let mut req = Request::builder().method(method).uri(uri);
+    if let Some(k) = key {
+        req = req.header("authorization", format!("Bearer {k}"));
+    }
+    let body = match body {
+        Some(b) => {
+            req = req.header("content-type", "application/json");
+            Body::from(b.to_string())
+        }
+        None => Body::empty(),
+    };
+    let res = app.clone().oneshot(req.body(body).unwrap()).await.unwrap();
+    let status = res.status();
+    let bytes = res.into_body().collect().await.unwrap().to_bytes();
+    let value = serde_json::from_slice(&bytes)
+        .unwrap_or_else(|_| json!({ "raw": String::from_utf8_lossy(&bytes) }));
+    (status, value)
+}
+
+fn assert_error(status: StatusCode, body: &Value, want: u16) {
+    assert_eq!(status.as_u16(), want, "{body}");
+    assert_eq!(body["status"], "error", "{body}");
+    assert_eq!(body["error"]["code"], want, "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .is_some_and(|m| !m.is_empty())
+    );
+}
+
+#[tokio::test]
+async fn every_analytics_endpoint_answers_with_its_shape() {
+    let f = fixture(Limits::default()).await;
+    for endpoint in tally_api::Endpoint::ALL {
+        let (status, body) = call(
+            &f.app,
+            Method::GET,
+            &format!("/api/v1/analytics/{}", endpoint.path()),
+            Some(&f.key_a),
+            None,
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK, "{}: {body}", endpoint.path());
+        assert_eq!(body["status"], "success");
+    }
+    let (_, o) = call(
+        &f.app,
+        Method::GET,
+        "/api/v1/analytics/overview",
+        Some(&f.key_a),
+        None,
+    )
+    .await;
+    assert_eq!(o["data"][0]["visitors"], 1);
+    let (s, e) = call(
+        &f.app,
+        Method::GET,
+        "/api/v1/analytics/overview?startAt=2025-01-01",
+        Some(&f.key_a),
+        None,
+    )
+    .await;
+    assert_error(s, &e, 400);
+    let (s, e) = call(
+        &f.app,
+        Method::GET,
+        "/api/v1/analytics/nonsense",
+        Some(&f.key_a),
+        None,
+    )
+    .await;
+    assert_error(s, &e, 404);
+}
+
+#[tokio::test]
+async fn missing_and_unknown_keys_are_401() {
+    let f = fixture(Limits::default()).await;
+    let (s, e) = call(
+        &f.app,
+        Method::GET,
+        "/api/v1/analytics/overview",
+        None,
+        None,
+    )
+    .await;
+    assert_error(s, &e, 401);
+    let (s, e) = call(
+        &f.app,
+        Method::GET,
+        "/api/v1/analytics/overview",
+        Some("df_not_a_key"),
+        None,
+    )
+    .await;
+    assert_error(s, &e, 401);
+}
+
+#[tokio::test]
+async fn a_website_key_cannot_read_or_write_another_website() {
+    let f = fixture(Limits::default()).await;
+    let (s, e) = call(
+        &f.app,
+        Method::GET,
+        "/api/v1/analytics/overview?websiteId=site_b",
+        Some(&f.key_a),
+        None,
+    )
+    .await;
+    assert_error(s, &e, 403);
+    let (s, e) = call(
+        &f.app,
+        Method::GET,
+        "/api/v1/admin/websites/site_b/integrations",
+        Some(&f.key_a),
+        None,
+    )
+    .await;
+    assert_error(s, &e, 403);
+    let goal = json!({ "datafast_visitor_id": "vb", "name": "signup" });
+    let (s, e) = call(
+        &f.app,
+        Method::POST,
+        "/api/v1/goals?websiteId=site_b",
+        Some(&f.key_a),
+        Some(goal),
+    )
+    .await;
+    assert_error(s, &e, 403);
+    // B's own key sees B's visitor; A's key does not
+    let (_, b) = call(
+        &f.app,
+        Method::GET,
+        "/api/v1/analytics/overview",
+        Some(&f.key_b),
+        None,
+    )
+    .await;
+    assert_eq!(b["data"][0]["visitors"], 1);
+    let goal = json!({ "datafast_visitor_id": "vb", "name": "signup" });
+    let (s, e) = call(
+        &f.app,
+        Method::POST,
+        "/api/v1/goals",
+        Some(&f.key_a),
+        Some(goal),
+    )
+    .await;
+    assert_error(s, &e, 404); // vb has no pageview on site A
+}
+
+#[tokio::test]
+async fn tokens_need_the_website_and_the_scope() {
+    let f = fixture(Limits::default()).await;
+    let (s, body) = call(
+        &f.app,
+        Method::GET,
+        "/api/v1/analytics/overview?websiteId=site_a",
+        Some(&f.token_ro),
+        None,
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{body}");
+    let (s, e) = call(
+        &f.app,
+        Method::GET,
+        "/api/v1/analytics/overview",
+        Some(&f.token_ro),
+        None,
+    )
+    .await;
+    assert_error(s, &e, 400);
+    let (s, e) = call(
+        &f.app,
+        Method::GET,
+        "/api/v1/analytics/overview?websiteId=site_b",
+        Some(&f.token_ro),
+        None,
+    )
+    .await;
+    assert_error(s, &e, 403);
+    let (s, e) = call(
+        &f.app,
+        Method::GET,
+        "/api/v1/admin/websites/site_a/integrations",
+        Some(&f.token_ro),
+        None,
+    )
+    .await;
+    assert_error(s, &e, 403);
+    let (s, body) = call(
+        &f.app,
+        Method::GET,
+        "/api/v1/admin/websites/site_a/integrations",
+        Some(&f.token_all),
+        None,
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{body}");
+    assert_eq!(
+        body,
+        json!({ "status": "success", "data": [{
+            "stripe": { "connected": true }, "lemonsqueezy": { "connected": false }, "polar": { "connected": false },
+            "paddle": { "connected": false, "keyExpiresAt": null }, "shopify": { "connected": false },
+            "woocommerce": { "connected": false }, "currency": "USD"
+        }]})
+    );
+}
+
+#[tokio::test]
+async fn goals_are_created_validated_and_deleted() {
+    let f = fixture(Limits::default()).await;
+    let goal = json!({ "datafast_visitor_id": "va", "name": "newsletter_signup", "metadata": { "plan": "<b>pro</b><script>alert(1)</script>" } });
+    let (s, body) = call(
+        &f.app,
+        Method::POST,
+        "/api/v1/goals",
+        Some(&f.key_a),
+        Some(goal),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{body}");
+    assert_eq!(
+        body["data"][0]["message"],
+        "Custom event created successfully"
+    );
+    assert!(
+        body["data"][0]["eventId"]
+            .as_str()
+            .is_some_and(|id| !id.is_empty())
+    );
+    let (_, g) = call(
+        &f.app,
+        Method::GET,
+        "/api/v1/analytics/goals",
+        Some(&f.key_a),
+        None,
+    )
+    .await;
+    assert_eq!(g["data"][0]["goal"], "newsletter_signup");
+
+    for (bad, field) in [
+        (json!({ "name": "x" }), "datafast_visitor_id"),
+        (json!({ "datafast_visitor_id": "va" }), "name"),
+        (
+            json!({ "datafast_visitor_id": "va", "name": "Not Valid" }),
+            "name",
+        ),
+        (
+            json!({ "datafast_visitor_id": "va", "name": "ok", "metadata": { "Bad Key": "x" } }),
+            "metadata",
+        ),
+    ] {
+        let (s, e) = call(
+            &f.app,
+            Method::POST,
+            "/api/v1/goals",
+            Some(&f.key_a),
+            Some(bad),
+        )
+        .await;
+        assert_error(s, &e, 400);
+        assert!(
+            e["error"]["message"].as_str().unwrap().contains(field),
+            "{e}"
+        );
+    }
+    let (s, e) = call(
+        &f.app,
+        Method::POST,
+        "/api/v1/goals",
+        Some(&f.key_a),
+        Some(json!({ "datafast_visitor_id": "ghost", "name": "x" })),
+    )
+    .await;
+    assert_error(s, &e, 404);
+
+    let (s, e) = call(
+        &f.app,
+        Method::DELETE,
+        "/api/v1/goals",
+        Some(&f.key_a),
+        None,
+    )
+    .await;
+    assert_error(s, &e, 400);
+    let (s, body) = call(
+        &f.app,
+        Method::DELETE,
+        "/api/v1/goals?name=Newsletter%20Signup",
+        Some(&f.key_a),
+        None,
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{body}");
+    assert_eq!(body["data"][0]["goal_name"], "newsletter_signup");
+    let (s, e) = call(
+        &f.app,
+        Method::DELETE,
+        "/api/v1/goals?name=newsletter_signup",
+        Some(&f.key_a),
+        None,
+    )
+    .await;
+    assert_error(s, &e, 404);
+}
+
+#[tokio::test]
+async fn payments_are_idempotent_converted_and_deleted() {
+    let f = fixture(Limits::default()).await;
+    let pay = json!({ "amount": 100, "currency": "EUR", "transaction_id": "tx_1", "datafast_visitor_id": "va", "timestamp": "2025-03-10T10:05:00Z" });
+    for _ in 0..2 {
+        let (s, body) = call(
+            &f.app,
+            Method::POST,
+            "/api/v1/payments",
+            Some(&f.key_a),
+            Some(pay.clone()),
+        )
+        .await;
+        assert_eq!(s, StatusCode::OK, "{body}");
+        assert_eq!(
+            body,
+            json!({ "message": "Payment recorded and attributed successfully", "transaction_id": "tx_1" })
+        );
+    }
+    let (_, o) = call(
+        &f.app,
+        Method::GET,
+        "/api/v1/analytics/overview",
+        Some(&f.key_a),
+        None,
+    )
+    .await;
+    assert_eq!(o["data"][0]["revenue"], 110);
+    for (bad, field) in [
+        (
+            json!({ "currency": "USD", "transaction_id": "t" }),
+            "amount",
+        ),
+        (
+            json!({ "amount": "12", "currency": "USD", "transaction_id": "t" }),
+            "amount",
+        ),
+        (json!({ "amount": 1, "transaction_id": "t" }), "currency"),
+        (json!({ "amount": 1, "currency": "USD" }), "transaction_id"),
+        (
+            json!({ "amount": 1, "currency": "GBP", "transaction_id": "t" }),
+            "currency",
+        ),
+    ] {
+        let (s, e) = call(
+            &f.app,
+            Method::POST,
+            "/api/v1/payments",
+            Some(&f.key_a),
+            Some(bad),
+        )
+        .await;
+        assert_error(s, &e, 400);
+        assert!(
+            e["error"]["message"].as_str().unwrap().contains(field),
+            "{e}"
+        );
+    }
+    let (s, e) = call(
+        &f.app,
+        Method::DELETE,
+        "/api/v1/payments?transaction_id=nope",
+        Some(&f.key_a),
+        None,
+    )
+    .await;
+    assert_error(s, &e, 404);
+    let (s, body) = call(
+        &f.app,
+        Method::DELETE,
+        "/api/v1/payments?tx_id=tx_1",
+        Some(&f.key_a),
+        None,
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{body}");
+    assert_eq!(body["data"][0]["message"], "Payment deleted successfully");
+    let (_, o) = call(
+        &f.app,
+        Method::GET,
+        "/api/v1/analytics/overview",
+        Some(&f.key_a),
+        None,
+    )
+    .await;
+    assert_eq!(o["data"][0]["revenue"], 0);
+}
+
+#[tokio::test]
+async fn limits_give_413_and_429_with_retry_after() {
+    let f = fixture(Limits {
+        requests_per_minute: 2,
+        max_body_bytes: 64,
+    })
+    .await;
+    let big = json!({ "datafast_visitor_id": "va", "name": "x".repeat(200) });
+    let (s, e) = call(
+        &f.app,
+        Method::POST,
+        "/api/v1/goals",
+        Some(&f.key_a),
+        Some(big),
+    )
+    .await;
+    assert_error(s, &e, 413);
+    let (s, _) = call(
+        &f.app,
+        Method::GET,
+        "/api/v1/analytics/overview",
+        Some(&f.key_a),
+        None,
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK);
+    let req = Request::builder()
+        .uri("/api/v1/analytics/overview")
+        .header("authorization", format!("Bearer {}", f.key_a))
+        .body(Body::empty())
+        .unwrap();
+    let res = f.app.clone().oneshot(req).await.unwrap();
+    assert_eq!(res.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert!(res.headers().get("retry-after").is_some());
+    // another key has its own budget
+    let (s, _) = call(
+        &f.app,
+        Method::GET,
+        "/api/v1/analytics/overview",
+        Some(&f.key_b),
+        None,
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn unknown_routes_and_methods_use_the_envelope() {
+    let f = fixture(Limits::default()).await;
+    let (s, e) = call(&f.app, Method::GET, "/api/v1/nothing", Some(&f.key_a), None).await;
+    assert_error(s, &e, 404);
+    let (s, e) = call(&f.app, Method::PUT, "/api/v1/goals", Some(&f.key_a), None).await;
+    assert_error(s, &e, 405);
+}
