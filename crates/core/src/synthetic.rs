@@ -94,12 +94,15 @@ const GOALS: [&str; 5] = [
     "demo_request",
 ];
 
-/// `n` events over the [`DAYS`] days from [`start`], in time order, from about `n / 8` visitors.
+/// `n` events over the [`DAYS`] days from [`start`], in time order, from about `n / 8` visitors
+/// (see [`events_between`]).
 pub fn events(n: usize, seed: u64) -> Vec<Event> {
     events_between(WEBSITE, start(), DAYS, n, seed)
 }
 
-/// `n` events of `website_id` over `days` days from `from`, in time order.
+/// `n` events of `website_id` over `days` days from `from`, in time order: visits of one to six
+/// page views a few minutes apart (about half of them single-page), some ending in a goal or a
+/// payment.
 pub fn events_between(
     website_id: &str,
     from: DateTime<Utc>,
@@ -110,50 +113,67 @@ pub fn events_between(
     let mut rng = Rng(seed);
     let visitors = (n / 8).max(1) as u64;
     let span_us = days.max(1) * 86_400_000_000;
-    let step = span_us / n.max(1) as i64;
-    let mut out = Vec::with_capacity(n);
-    for i in 0..n {
+    let mut out = Vec::with_capacity(n + 8);
+    let mut visit = 0u64;
+    while out.len() < n {
+        visit += 1;
         let v = rng.below(visitors);
-        // visitor attributes are a function of the visitor, so sessions look consistent
+        // visitor attributes are a function of the visitor, so their visits look consistent
         let mut vr = Rng(v.wrapping_mul(0x2545_F491_4F6C_DD1D) ^ seed);
         let (country, region, city) = COUNTRIES[vr.skewed(COUNTRIES.len())];
         let (browser, os, device) = SYSTEMS[vr.skewed(SYSTEMS.len())];
         let referrer = REFERRERS[rng.skewed(REFERRERS.len())];
         let campaign = CAMPAIGNS[rng.skewed(CAMPAIGNS.len())];
-        let page = rng.skewed(200);
-        let ts =
-            from + Duration::microseconds(i as i64 * step + rng.below(step.max(1) as u64) as i64);
-        let roll = rng.below(100);
-        let path = match page {
-            0 => "/".to_owned(),
-            1 => "/pricing".to_owned(),
-            2 => "/about".to_owned(),
-            p => format!("/blog/post-{p}"),
+        let mut ts = from + Duration::microseconds(rng.below(span_us as u64) as i64);
+        let pages = 1 + rng.skewed(6);
+        let new_event = |ts, path: String| {
+            let mut e =
+                Event::pageview(website_id, format!("visitor-{v}"), ts, "example.com", path);
+            e.attrs.country_code = Some(country.into());
+            e.attrs.region = Some(region.into());
+            e.attrs.city = Some(city.into());
+            e.attrs.browser = Some(browser.into());
+            e.attrs.os = Some(os.into());
+            e.attrs.device = Some(device.into());
+            e
         };
-        let mut e = Event::pageview(website_id, format!("visitor-{v}"), ts, "example.com", path);
-        if let Ok(page) = crate::import::parse_page_url(&format!("https://example.com/{campaign}"))
-        {
-            e.attrs.utm_source = page.param("utm_source");
-            e.attrs.utm_medium = page.param("utm_medium");
-            e.attrs.utm_campaign = page.param("utm_campaign");
-            e.attrs.ref_ = page.param("ref");
-            e.attrs.via = page.param("via");
+        for p in 0..pages {
+            let path = match rng.skewed(200) {
+                0 => "/".to_owned(),
+                1 => "/pricing".to_owned(),
+                2 => "/about".to_owned(),
+                p => format!("/blog/post-{p}"),
+            };
+            let mut e = new_event(ts, path);
+            if p == 0 {
+                // the landing page carries where the visit came from
+                if let Ok(url) =
+                    crate::import::parse_page_url(&format!("https://example.com/{campaign}"))
+                {
+                    e.attrs.utm_source = url.param("utm_source");
+                    e.attrs.utm_medium = url.param("utm_medium");
+                    e.attrs.utm_campaign = url.param("utm_campaign");
+                    e.attrs.ref_ = url.param("ref");
+                    e.attrs.via = url.param("via");
+                }
+                e.attrs.referrer = referrer.and_then(crate::import::referrer_host);
+            }
+            out.push(e);
+            ts += Duration::seconds(30 + rng.below(210) as i64);
         }
-        e.attrs.referrer = referrer.and_then(crate::import::referrer_host);
-        e.attrs.country_code = Some(country.into());
-        e.attrs.region = Some(region.into());
-        e.attrs.city = Some(city.into());
-        e.attrs.browser = Some(browser.into());
-        e.attrs.os = Some(os.into());
-        e.attrs.device = Some(device.into());
-        if roll < 5 {
+        let roll = rng.below(100);
+        if roll < 12 {
+            let mut e = new_event(ts, String::new());
             e.hostname = None;
             e.path = None;
             e.kind = EventKind::Goal {
                 name: GOALS[rng.skewed(GOALS.len())].into(),
                 metadata: BTreeMap::new(),
             };
-        } else if roll < 6 {
+            out.push(e);
+        }
+        if roll < 3 {
+            let mut e = new_event(ts + Duration::seconds(60), String::new());
             e.hostname = None;
             e.path = None;
             e.kind = EventKind::Payment(Payment {
@@ -163,16 +183,18 @@ pub fn events_between(
                 } else {
                     "USD".into()
                 },
-                transaction_id: format!("tx-{i}"),
+                transaction_id: format!("tx-{visit}"),
                 renewal: rng.below(4) == 0,
                 refunded: rng.below(20) == 0,
                 email: None,
                 name: None,
                 customer_id: None,
             });
+            out.push(e);
         }
-        out.push(e);
     }
+    out.sort_by_key(|e| e.ts);
+    out.truncate(n);
     out
 }
 
