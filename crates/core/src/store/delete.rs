@@ -50,54 +50,54 @@ fn in_range(range: Option<DateRange>) -> Option<Expr> {
     range.map(|r| col(c::TS).gt_eq(ts(r.start)).and(col(c::TS).lt(ts(r.end))))
 }
 
+/// `kind` rows matching every criterion; an error naming `field` when there is none.
+fn all_of(kind: &str, criteria: [Option<Expr>; 3], field: &str, reason: &str) -> Result<Expr> {
+    let criteria: Vec<Expr> = criteria.into_iter().flatten().collect();
+    if criteria.is_empty() {
+        return Err(Error::invalid(field, reason));
+    }
+    Ok(criteria
+        .into_iter()
+        .fold(col(c::KIND).eq(lit(kind.to_owned())), Expr::and))
+}
+
+fn equals(column: &str, value: &Option<String>) -> Option<Expr> {
+    value.as_ref().map(|v| col(column).eq(lit(v.clone())))
+}
+
 impl GoalDeletion {
     fn predicate(&self) -> Result<Expr> {
-        let criteria: Vec<Expr> = [
-            self.visitor_id
-                .as_ref()
-                .map(|v| col(c::VISITOR_ID).eq(lit(v.clone()))),
-            self.name
-                .as_ref()
-                .map(|n| col(c::GOAL_NAME).eq(lit(n.clone()))),
-            in_range(self.range),
-        ]
-        .into_iter()
-        .flatten()
-        .collect();
-        if criteria.is_empty() {
-            return Err(Error::invalid(
-                "datafast_visitor_id",
-                "give a visitor, a goal name or a time range to delete",
-            ));
-        }
-        Ok(criteria
-            .into_iter()
-            .fold(col(c::KIND).eq(lit(kind::GOAL)), Expr::and))
+        all_of(
+            kind::GOAL,
+            [
+                equals(c::VISITOR_ID, &self.visitor_id),
+                equals(c::GOAL_NAME, &self.name),
+                in_range(self.range),
+            ],
+            "datafast_visitor_id",
+            "give a visitor, a goal name or a time range to delete",
+        )
     }
 }
 
 impl PaymentDeletion {
     fn predicate(&self) -> Result<Expr> {
-        let payment = col(c::KIND).eq(lit(kind::PAYMENT));
-        if let Some(t) = &self.transaction_id {
-            return Ok(payment.and(col(c::TRANSACTION_ID).eq(lit(t.clone()))));
-        }
-        let criteria: Vec<Expr> = [
-            self.visitor_id
-                .as_ref()
-                .map(|v| col(c::VISITOR_ID).eq(lit(v.clone()))),
-            in_range(self.range),
-        ]
-        .into_iter()
-        .flatten()
-        .collect();
-        if criteria.is_empty() {
-            return Err(Error::invalid(
-                "transaction_id",
-                "give a transaction id, a visitor or a time range to delete",
-            ));
-        }
-        Ok(criteria.into_iter().fold(payment, Expr::and))
+        // A transaction id decides alone.
+        let by_tx = self.transaction_id.is_some();
+        all_of(
+            kind::PAYMENT,
+            [
+                equals(c::TRANSACTION_ID, &self.transaction_id),
+                if by_tx {
+                    None
+                } else {
+                    equals(c::VISITOR_ID, &self.visitor_id)
+                },
+                if by_tx { None } else { in_range(self.range) },
+            ],
+            "transaction_id",
+            "give a transaction id, a visitor or a time range to delete",
+        )
     }
 }
 

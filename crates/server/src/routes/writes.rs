@@ -266,12 +266,6 @@ pub async fn delete_goals(
             .join("_")
     });
     let (range, time_range) = delete_range(&params)?;
-    if visitor.is_none() && name.is_none() && range.is_none() {
-        return Err(bad(
-            "datafast_visitor_id",
-            "give datafast_visitor_id, name or startAt and endAt",
-        ));
-    }
     let what = GoalDeletion {
         visitor_id: visitor.clone(),
         name: name.clone(),
@@ -319,12 +313,6 @@ pub async fn delete_payments(
     } else {
         delete_range(&params)?
     };
-    if tx.is_none() && visitor.is_none() && range.is_none() {
-        return Err(bad(
-            "transaction_id",
-            "give transaction_id, datafast_visitor_id or startAt and endAt",
-        ));
-    }
     let what = PaymentDeletion {
         transaction_id: tx.clone(),
         visitor_id: visitor.clone(),
