@@ -67,3 +67,8 @@ pub use query::spec::{
 };
 pub use store::delete::{GoalDeletion, PaymentDeletion};
 pub use website::Website;
+
+/// The README's Rust examples, compiled as doctests so that they stay true.
+#[cfg(doctest)]
+#[doc = include_str!("../../../README.md")]
+pub struct ReadmeDoctests;
