@@ -90,6 +90,9 @@ pub struct Engine {
     pub(crate) state: RwLock<State>,
     pub(crate) ingest_lock: tokio::sync::Mutex<()>,
     pub(crate) flush_lock: tokio::sync::Mutex<()>,
+    /// Segment files replaced by a compaction or a delete, with when; removed once no query
+    /// that started before can still be reading them.
+    pub(crate) retired: std::sync::Mutex<Vec<(std::time::Instant, PathBuf)>>,
 }
 
 impl std::fmt::Debug for Engine {
@@ -132,6 +135,7 @@ impl Engine {
             }),
             ingest_lock: tokio::sync::Mutex::new(()),
             flush_lock: tokio::sync::Mutex::new(()),
+            retired: std::sync::Mutex::new(Vec::new()),
         })
     }
 
@@ -289,7 +293,9 @@ impl Engine {
         Ok(())
     }
 
-    /// Writes every hot buffer to a new Parquet segment and records it in the catalog.
+    /// Writes every hot buffer to a new Parquet segment and records it in the catalog, then
+    /// merges a website's small segments once there are too many of them (see
+    /// [`crate::store::compact`]).
     pub async fn flush(&self) -> Result<FlushReport> {
         let _serial = self.flush_lock.lock().await;
         let mut jobs = Vec::new();
@@ -347,6 +353,8 @@ impl Engine {
                 }
             }
         }
+        self.compact_locked().await?;
+        self.remove_retired();
         Ok(report)
     }
 

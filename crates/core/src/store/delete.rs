@@ -3,7 +3,7 @@
 //! A delete is copy-on-write: every segment holding a matching row is rewritten without it into
 //! a new file, and the catalog swaps old for new in one atomic save; the hot buffer is filtered
 //! in place under the ingest lock. Readers keep the snapshot they started with, so none sees half
-//! a delete; replaced files stay on disk until the directory is next opened.
+//! a delete; replaced files are removed a minute later.
 
 use datafusion::arrow::array::{Array, AsArray};
 use datafusion::prelude::{Expr, col, lit};
@@ -208,6 +208,7 @@ impl Engine {
 
         let mut st = self.state.write().map_err(poisoned)?;
         let mut next = st.catalog.clone();
+        self.retire(next.segments.iter().filter(|s| replaced.contains(&s.id)));
         next.segments.retain(|s| !replaced.contains(&s.id));
         next.segments.extend(added);
         next.save(&self.dir)?;

@@ -7,10 +7,12 @@
 //! segments/<website_id>/<id>.parquet   immutable, sorted by ts, one website each
 //! ```
 //! `wal/` is reserved for the write-ahead log. Deletes rewrite the segments they touch and swap
-//! them in the catalog; the replaced files are removed the next time the directory is opened.
+//! them in the catalog, and so does compaction; replaced files are removed a minute later (or at
+//! the next open).
 
 pub mod buffer;
 pub mod catalog;
+pub mod compact;
 pub mod delete;
 pub mod segment;
 pub mod table;

@@ -115,3 +115,41 @@ async fn unknown_websites_and_bad_events_are_reported_not_stored() {
         Err(tally_core::Error::NotFound { .. })
     ));
 }
+
+#[tokio::test]
+async fn many_small_flushes_are_compacted_without_changing_answers() {
+    let reference_dir = tempfile::tempdir().unwrap();
+    let reference = answers(&fixture_engine(reference_dir.path()).await).await;
+
+    let dir = tempfile::tempdir().unwrap();
+    let engine = Engine::open(dir.path()).await.unwrap();
+    engine
+        .create_website(crate::support::fixture_website())
+        .unwrap();
+    engine
+        .create_website(tally_core::Website::new("other", "other.org"))
+        .unwrap();
+    let mut events = crate::support::fixture_events();
+    events.sort_by_key(|e| e.ts);
+    for chunk in events.chunks(3) {
+        engine.ingest(chunk.to_vec()).await.unwrap();
+        engine.flush().await.unwrap();
+    }
+    let fixture_segments = engine
+        .segments()
+        .unwrap()
+        .iter()
+        .filter(|s| s.website_id == "fixture")
+        .count();
+    assert!(
+        fixture_segments <= tally_core::store::compact::MAX_SMALL_SEGMENTS,
+        "{fixture_segments} segments after {} flushes",
+        events.len().div_ceil(3)
+    );
+    assert_eq!(answers(&engine).await, reference);
+    drop(engine);
+    assert_eq!(
+        answers(&Engine::open(dir.path()).await.unwrap()).await,
+        reference
+    );
+}
