@@ -24,7 +24,6 @@ use crate::query::time::{bucket_starts, effective_interval};
 use crate::schema::events_schema;
 use crate::store::buffer::HotBuffer;
 use crate::store::catalog::{Catalog, SegmentMeta};
-use crate::store::segment::write_segment;
 use crate::store::table::{EventsTable, SegmentFile};
 use crate::website::Website;
 
@@ -301,44 +300,27 @@ impl Engine {
         let mut jobs = Vec::new();
         {
             let mut guard = self.state.write().map_err(poisoned)?;
-            let st = &mut *guard;
-            for (site, data) in st.sites.iter_mut() {
+            for (site, data) in guard.sites.iter_mut() {
                 if data.hot.rows() == 0 {
                     continue;
                 }
                 let batches = data.hot.take()?;
                 data.flushing = batches.clone();
-                let id = st.catalog.next_segment_id;
-                st.catalog.next_segment_id += 1;
-                jobs.push((site.clone(), id, batches));
+                jobs.push((site.clone(), batches));
             }
         }
         let mut report = FlushReport::default();
-        for (site, id, batches) in jobs {
-            let file = Catalog::segment_file(&site, id);
-            let path = self.dir.join(&file);
-            let to_write = batches.clone();
-            let written = tokio::task::spawn_blocking(move || {
-                write_segment(&path, &events_schema(), &to_write)
-            })
-            .await
-            .map_err(|e| Error::invalid("flush", format!("writer task failed: {e}")))
-            .and_then(|r| r);
+        let mut jobs = jobs.into_iter();
+        while let Some((site, batches)) = jobs.next() {
+            let written = self.write_new_segment(&site, batches.clone()).await;
             let mut st = self.state.write().map_err(poisoned)?;
-            let saved = written.and_then(|w| {
+            let saved = written.and_then(|meta| {
+                let rows = meta.rows;
                 let mut next = st.catalog.clone();
-                next.segments.push(SegmentMeta {
-                    id,
-                    website_id: site.clone(),
-                    file,
-                    rows: w.rows,
-                    min_ts_us: w.min_ts_us,
-                    max_ts_us: w.max_ts_us,
-                    bytes: w.bytes,
-                });
+                next.segments.push(meta);
                 next.save(&self.dir)?;
                 st.catalog = next;
-                Ok(w.rows)
+                Ok(rows)
             });
             let data = st.sites.entry(site).or_default();
             data.flushing.clear();
@@ -348,7 +330,14 @@ impl Engine {
                     report.rows += rows;
                 }
                 Err(e) => {
+                    // Nothing taken from a hot buffer may be lost: put back this job's rows and
+                    // those of the jobs not yet written.
                     data.hot.restore(batches);
+                    for (site, batches) in jobs {
+                        let data = st.sites.entry(site).or_default();
+                        data.flushing.clear();
+                        data.hot.restore(batches);
+                    }
                     return Err(e);
                 }
             }

@@ -5,6 +5,8 @@
 //! retire the old files, which are removed once no query can still be reading them.
 
 use std::sync::Arc;
+
+use datafusion::arrow::record_batch::RecordBatch;
 use std::time::{Duration, Instant};
 
 use crate::engine::{Engine, poisoned};
@@ -47,37 +49,47 @@ impl Engine {
             let files = small.iter().map(|s| self.segment_file(s)).collect();
             let table = Arc::new(EventsTable::new(events_schema(), Vec::new(), files));
             let batches = self.ctx.read_table(table)?.collect().await?;
-            let id = {
-                let mut st = self.state.write().map_err(poisoned)?;
-                st.catalog.next_segment_id += 1;
-                st.catalog.next_segment_id - 1
-            };
-            let file = Catalog::segment_file(&site, id);
-            let path = self.dir.join(&file);
-            let w = tokio::task::spawn_blocking(move || {
-                write_segment(&path, &events_schema(), &batches)
-            })
-            .await
-            .map_err(|e| Error::invalid("compact", format!("writer task failed: {e}")))??;
+            let meta = self.write_new_segment(&site, batches).await?;
             let ids: Vec<u64> = small.iter().map(|s| s.id).collect();
             let mut st = self.state.write().map_err(poisoned)?;
             let mut next = st.catalog.clone();
             next.segments.retain(|s| !ids.contains(&s.id));
-            next.segments.push(SegmentMeta {
-                id,
-                website_id: site.clone(),
-                file,
-                rows: w.rows,
-                min_ts_us: w.min_ts_us,
-                max_ts_us: w.max_ts_us,
-                bytes: w.bytes,
-            });
+            next.segments.push(meta);
             next.save(&self.dir)?;
             st.catalog = next;
             self.retire(small.iter());
             merged += small.len();
         }
         Ok(merged)
+    }
+
+    /// Writes `batches` of `site` as a new segment (id from the catalog, sorted, durable) and
+    /// describes it; the caller records it in the catalog.
+    pub(crate) async fn write_new_segment(
+        &self,
+        site: &str,
+        batches: Vec<RecordBatch>,
+    ) -> Result<SegmentMeta> {
+        let id = {
+            let mut st = self.state.write().map_err(poisoned)?;
+            st.catalog.next_segment_id += 1;
+            st.catalog.next_segment_id - 1
+        };
+        let file = Catalog::segment_file(site, id);
+        let path = self.dir.join(&file);
+        let w =
+            tokio::task::spawn_blocking(move || write_segment(&path, &events_schema(), &batches))
+                .await
+                .map_err(|e| Error::invalid("segment", format!("writer task failed: {e}")))??;
+        Ok(SegmentMeta {
+            id,
+            website_id: site.to_owned(),
+            file,
+            rows: w.rows,
+            min_ts_us: w.min_ts_us,
+            max_ts_us: w.max_ts_us,
+            bytes: w.bytes,
+        })
     }
 
     /// Schedules the files of `segments` for removal.

@@ -13,8 +13,7 @@ use crate::engine::{Engine, poisoned};
 use crate::error::{Error, Result};
 use crate::query::spec::DateRange;
 use crate::schema::{TS_ZONE, col as c, events_schema, kind};
-use crate::store::catalog::{Catalog, SegmentMeta};
-use crate::store::segment::write_segment;
+use crate::store::catalog::SegmentMeta;
 use crate::store::table::EventsTable;
 
 /// Which goal events to delete: those matching every criterion given. At least one is needed.
@@ -168,26 +167,7 @@ impl Engine {
             if kept.iter().all(|b| b.num_rows() == 0) {
                 continue;
             }
-            let id = {
-                let mut st = self.state.write().map_err(poisoned)?;
-                st.catalog.next_segment_id += 1;
-                st.catalog.next_segment_id - 1
-            };
-            let file = Catalog::segment_file(website_id, id);
-            let path = self.dir.join(&file);
-            let w =
-                tokio::task::spawn_blocking(move || write_segment(&path, &events_schema(), &kept))
-                    .await
-                    .map_err(|e| Error::invalid("delete", format!("writer task failed: {e}")))??;
-            added.push(SegmentMeta {
-                id,
-                website_id: website_id.to_owned(),
-                file,
-                rows: w.rows,
-                min_ts_us: w.min_ts_us,
-                max_ts_us: w.max_ts_us,
-                bytes: w.bytes,
-            });
+            added.push(self.write_new_segment(website_id, kept).await?);
         }
 
         // The hot buffer: filter it.
