@@ -154,6 +154,29 @@ impl EventKind {
 }
 
 impl Event {
+    /// An event of `kind` without a page and with empty session attributes (a goal or payment
+    /// sent by a server).
+    pub fn new(
+        website_id: impl Into<String>,
+        visitor_id: impl Into<String>,
+        ts: DateTime<Utc>,
+        kind: EventKind,
+    ) -> Self {
+        Event {
+            website_id: website_id.into(),
+            ts,
+            visitor_id: visitor_id.into(),
+            session_id: None,
+            event_id: None,
+            kind,
+            hostname: None,
+            path: None,
+            viewport_width: None,
+            viewport_height: None,
+            attrs: SessionAttrs::default(),
+        }
+    }
+
     /// A page view of `url_path` on `hostname` with empty session attributes.
     pub fn pageview(
         website_id: impl Into<String>,
@@ -163,17 +186,9 @@ impl Event {
         path: impl Into<String>,
     ) -> Self {
         Event {
-            website_id: website_id.into(),
-            ts,
-            visitor_id: visitor_id.into(),
-            session_id: None,
-            event_id: None,
-            kind: EventKind::Pageview,
             hostname: Some(hostname.into()),
             path: Some(path.into()),
-            viewport_width: None,
-            viewport_height: None,
-            attrs: SessionAttrs::default(),
+            ..Event::new(website_id, visitor_id, ts, EventKind::Pageview)
         }
     }
 

@@ -164,8 +164,7 @@ pub fn events_between(
         let roll = rng.below(100);
         if roll < 12 {
             let mut e = new_event(ts, String::new());
-            e.hostname = None;
-            e.path = None;
+            (e.hostname, e.path) = (None, None);
             e.kind = EventKind::Goal {
                 name: GOALS[rng.skewed(GOALS.len())].into(),
                 metadata: BTreeMap::new(),
@@ -174,8 +173,7 @@ pub fn events_between(
         }
         if roll < 3 {
             let mut e = new_event(ts + Duration::seconds(60), String::new());
-            e.hostname = None;
-            e.path = None;
+            (e.hostname, e.path) = (None, None);
             e.kind = EventKind::Payment(Payment {
                 amount: [9.0, 29.0, 99.0, 299.0][rng.skewed(4)],
                 currency: if rng.below(5) == 0 {

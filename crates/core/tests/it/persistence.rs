@@ -55,10 +55,7 @@ async fn ingest_after_a_restart_continues_sessions_and_refuses_repeat_payments()
         "example.com",
         "/",
     );
-    let mut repeat = Event::pageview("fixture", "v1", utc("2025-03-12T21:00:00Z"), "", "");
-    repeat.hostname = None;
-    repeat.path = None;
-    repeat.kind = EventKind::Payment(Payment {
+    let repeat_payment = EventKind::Payment(Payment {
         amount: 29.99,
         currency: "USD".into(),
         transaction_id: "tx_1".into(),
@@ -68,6 +65,7 @@ async fn ingest_after_a_restart_continues_sessions_and_refuses_repeat_payments()
         name: None,
         customer_id: None,
     });
+    let repeat = Event::new("fixture", "v1", utc("2025-03-12T21:00:00Z"), repeat_payment);
     let report = engine.ingest(vec![pv, repeat]).await.unwrap();
     assert_eq!((report.accepted, report.duplicates), (1, 1));
     let after = engine.overview(&Query::new("fixture")).await.unwrap();

@@ -151,10 +151,12 @@ pub async fn create_goal(
             "Visitor not found: a goal needs at least one prior pageview",
         ));
     }
-    let mut event = Event::pageview(website, visitor, Utc::now(), "", "");
-    event.hostname = None;
-    event.path = None;
-    event.kind = EventKind::Goal { name, metadata };
+    let event = Event::new(
+        website,
+        visitor,
+        Utc::now(),
+        EventKind::Goal { name, metadata },
+    );
     let report = st.engine.ingest(vec![event]).await?;
     if let Some((_, e)) = report.rejected.into_iter().next() {
         return Err(e.into());
@@ -212,10 +214,7 @@ pub async fn create_payment(
         Some(v) => v.to_owned(),
         None => format!("payment:{transaction_id}"),
     };
-    let mut event = Event::pageview(website, visitor, ts, "", "");
-    event.hostname = None;
-    event.path = None;
-    event.kind = EventKind::Payment(Payment {
+    let payment = EventKind::Payment(Payment {
         amount,
         currency,
         transaction_id: transaction_id.clone(),
@@ -225,7 +224,10 @@ pub async fn create_payment(
         name: b.name,
         customer_id: b.customer_id,
     });
-    let report = st.engine.ingest(vec![event]).await?;
+    let report = st
+        .engine
+        .ingest(vec![Event::new(website, visitor, ts, payment)])
+        .await?;
     if let Some((_, e)) = report.rejected.into_iter().next() {
         return Err(e.into());
     }
