@@ -23,6 +23,10 @@ pub const MAX_GOAL_METADATA: usize = 10;
 pub const MAX_METADATA_KEY_LEN: usize = 64;
 /// Longest accepted metadata property value.
 pub const MAX_METADATA_VALUE_LEN: usize = 255;
+/// Most properties on one `identify` event.
+pub const MAX_IDENTIFY_PROPERTIES: usize = 20;
+/// Longest accepted URL or free-text identity field.
+pub const MAX_URL_LEN: usize = 2048;
 
 /// One tracked event.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -66,6 +70,31 @@ pub enum EventKind {
     },
     /// A payment, refund or renewal.
     Payment(Payment),
+    /// The tracker's `identify` call: the visitor is a known user of the site.
+    Identify(Identity),
+    /// A click on a link that leaves the site (the tracker's `external_link`).
+    #[serde(rename = "external_link")]
+    ExternalLink {
+        /// Where the link goes.
+        url: String,
+        /// The link's text, when the tracker sent it.
+        text: Option<String>,
+    },
+}
+
+/// The user an `identify` event names.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Identity {
+    /// The site's own id for the user.
+    pub user_id: String,
+    /// Display name, when given.
+    pub name: Option<String>,
+    /// Email, when given.
+    pub email: Option<String>,
+    /// Avatar URL, when given.
+    pub image: Option<String>,
+    /// Other properties the site sent, as strings.
+    pub properties: BTreeMap<String, String>,
 }
 
 /// The payment part of a payment event.
@@ -143,12 +172,15 @@ pub struct SessionAttrs {
 pub const DEVICE_TYPES: [&str; 3] = ["desktop", "mobile", "tablet"];
 
 impl EventKind {
-    /// The stored name of the kind: `pageview`, `goal` or `payment`.
+    /// The stored name of the kind (a value of [`crate::schema::kind`]).
     pub fn name(&self) -> &'static str {
+        use crate::schema::kind;
         match self {
-            EventKind::Pageview => "pageview",
-            EventKind::Goal { .. } => "goal",
-            EventKind::Payment(_) => "payment",
+            EventKind::Pageview => kind::PAGEVIEW,
+            EventKind::Goal { .. } => kind::GOAL,
+            EventKind::Payment(_) => kind::PAYMENT,
+            EventKind::Identify(_) => kind::IDENTIFY,
+            EventKind::ExternalLink { .. } => kind::EXTERNAL_LINK,
         }
     }
 }
@@ -217,6 +249,13 @@ impl Event {
                 check_goal_metadata(metadata)?;
             }
             EventKind::Payment(p) => p.validate()?,
+            EventKind::Identify(i) => i.validate()?,
+            EventKind::ExternalLink { url, text } => {
+                check_text("url", url, MAX_URL_LEN)?;
+                if let Some(t) = text {
+                    check_text("text", t, MAX_METADATA_VALUE_LEN)?;
+                }
+            }
         }
         let a = &self.attrs;
         if let Some(d) = &a.device
@@ -260,6 +299,51 @@ impl Payment {
         }
         check_id("transaction_id", &self.transaction_id)
     }
+}
+
+impl Identity {
+    fn validate(&self) -> Result<()> {
+        check_id("user_id", &self.user_id)?;
+        for (field, v) in [
+            ("name", &self.name),
+            ("email", &self.email),
+            ("image", &self.image),
+        ] {
+            if let Some(v) = v {
+                check_text(field, v, MAX_URL_LEN)?;
+            }
+        }
+        if self.properties.len() > MAX_IDENTIFY_PROPERTIES {
+            return Err(Error::invalid(
+                "properties",
+                format!("at most {MAX_IDENTIFY_PROPERTIES} properties"),
+            ));
+        }
+        for (k, v) in &self.properties {
+            if k.is_empty() || k.len() > MAX_METADATA_KEY_LEN {
+                return Err(Error::invalid(
+                    "properties",
+                    format!("property name `{k}` must be 1 to {MAX_METADATA_KEY_LEN} bytes"),
+                ));
+            }
+            check_text("properties", v, MAX_METADATA_VALUE_LEN)?;
+        }
+        Ok(())
+    }
+}
+
+/// Checks a free-text field: at most `max` characters, no control characters.
+fn check_text(field: &str, value: &str, max: usize) -> Result<()> {
+    if value.chars().count() > max {
+        return Err(Error::invalid(
+            field,
+            format!("is longer than {max} characters"),
+        ));
+    }
+    if value.chars().any(char::is_control) {
+        return Err(Error::invalid(field, "must not contain control characters"));
+    }
+    Ok(())
 }
 
 /// Checks a goal name against the DataFast rule: lowercase letters, digits, `_`, `-`, 1–64 chars.

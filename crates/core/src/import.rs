@@ -169,14 +169,7 @@ pub fn parse_line(line: &str, website_id: Option<&str>) -> Result<Event> {
     let (hostname, path) = match l.url.as_deref() {
         Some(u) => {
             let page = parse_page_url(u)?;
-            attrs.utm_source = page.param("utm_source");
-            attrs.utm_medium = page.param("utm_medium");
-            attrs.utm_campaign = page.param("utm_campaign");
-            attrs.utm_term = page.param("utm_term");
-            attrs.utm_content = page.param("utm_content");
-            attrs.ref_ = page.param("ref");
-            attrs.source = page.param("source");
-            attrs.via = page.param("via");
+            page.set_campaign(&mut attrs);
             (Some(page.hostname), Some(page.path))
         }
         None => (None, None),
@@ -228,6 +221,18 @@ impl PageUrl {
             .iter()
             .find(|(k, v)| k == key && !v.is_empty())
             .map(|(_, v)| v.clone())
+    }
+
+    /// Copies the campaign parameters (UTM fields, `ref`, `source`, `via`) into `attrs`.
+    pub fn set_campaign(&self, attrs: &mut SessionAttrs) {
+        attrs.utm_source = self.param("utm_source");
+        attrs.utm_medium = self.param("utm_medium");
+        attrs.utm_campaign = self.param("utm_campaign");
+        attrs.utm_term = self.param("utm_term");
+        attrs.utm_content = self.param("utm_content");
+        attrs.ref_ = self.param("ref");
+        attrs.source = self.param("source");
+        attrs.via = self.param("via");
     }
 }
 

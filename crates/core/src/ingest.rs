@@ -1,13 +1,13 @@
 //! From a validated [`Event`] to a [`StoredEvent`]: referrer classification, session
 //! assignment, currency conversion, event ids and payment de-duplication.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 
 use crate::error::Result;
 use crate::event::{Event, EventKind};
 use crate::referrer;
-use crate::schema::{StoredEvent, StoredPayment, kind};
+use crate::schema::{StoredEvent, StoredIdentity, StoredPayment, kind};
 use crate::session::Sessionizer;
 use crate::website::Website;
 
@@ -93,14 +93,30 @@ pub(crate) fn enrich(
         state.next_event_seq += 1;
         format!("{ts_us:x}-{:x}", state.next_event_seq)
     });
-    let (kind_name, hostname, path, goal_name, goal_metadata) = match event.kind {
-        EventKind::Pageview => (kind::PAGEVIEW, event.hostname, event.path, None, None),
-        EventKind::Goal { name, metadata } => {
-            let meta = (!metadata.is_empty())
-                .then(|| serde_json::to_string(&metadata).unwrap_or_default());
-            (kind::GOAL, None, None, Some(name), meta)
+    let kind_name = event.kind.name();
+    let mut identity = None;
+    let (hostname, path, goal_name, goal_metadata) = match event.kind {
+        EventKind::Pageview => (event.hostname, event.path, None, None),
+        EventKind::Goal { name, metadata } => (None, None, Some(name), properties_json(&metadata)),
+        EventKind::Payment(_) => (None, None, None, None),
+        EventKind::Identify(mut i) => {
+            if let Some(image) = i.image.take() {
+                i.properties.insert("image".to_owned(), image);
+            }
+            identity = Some(StoredIdentity {
+                user_id: i.user_id,
+                name: i.name,
+                email: i.email,
+            });
+            (None, None, None, properties_json(&i.properties))
         }
-        EventKind::Payment(_) => (kind::PAYMENT, None, None, None, None),
+        EventKind::ExternalLink { url, text } => {
+            let mut props = BTreeMap::from([("url".to_owned(), url)]);
+            if let Some(t) = text {
+                props.insert("text".to_owned(), t);
+            }
+            (None, None, None, properties_json(&props))
+        }
     };
     Ok(Outcome::Stored(Box::new(StoredEvent {
         website_id: event.website_id,
@@ -117,7 +133,13 @@ pub(crate) fn enrich(
         goal_name,
         goal_metadata,
         payment,
+        identity,
     })))
+}
+
+/// A JSON object of string properties, `None` when there are none.
+fn properties_json(props: &BTreeMap<String, String>) -> Option<String> {
+    (!props.is_empty()).then(|| serde_json::to_string(props).unwrap_or_default())
 }
 
 /// Rebuilds a website's ingest state from its stored events (`events`: the website's whole

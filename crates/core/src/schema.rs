@@ -73,6 +73,8 @@ pub mod kind {
     pub const PAGEVIEW: &str = "pageview";
     pub const GOAL: &str = "goal";
     pub const PAYMENT: &str = "payment";
+    pub const IDENTIFY: &str = "identify";
+    pub const EXTERNAL_LINK: &str = "external_link";
 }
 
 /// The time zone string of the `ts` column.
@@ -206,10 +208,50 @@ pub struct StoredEvent {
     pub viewport_h: Option<u32>,
     /// Goal name (goals only).
     pub goal_name: Option<String>,
-    /// Goal metadata as a JSON object (goals only).
+    /// Properties as a JSON object of strings: a goal's metadata, an `identify` event's
+    /// properties, an external link's `url` and `text` (stored in `goal_metadata`).
     pub goal_metadata: Option<String>,
     /// Payment columns (payments only).
     pub payment: Option<StoredPayment>,
+    /// The user an `identify` event names, stored in the customer columns.
+    pub identity: Option<StoredIdentity>,
+}
+
+/// The customer columns of a stored `identify` event.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredIdentity {
+    /// The site's user id (`customer_id`).
+    pub user_id: String,
+    /// Display name (`customer_name`).
+    pub name: Option<String>,
+    /// Email (`customer_email`).
+    pub email: Option<String>,
+}
+
+impl StoredEvent {
+    fn customer_email(&self) -> Option<&str> {
+        match (&self.payment, &self.identity) {
+            (Some(p), _) => p.email.as_deref(),
+            (None, Some(i)) => i.email.as_deref(),
+            (None, None) => None,
+        }
+    }
+
+    fn customer_name(&self) -> Option<&str> {
+        match (&self.payment, &self.identity) {
+            (Some(p), _) => p.name.as_deref(),
+            (None, Some(i)) => i.name.as_deref(),
+            (None, None) => None,
+        }
+    }
+
+    fn customer_id(&self) -> Option<&str> {
+        match (&self.payment, &self.identity) {
+            (Some(p), _) => p.customer_id.as_deref(),
+            (None, Some(i)) => Some(&i.user_id),
+            (None, None) => None,
+        }
+    }
 }
 
 /// Builds one record batch of the events schema from stored events.
@@ -300,9 +342,9 @@ pub fn to_batch(rows: &[StoredEvent]) -> Result<RecordBatch> {
         bools(&|r| pay(r).map(|p| p.renewal)),
         bools(&|r| pay(r).map(|p| p.refunded)),
         strings(&|r| pay(r).map(|p| p.transaction_id.as_str())),
-        strings(&|r| pay(r).and_then(|p| p.email.as_deref())),
-        strings(&|r| pay(r).and_then(|p| p.name.as_deref())),
-        strings(&|r| pay(r).and_then(|p| p.customer_id.as_deref())),
+        strings(&|r| r.customer_email()),
+        strings(&|r| r.customer_name()),
+        strings(&|r| r.customer_id()),
     ];
     Ok(RecordBatch::try_new(events_schema(), columns)?)
 }
