@@ -126,8 +126,12 @@ impl AgentParser {
                 dev_family.as_deref().unwrap_or("Other"),
             ),
             os: os_name.map(|o| rename(OS_NAMES, o)),
-            device_vendor: dev.as_ref().and_then(|d| d.brand.as_deref().map(str::to_owned)),
-            device_model: dev.as_ref().and_then(|d| d.model.as_deref().map(str::to_owned)),
+            device_vendor: dev
+                .as_ref()
+                .and_then(|d| d.brand.as_deref().map(str::to_owned)),
+            device_model: dev
+                .as_ref()
+                .and_then(|d| d.model.as_deref().map(str::to_owned)),
             bot,
         }
     }
@@ -259,14 +263,26 @@ mod tests {
             v([Some("133"), Some("0"), Some("0"), Some("0")]).as_deref(),
             Some("133.0.0.0")
         );
-        assert_eq!(v([Some("17"), Some("4"), None, Some("9")]).as_deref(), Some("17.4"));
+        assert_eq!(
+            v([Some("17"), Some("4"), None, Some("9")]).as_deref(),
+            Some("17.4")
+        );
         assert_eq!(v([None, None, None, None]), None);
     }
 
     #[test]
     fn android_without_the_mobile_token_is_a_tablet() {
-        assert_eq!(device_type("Android 14; SM-X710", Some("Android"), "Samsung"), "tablet");
-        assert_eq!(device_type("Android 14; Mobile", Some("Android"), "Samsung"), "mobile");
-        assert_eq!(device_type("Windows NT 10.0", Some("Windows"), "Other"), "desktop");
+        assert_eq!(
+            device_type("Android 14; SM-X710", Some("Android"), "Samsung"),
+            "tablet"
+        );
+        assert_eq!(
+            device_type("Android 14; Mobile", Some("Android"), "Samsung"),
+            "mobile"
+        );
+        assert_eq!(
+            device_type("Windows NT 10.0", Some("Windows"), "Other"),
+            "desktop"
+        );
     }
 }

@@ -126,8 +126,9 @@ impl Collector {
         website: &Website,
         now: DateTime<Utc>,
     ) -> Result<Collected> {
-        let page = parse_page_url(&payload.href)
-            .map_err(|_| Error::invalid("href", format!("`{}` is not an absolute URL", payload.href)))?;
+        let page = parse_page_url(&payload.href).map_err(|_| {
+            Error::invalid("href", format!("`{}` is not an absolute URL", payload.href))
+        })?;
         let domain = payload
             .domain
             .as_deref()
@@ -214,7 +215,12 @@ impl Collector {
                     .expect("HMAC takes keys of any length");
                 let day = now.date_naive().to_string();
                 let addr = client.addr.map(|a| a.to_string()).unwrap_or_default();
-                for part in [website.id.as_str(), &day, &addr, client.user_agent.unwrap_or("")] {
+                for part in [
+                    website.id.as_str(),
+                    &day,
+                    &addr,
+                    client.user_agent.unwrap_or(""),
+                ] {
                     mac.update(part.as_bytes());
                     mac.update(&[0]);
                 }
@@ -321,7 +327,10 @@ fn payment(payload: &TrackerPayload, website: &Website) -> Result<Payment> {
         (None, None) => {
             return Err(Error::invalid(
                 "extraData",
-                format!("a payment needs `email` or one of {}", PAYMENT_IDS.join(", ")),
+                format!(
+                    "a payment needs `email` or one of {}",
+                    PAYMENT_IDS.join(", ")
+                ),
             ));
         }
     };
@@ -348,7 +357,12 @@ mod tests {
     fn subdomains_and_allowed_hosts_pass_the_domain_check() {
         let mut w = Website::new("w", "example.com");
         w.allowed_hostnames = vec!["shop.other.io".into()];
-        for ok in ["example.com", "www.example.com", "App.Example.com", "shop.other.io"] {
+        for ok in [
+            "example.com",
+            "www.example.com",
+            "App.Example.com",
+            "shop.other.io",
+        ] {
             assert!(check_domain(&w, ok).is_ok(), "{ok}");
         }
         for bad in ["badexample.com", "example.com.evil.io", "other.io", ""] {

@@ -120,7 +120,9 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("href"), "{err}");
-        let err = TrackerPayload::from_json(b"{not json").unwrap_err().to_string();
+        let err = TrackerPayload::from_json(b"{not json")
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("invalid payload"), "{err}");
     }
 }
