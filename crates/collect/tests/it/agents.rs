@@ -111,7 +111,7 @@ pub const BROWSERS: &[(&str, &str, &str, &str, &str, &str, Option<&str>)] = &[
     (
         "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36 OPR/116.0.0.0",
         "Opera",
-        "116.0.0.0",
+        "116.0.0",
         "Windows",
         "10",
         "desktop",
