@@ -8,6 +8,7 @@ use axum::extract::DefaultBodyLimit;
 use axum::http::StatusCode;
 use axum::response::Response;
 use axum::routing::get;
+use tally_collect::Collector;
 use tally_core::Engine;
 
 use crate::auth::{Limiter, limiter};
@@ -44,16 +45,27 @@ pub struct AppState {
     pub limiter: Arc<Limiter>,
     /// The limits.
     pub limits: Limits,
+    /// Turns tracker payloads into events (`POST /api/events`).
+    pub collector: Arc<Collector>,
+    /// Take the client address from `X-Forwarded-For` (behind a reverse proxy).
+    pub trust_proxy: bool,
 }
 
 impl AppState {
-    /// State over `engine` and `keys` with `limits`.
-    pub fn new(engine: Arc<Engine>, keys: Arc<KeyStore>, limits: Limits) -> Self {
+    /// State over `engine`, `keys` and `collector` with `limits`.
+    pub fn new(
+        engine: Arc<Engine>,
+        keys: Arc<KeyStore>,
+        limits: Limits,
+        collector: Arc<Collector>,
+    ) -> Self {
         AppState {
             engine,
             keys,
             limiter: limiter(limits.requests_per_minute),
             limits,
+            collector,
+            trust_proxy: false,
         }
     }
 }
@@ -75,6 +87,17 @@ pub fn router(state: AppState) -> Router {
         .route(
             "/api/v1/admin/websites/{website_id}/integrations",
             get(routes::admin::integrations),
+        )
+        .route(
+            "/api/v1/admin/websites/{website_id}/tracker-stats",
+            get(routes::admin::tracker_stats),
+        )
+        .route(
+            "/api/events",
+            // The CORS layer answers preflights itself; the `options` route lets them reach it.
+            axum::routing::post(routes::events::track)
+                .options(|| async { StatusCode::NO_CONTENT })
+                .layer(routes::events::cors()),
         )
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)

@@ -29,6 +29,14 @@ impl HttpError {
     }
 }
 
+impl HttpError {
+    /// Logs `e` (the caller only sees this error's message).
+    pub(crate) fn with_log(self, e: &dyn std::fmt::Display) -> Self {
+        tracing::error!(error = %e, "internal error");
+        self
+    }
+}
+
 impl From<ApiError> for HttpError {
     fn from(api: ApiError) -> Self {
         if api.status >= 500 {

@@ -138,6 +138,17 @@ fn random_hex(bytes: usize) -> Result<String, KeyError> {
 }
 
 impl KeyStore {
+    /// A key for `purpose` derived from this directory's secret (HMAC-SHA256), so that other
+    /// keyed hashes (cookieless visitor ids) need no secret of their own.
+    pub fn derive_key(&self, purpose: &str) -> Vec<u8> {
+        let secret = self
+            .file
+            .read()
+            .map(|f| f.secret.clone())
+            .unwrap_or_default();
+        hex::decode(digest(&secret, purpose)).unwrap_or_default()
+    }
+
     /// Opens `dir/keys.json`, creating it with a fresh secret when missing.
     pub fn open(dir: &Path) -> Result<Self, KeyError> {
         let path = dir.join(KEYS_FILE);

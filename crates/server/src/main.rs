@@ -9,6 +9,7 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
 use serde_json::json;
+use tally_collect::{Collector, GeoDb};
 use tally_core::{Engine, Website};
 use tally_server::app::{AppState, Limits, router};
 use tally_server::keys::{KeyStore, Role, Scope};
@@ -51,6 +52,14 @@ enum Command {
         /// Seconds between automatic flushes of ingested events to Parquet.
         #[arg(long, default_value_t = 30)]
         flush_every: u64,
+        /// MaxMind DB file (GeoLite2/GeoIP2 City or Country) for visitor locations; without
+        /// one, locations of tracker events are unknown.
+        #[arg(long, value_name = "FILE")]
+        geoip: Option<PathBuf>,
+        /// Take tracker clients' addresses from `X-Forwarded-For` (only behind a reverse proxy
+        /// that sets it).
+        #[arg(long)]
+        trust_proxy: bool,
     },
     /// Manage websites.
     Website {
@@ -185,12 +194,24 @@ async fn main() -> anyhow::Result<()> {
             rate_limit,
             max_body,
             flush_every,
+            geoip,
+            trust_proxy,
         } => {
             let limits = Limits {
                 requests_per_minute: rate_limit,
                 max_body_bytes: max_body,
             };
-            serve(engine, keys, &addr, demo, limits, flush_every).await
+            let geo = match &geoip {
+                Some(path) => Some(
+                    GeoDb::open(path)
+                        .with_context(|| format!("opening GeoIP database {}", path.display()))?,
+                ),
+                None => None,
+            };
+            let collector = Collector::new(geo, &keys.derive_key("cookieless-visitor-ids"))?;
+            let mut state = AppState::new(Arc::clone(&engine), keys, limits, Arc::new(collector));
+            state.trust_proxy = trust_proxy;
+            serve(engine, state, &addr, demo, flush_every).await
         }
         Command::Website { action } => website(&engine, &keys, action),
         Command::Token {
@@ -396,10 +417,9 @@ async fn ingest_batch(
 
 async fn serve(
     engine: Arc<Engine>,
-    keys: Arc<KeyStore>,
+    state: AppState,
     addr: &str,
     demo: bool,
-    limits: Limits,
     flush_every: u64,
 ) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(addr)
@@ -407,7 +427,7 @@ async fn serve(
         .with_context(|| format!("binding {addr}"))?;
     let local = listener.local_addr()?;
     if demo {
-        let key = demo_website(&engine, &keys).await?;
+        let key = demo_website(&engine, &state.keys).await?;
         eprintln!("Demo website `demo` is ready. Its API key: {key}");
         eprintln!(
             "Try:\n  curl -H 'Authorization: Bearer {key}' 'http://{local}/api/v1/analytics/overview'"
@@ -434,7 +454,7 @@ async fn serve(
         }
     })?;
     tracing::info!("listening on http://{local}");
-    let app = router(AppState::new(Arc::clone(&engine), keys, limits));
+    let app = router(state).into_make_service_with_connect_info::<std::net::SocketAddr>();
     axum::serve(listener, app)
         .with_graceful_shutdown(async {
             let _ = stop_rx.await;

@@ -1,4 +1,4 @@
-//! `GET /api/v1/admin/websites/{websiteId}/integrations`.
+//! `GET /api/v1/admin/websites/{websiteId}/integrations` and `…/tracker-stats`.
 
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
@@ -41,5 +41,20 @@ pub async fn integrations(
             ..tally_api::ApiError::internal()
         })
     })?;
+    Ok(json_response(StatusCode::OK, body))
+}
+
+/// What `POST /api/events` did with this website's tracker traffic since the server started:
+/// events accepted, bot requests dropped, payloads refused.
+pub async fn tracker_stats(
+    State(st): State<AppState>,
+    Path(website_id): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response> {
+    let caller = authenticate(&headers, &st.keys, &st.limiter)?;
+    let site = caller.website_for(Some(&website_id), Scope::SettingsRead)?;
+    st.engine.website(&site)?;
+    let body = serde_json::to_string(&Success::new(st.collector.stats(&site)))
+        .map_err(|e| HttpError::new(500, "Internal server error").with_log(&e))?;
     Ok(json_response(StatusCode::OK, body))
 }

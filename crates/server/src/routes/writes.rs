@@ -38,13 +38,6 @@ fn to_json(value: &impl serde::Serialize) -> Result<Response> {
     Ok(json_response(StatusCode::OK, body))
 }
 
-impl HttpError {
-    fn with_log(self, e: &dyn std::fmt::Display) -> Self {
-        tracing::error!(error = %e, "internal error");
-        self
-    }
-}
-
 /// The caller, the website the write is for, and the query's other parameters.
 fn writer(
     st: &AppState,
@@ -60,10 +53,7 @@ fn writer(
 fn body_json<T: for<'de> Deserialize<'de>>(
     body: std::result::Result<Bytes, BytesRejection>,
 ) -> Result<T> {
-    let bytes = body.map_err(|r| match r.status().as_u16() {
-        413 => HttpError::new(413, "Request body is too large"),
-        s => HttpError::new(s, r.body_text()),
-    })?;
+    let bytes = crate::routes::body_bytes(body)?;
     serde_json::from_slice(&bytes)
         .map_err(|e| bad("body", format!("not the expected JSON object: {e}")))
 }

@@ -1,26 +1,31 @@
 //! Every route through `Router::oneshot`: the success shape and the error statuses.
 
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 
 use axum::body::Body;
 use axum::http::{Method, Request, StatusCode};
 use http_body_util::BodyExt;
 use serde_json::{Value, json};
+use tally_collect::Collector;
 use tally_core::{Engine, Website};
 use tally_server::app::{AppState, Limits, router};
 use tally_server::keys::{KeyStore, Role, Scope};
 use tower::ServiceExt;
 
-struct Fixture {
+pub struct Fixture {
     _dir: tempfile::TempDir,
-    app: axum::Router,
-    key_a: String,
-    key_b: String,
-    token_ro: String,
-    token_all: String,
+    pub app: axum::Router,
+    pub key_a: String,
+    pub key_b: String,
+    pub token_ro: String,
+    pub token_all: String,
 }
 
-async fn fixture(limits: Limits) -> Fixture {
+/// One collector for every test: loading the User-Agent rules takes a moment.
+pub static COLLECTOR: LazyLock<Arc<Collector>> =
+    LazyLock::new(|| Arc::new(Collector::new(None, b"test").unwrap()));
+
+pub async fn fixture(limits: Limits) -> Fixture {
     let dir = tempfile::tempdir().unwrap();
     let engine = Engine::open(dir.path()).await.unwrap();
     let mut a = Website::new("site_a", "a.example");
@@ -59,7 +64,12 @@ async fn fixture(limits: Limits) -> Fixture {
     let token_all = keys
         .create_token(&["site_a".into()], &Scope::ALL, Role::Owner)
         .unwrap();
-    let app = router(AppState::new(Arc::new(engine), Arc::new(keys), limits));
+    let app = router(AppState::new(
+        Arc::new(engine),
+        Arc::new(keys),
+        limits,
+        Arc::clone(&COLLECTOR),
+    ));
     Fixture {
         _dir: dir,
         app,
@@ -70,7 +80,7 @@ async fn fixture(limits: Limits) -> Fixture {
     }
 }
 
-async fn call(
+pub async fn call(
     app: &axum::Router,
     method: Method,
     uri: &str,
@@ -96,7 +106,7 @@ async fn call(
     (status, value)
 }
 
-fn assert_error(status: StatusCode, body: &Value, want: u16) {
+pub fn assert_error(status: StatusCode, body: &Value, want: u16) {
     assert_eq!(status.as_u16(), want, "{body}");
     assert_eq!(body["status"], "error", "{body}");
     assert_eq!(body["error"]["code"], want, "{body}");

@@ -1,0 +1,129 @@
+//! `POST /api/events`: the endpoint the DataFast tracker SDK sends to. No key: the website id
+//! in the payload and the allowed domains decide. Browsers call it cross-origin, so it answers
+//! CORS preflights for any origin (no credentials are involved).
+
+use std::net::{IpAddr, SocketAddr};
+
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{ConnectInfo, Request, State};
+use axum::http::{HeaderMap, Method, StatusCode, header};
+use axum::response::Response;
+use serde::Serialize;
+use tally_collect::{Client, Collected, TrackerPayload};
+use tower_http::cors::{Any, CorsLayer};
+
+use crate::app::AppState;
+use crate::error::{HttpError, Result, json_response};
+use crate::routes::body_bytes;
+
+/// The body of an answered event: `visitorId` at the top level, where the SDK's cookieless
+/// mode reads it.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Tracked {
+    /// `success` when stored, `ignored` when dropped as a bot.
+    pub status: &'static str,
+    /// The visitor the event was stored under (absent for bots).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub visitor_id: Option<String>,
+}
+
+/// CORS for the tracker: any origin may POST JSON.
+pub fn cors() -> CorsLayer {
+    CorsLayer::new()
+        .allow_origin(Any)
+        .allow_methods([Method::POST, Method::OPTIONS])
+        .allow_headers([header::CONTENT_TYPE])
+        .max_age(std::time::Duration::from_secs(24 * 3600))
+}
+
+/// Stores one tracker event. 400 for a malformed payload (naming the field), 404 for an
+/// unknown website, 403 for a domain the website does not allow, 413 past the body limit.
+pub async fn track(State(st): State<AppState>, request: Request) -> Result<Response> {
+    let peer = request
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0.ip());
+    let (parts, body) = request.into_parts();
+    let body: std::result::Result<Bytes, BytesRejection> =
+        <Bytes as axum::extract::FromRequest<AppState>>::from_request(
+            Request::from_parts(parts.clone(), body),
+            &st,
+        )
+        .await;
+    let bytes = body_bytes(body)?;
+    let payload =
+        TrackerPayload::from_json(&bytes).map_err(|e| HttpError::new(400, e.to_string()))?;
+    let website = st
+        .engine
+        .website(&payload.website_id)
+        .map_err(|_| HttpError::new(404, format!("Unknown website `{}`", payload.website_id)))?;
+    let client = Client {
+        user_agent: parts
+            .headers
+            .get(header::USER_AGENT)
+            .and_then(|v| v.to_str().ok()),
+        addr: client_addr(&parts.headers, peer, st.trust_proxy),
+    };
+    let collected = st
+        .collector
+        .collect(&payload, client, &website, chrono::Utc::now())
+        .map_err(|e| match e {
+            tally_collect::Error::DomainNotAllowed(_) => HttpError::new(403, e.to_string()),
+            other => HttpError::new(400, other.to_string()),
+        })?;
+    let tracked = match collected {
+        Collected::Bot => Tracked {
+            status: "ignored",
+            visitor_id: None,
+        },
+        Collected::Event(event) => {
+            let visitor_id = event.visitor_id.clone();
+            let report = st.engine.ingest(vec![*event]).await?;
+            if let Some((_, e)) = report.rejected.into_iter().next() {
+                return Err(HttpError::new(400, e.to_string()));
+            }
+            Tracked {
+                status: "success",
+                visitor_id: Some(visitor_id),
+            }
+        }
+    };
+    let body = serde_json::to_string(&tracked)
+        .map_err(|e| HttpError::new(500, "Internal server error").with_log(&e))?;
+    Ok(json_response(StatusCode::OK, body))
+}
+
+/// The peer address, or behind a trusted proxy the first address of `X-Forwarded-For`.
+fn client_addr(headers: &HeaderMap, peer: Option<IpAddr>, trust_proxy: bool) -> Option<IpAddr> {
+    if trust_proxy {
+        let forwarded = headers
+            .get("x-forwarded-for")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split(',').next())
+            .and_then(|first| first.trim().parse().ok());
+        if forwarded.is_some() {
+            return forwarded;
+        }
+    }
+    peer
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn forwarded_addresses_count_only_behind_a_trusted_proxy() {
+        let mut h = HeaderMap::new();
+        h.insert("x-forwarded-for", "81.2.69.160, 10.0.0.1".parse().unwrap());
+        let peer = Some("10.0.0.1".parse().unwrap());
+        assert_eq!(client_addr(&h, peer, false), peer);
+        assert_eq!(
+            client_addr(&h, peer, true),
+            Some("81.2.69.160".parse().unwrap())
+        );
+        assert_eq!(client_addr(&HeaderMap::new(), peer, true), peer);
+    }
+}
