@@ -6,7 +6,7 @@ use std::net::TcpStream;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-fn tally(dir: &std::path::Path, args: &[&str]) -> serde_json::Value {
+pub fn tally(dir: &std::path::Path, args: &[&str]) -> serde_json::Value {
     let out = Command::new(env!("CARGO_BIN_EXE_tally"))
         .arg("--data-dir")
         .arg(dir)
@@ -21,7 +21,7 @@ fn tally(dir: &std::path::Path, args: &[&str]) -> serde_json::Value {
     serde_json::from_slice(&out.stdout).unwrap()
 }
 
-fn get(addr: &str, path: &str, key: &str) -> (u16, serde_json::Value) {
+pub fn get(addr: &str, path: &str, key: &str) -> (u16, serde_json::Value) {
     let mut s = TcpStream::connect(addr).unwrap();
     write!(s, "GET {path} HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {key}\r\nConnection: close\r\n\r\n").unwrap();
     let mut text = String::new();
@@ -70,39 +70,12 @@ fn import_serve_and_query_over_http() {
     let q = tally(dir.path(), &["query", "overview", "--website", &site]);
     assert_eq!(q["data"][0]["visitors"], 10);
 
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let addr = format!("127.0.0.1:{port}");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_tally"))
-        .arg("--data-dir")
-        .arg(dir.path())
-        .args(["serve", "--addr", &addr])
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stderr = child.stderr.take().unwrap();
-    let started = Instant::now();
-    let mut lines = BufReader::new(stderr).lines();
-    loop {
-        assert!(
-            started.elapsed() < Duration::from_secs(30),
-            "server did not start"
-        );
-        let Some(Ok(l)) = lines.next() else {
-            panic!("server exited")
-        };
-        if l.contains("listening on") {
-            break;
-        }
-    }
+    let server = Server::start(dir.path(), &[]);
+    let addr = server.addr.clone();
     let (status, body) = get(&addr, "/api/v1/analytics/overview", &key);
     let (s2, pages) = get(&addr, "/api/v1/analytics/pages?limit=1", &key);
     let (s3, denied) = get(&addr, "/api/v1/analytics/overview", "df_wrong");
-    let _ = child.kill();
-    let _ = child.wait();
+    drop(server);
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["data"][0]["visitors"], 10);
     assert_eq!(body["data"][0]["revenue"], 287.98);
@@ -111,4 +84,56 @@ fn import_serve_and_query_over_http() {
     assert_eq!(pages["pagination"]["total"], 6);
     assert_eq!(s3, 401);
     assert_eq!(denied["error"]["code"], 401);
+}
+
+/// A `tally serve` on a free loopback port, stopped when dropped.
+pub struct Server {
+    child: std::process::Child,
+    /// `127.0.0.1:PORT`.
+    pub addr: String,
+}
+
+impl Server {
+    /// Starts the binary on `dir` with extra `serve` arguments and waits until it listens.
+    pub fn start(dir: &std::path::Path, extra: &[&str]) -> Server {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let addr = format!("127.0.0.1:{port}");
+        let mut child = Command::new(env!("CARGO_BIN_EXE_tally"))
+            .arg("--data-dir")
+            .arg(dir)
+            .args(["serve", "--addr", &addr])
+            .args(extra)
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stderr = child.stderr.take().unwrap();
+        let started = Instant::now();
+        let mut lines = BufReader::new(stderr).lines();
+        loop {
+            assert!(
+                started.elapsed() < Duration::from_secs(30),
+                "server did not start"
+            );
+            let Some(Ok(l)) = lines.next() else {
+                panic!("server exited")
+            };
+            if l.contains("listening on") {
+                break;
+            }
+        }
+        // keep draining the log so the server never blocks on a full pipe
+        std::thread::spawn(move || for _ in lines {});
+        Server { child, addr }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }

@@ -3,4 +3,5 @@
 
 mod e2e;
 mod routes;
+mod sdk;
 mod tracker;
