@@ -138,6 +138,9 @@ enum WebsiteAction {
         /// Payment providers connected (replaces the list), comma separated.
         #[arg(long, value_delimiter = ',')]
         connected: Option<Vec<String>>,
+        /// Other hostnames the tracker may send from (replaces the list), comma separated.
+        #[arg(long, value_delimiter = ',')]
+        allowed_hostnames: Option<Vec<String>>,
     },
     /// Print a website's settings.
     Show {
@@ -303,6 +306,7 @@ fn website(engine: &Engine, keys: &KeyStore, action: WebsiteAction) -> anyhow::R
             include_renewal_revenue,
             rates,
             connected,
+            allowed_hostnames,
         } => {
             let mut w = engine.website(&website)?;
             w.name = name.unwrap_or(w.name);
@@ -323,6 +327,12 @@ fn website(engine: &Engine, keys: &KeyStore, action: WebsiteAction) -> anyhow::R
                     rate.parse()
                         .with_context(|| format!("`{rate}` is not a number"))?,
                 );
+            }
+            if let Some(h) = allowed_hostnames {
+                w.allowed_hostnames = h
+                    .into_iter()
+                    .map(|h| h.trim().to_ascii_lowercase())
+                    .collect();
             }
             if let Some(c) = connected {
                 w.connected_providers = c;

@@ -1,0 +1,142 @@
+//! Load test of `POST /api/events`: concurrent clients on loopback send tracker page views
+//! (as the DataFast SDK builds them, with real browser User-Agents) to the real router for a
+//! fixed time; prints events/s and the latency distribution. The engine flushes to Parquet
+//! every 5 s meanwhile, as `tally serve` does every 30 s.
+//!
+//! ```sh
+//! cargo bench -p tally-benches --bench tracker_load
+//! TALLY_LOAD_CLIENTS=64 TALLY_LOAD_SECONDS=30 cargo bench -p tally-benches --bench tracker_load
+//! ```
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::body::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
+use tally_collect::Collector;
+use tally_core::{Engine, Query, Website};
+use tally_server::app::{AppState, Limits, router};
+use tally_server::keys::KeyStore;
+
+const USER_AGENTS: [&str; 4] = [
+    "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/133.0.0.0 Safari/537.36",
+    "Mozilla/5.0 (iPhone; CPU iPhone OS 18_2 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/18.2 Mobile/15E148 Safari/604.1",
+    "Mozilla/5.0 (Windows NT 10.0; Win64; x64; rv:134.0) Gecko/20100101 Firefox/134.0",
+    "Mozilla/5.0 (Linux; Android 10; K) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/132.0.0.0 Mobile Safari/537.36",
+];
+const PAGES: [&str; 5] = ["/", "/pricing", "/blog/launch", "/docs", "/signup"];
+
+fn env_or(name: &str, default: u64) -> u64 {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+fn payload(client: u64, n: u64) -> String {
+    let visitor = client * 1_000_000 + n / 8; // eight page views per visitor
+    serde_json::json!({
+        "websiteId": "load",
+        "domain": "example.com",
+        "visitorId": format!("v{visitor}"),
+        "sessionId": format!("s{visitor}"),
+        "href": format!("https://example.com{}?utm_source=load", PAGES[(n % 5) as usize]),
+        "referrer": if n % 8 == 0 { "https://www.google.com/" } else { "" },
+        "type": "pageview",
+        "viewport": {"width": 1440, "height": 900}
+    })
+    .to_string()
+}
+
+fn main() {
+    let clients = env_or("TALLY_LOAD_CLIENTS", 32);
+    let seconds = env_or("TALLY_LOAD_SECONDS", 10);
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async move {
+        let dir = tempfile::tempdir().unwrap();
+        let engine = Arc::new(Engine::open(dir.path()).await.unwrap());
+        engine
+            .create_website(Website::new("load", "example.com"))
+            .unwrap();
+        let keys = Arc::new(KeyStore::open(dir.path()).unwrap());
+        let collector = Arc::new(Collector::new(None, b"load").unwrap());
+        let state = AppState::new(Arc::clone(&engine), keys, Limits::default(), collector);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            axum::serve(
+                listener,
+                router(state).into_make_service_with_connect_info::<SocketAddr>(),
+            )
+            .await
+            .unwrap();
+        });
+        let flusher = {
+            let engine = Arc::clone(&engine);
+            tokio::spawn(async move {
+                let mut tick = tokio::time::interval(Duration::from_secs(5));
+                tick.tick().await;
+                loop {
+                    tick.tick().await;
+                    engine.flush().await.unwrap();
+                }
+            })
+        };
+
+        let http = Client::builder(TokioExecutor::new()).build_http::<Full<Bytes>>();
+        let url = format!("http://{addr}/api/events");
+        let started = Instant::now();
+        let deadline = started + Duration::from_secs(seconds);
+        let tasks: Vec<_> = (0..clients)
+            .map(|c| {
+                let http = http.clone();
+                let url = url.clone();
+                tokio::spawn(async move {
+                    let mut latencies = Vec::new();
+                    let mut n = 0u64;
+                    while Instant::now() < deadline {
+                        let req = axum::http::Request::post(&url)
+                            .header("content-type", "application/json")
+                            .header("user-agent", USER_AGENTS[((c + n) % 4) as usize])
+                            .body(Full::new(Bytes::from(payload(c, n))))
+                            .unwrap();
+                        let t0 = Instant::now();
+                        let res = http.request(req).await.unwrap();
+                        let status = res.status();
+                        let body = res.into_body().collect().await.unwrap().to_bytes();
+                        assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+                        latencies.push(t0.elapsed());
+                        n += 1;
+                    }
+                    latencies
+                })
+            })
+            .collect();
+        let mut latencies = Vec::new();
+        for t in tasks {
+            latencies.extend(t.await.unwrap());
+        }
+        let elapsed = started.elapsed();
+        flusher.abort();
+        engine.flush().await.unwrap();
+        latencies.sort();
+        let pct = |p: f64| latencies[((latencies.len() as f64 * p) as usize).min(latencies.len() - 1)];
+        let stored = engine.overview(&Query::new("load")).await.unwrap();
+        println!(
+            "tracker_load: {clients} clients, {:.1} s: {} events, {:.0} events/s; latency p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms; {} visitors stored",
+            elapsed.as_secs_f64(),
+            latencies.len(),
+            latencies.len() as f64 / elapsed.as_secs_f64(),
+            pct(0.50).as_secs_f64() * 1e3,
+            pct(0.99).as_secs_f64() * 1e3,
+            latencies.last().unwrap().as_secs_f64() * 1e3,
+            stored.visitors,
+        );
+    });
+}
