@@ -44,7 +44,7 @@ fn payload(client: u64, n: u64) -> String {
         "visitorId": format!("v{visitor}"),
         "sessionId": format!("s{visitor}"),
         "href": format!("https://example.com{}?utm_source=load", PAGES[(n % 5) as usize]),
-        "referrer": if n % 8 == 0 { "https://www.google.com/" } else { "" },
+        "referrer": if n.is_multiple_of(8) { "https://www.google.com/" } else { "" },
         "type": "pageview",
         "viewport": {"width": 1440, "height": 900}
     })

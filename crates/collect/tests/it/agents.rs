@@ -8,7 +8,17 @@ use tally_collect::bots;
 static PARSER: LazyLock<AgentParser> = LazyLock::new(|| AgentParser::load().unwrap());
 
 /// (User-Agent, browser, browser version, os, os version, device, vendor)
-pub const BROWSERS: &[(&str, &str, &str, &str, &str, &str, Option<&str>)] = &[
+type Expected = (
+    &'static str,
+    &'static str,
+    &'static str,
+    &'static str,
+    &'static str,
+    &'static str,
+    Option<&'static str>,
+);
+
+pub const BROWSERS: &[Expected] = &[
     (
         "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/133.0.0.0 Safari/537.36",
         "Chrome",
