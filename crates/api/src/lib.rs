@@ -29,6 +29,7 @@
 pub mod display;
 pub mod endpoint;
 pub mod error;
+pub mod live;
 pub mod params;
 pub mod response;
 

@@ -54,7 +54,13 @@ pub struct Collector {
     /// Key for the daily visitor ids of cookieless traffic.
     secret: Vec<u8>,
     stats: Mutex<HashMap<String, CollectStats>>,
+    /// `(website, visitor id)` of recent bot requests, so that their visitor profile can say
+    /// "a bot" rather than "unknown".
+    bot_visitors: quick_cache::sync::Cache<(String, String), ()>,
 }
+
+/// Bot visitor ids remembered, across websites.
+pub const BOT_VISITORS_REMEMBERED: usize = 100_000;
 
 /// Payment identifiers the SDK's `trackPayment` may carry, in the order Tally prefers them as
 /// the transaction id.
@@ -74,6 +80,7 @@ impl Collector {
             geo,
             secret: secret.to_vec(),
             stats: Mutex::new(HashMap::new()),
+            bot_visitors: quick_cache::sync::Cache::new(BOT_VISITORS_REMEMBERED),
         })
     }
 
@@ -85,6 +92,13 @@ impl Collector {
     /// The User-Agent parser (shared cache).
     pub fn agents(&self) -> &AgentParser {
         &self.agents
+    }
+
+    /// Whether `visitor_id` sent bot requests to `website_id` recently.
+    pub fn is_bot_visitor(&self, website_id: &str, visitor_id: &str) -> bool {
+        self.bot_visitors
+            .get(&(website_id.to_owned(), visitor_id.to_owned()))
+            .is_some()
     }
 
     /// This website's counts so far.
@@ -139,6 +153,10 @@ impl Collector {
         let user_agent = client.user_agent.unwrap_or("");
         let agent = self.agents.parse(user_agent);
         if agent.bot {
+            if let Some(v) = payload.visitor_id.as_deref().filter(|v| !v.is_empty()) {
+                self.bot_visitors
+                    .insert((website.id.clone(), v.to_owned()), ());
+            }
             return Ok(Collected::Bot);
         }
         let location = match (&self.geo, client.addr) {

@@ -92,6 +92,8 @@ pub struct Engine {
     /// Segment files replaced by a compaction or a delete, with when; removed once no query
     /// that started before can still be reading them.
     pub(crate) retired: std::sync::Mutex<Vec<(std::time::Instant, PathBuf)>>,
+    /// Conversion model statistics per website, with when they were counted.
+    pub(crate) models: std::sync::Mutex<crate::live::ModelCache>,
 }
 
 impl std::fmt::Debug for Engine {
@@ -135,6 +137,7 @@ impl Engine {
             ingest_lock: tokio::sync::Mutex::new(()),
             flush_lock: tokio::sync::Mutex::new(()),
             retired: std::sync::Mutex::new(Vec::new()),
+            models: std::sync::Mutex::new(HashMap::new()),
         })
     }
 
@@ -269,7 +272,7 @@ impl Engine {
     }
 
     /// Loads a website's session state from its stored events, once per process.
-    async fn ensure_ingest_state(&self, site: &str) -> Result<()> {
+    pub(crate) async fn ensure_ingest_state(&self, site: &str) -> Result<()> {
         let loaded = self
             .state
             .read()

@@ -21,6 +21,86 @@ pub(crate) struct IngestState {
     pub next_event_seq: u64,
     /// Classified names of external referrer hosts seen so far.
     pub referrer_names: HashMap<String, String>,
+    /// Who the visitors that paid or identified themselves are.
+    pub profiles: HashMap<String, VisitorProfile>,
+}
+
+/// What the engine remembers of a visitor that paid or was identified, for the live answers.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct VisitorProfile {
+    /// Time of their first payment that was not refunded (µs): they are a customer.
+    pub first_payment_us: Option<i64>,
+    /// Customer name from their latest payment that had one.
+    pub customer_name: Option<String>,
+    /// Customer email from their latest payment that had one.
+    pub customer_email: Option<String>,
+    /// The site's user id from their latest `identify`.
+    pub user_id: Option<String>,
+    /// Display name from their latest `identify` that had one.
+    pub display_name: Option<String>,
+}
+
+impl VisitorProfile {
+    /// Takes in one stored event of the visitor (in time order).
+    pub(crate) fn observe(&mut self, e: ProfileEvent<'_>) {
+        match e.kind {
+            kind::PAYMENT => {
+                if !e.refunded && self.first_payment_us.is_none() {
+                    self.first_payment_us = Some(e.ts_us);
+                }
+                if e.name.is_some() {
+                    self.customer_name = e.name.map(str::to_owned);
+                }
+                if e.email.is_some() {
+                    self.customer_email = e.email.map(str::to_owned);
+                }
+            }
+            kind::IDENTIFY => {
+                self.user_id = e.customer_id.map(str::to_owned);
+                if e.name.is_some() {
+                    self.display_name = e.name.map(str::to_owned);
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+/// The columns of a stored event that a [`VisitorProfile`] reads.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct ProfileEvent<'a> {
+    pub kind: &'a str,
+    pub ts_us: i64,
+    pub refunded: bool,
+    pub name: Option<&'a str>,
+    pub email: Option<&'a str>,
+    pub customer_id: Option<&'a str>,
+}
+
+impl StoredEvent {
+    fn profile_event(&self) -> ProfileEvent<'_> {
+        let (name, email, customer_id) = match (&self.payment, &self.identity) {
+            (Some(p), _) => (
+                p.name.as_deref(),
+                p.email.as_deref(),
+                p.customer_id.as_deref(),
+            ),
+            (None, Some(i)) => (
+                i.name.as_deref(),
+                i.email.as_deref(),
+                Some(i.user_id.as_str()),
+            ),
+            (None, None) => (None, None, None),
+        };
+        ProfileEvent {
+            kind: self.kind,
+            ts_us: self.ts_us,
+            refunded: self.payment.as_ref().is_some_and(|p| p.refunded),
+            name,
+            email,
+            customer_id,
+        }
+    }
 }
 
 /// What ingest did with one event.
@@ -118,7 +198,7 @@ pub(crate) fn enrich(
             (None, None, None, properties_json(&props))
         }
     };
-    Ok(Outcome::Stored(Box::new(StoredEvent {
+    let stored = StoredEvent {
         website_id: event.website_id,
         ts_us,
         kind: kind_name,
@@ -134,7 +214,15 @@ pub(crate) fn enrich(
         goal_metadata,
         payment,
         identity,
-    })))
+    };
+    if matches!(stored.kind, kind::PAYMENT | kind::IDENTIFY) {
+        state
+            .profiles
+            .entry(stored.visitor_id.clone())
+            .or_default()
+            .observe(stored.profile_event());
+    }
+    Ok(Outcome::Stored(Box::new(stored)))
 }
 
 /// A JSON object of string properties, `None` when there are none.
@@ -174,6 +262,16 @@ pub(crate) async fn restore(events: datafusion::prelude::DataFrame) -> Result<In
         ) else {
             continue;
         };
+        let (Some(names), Some(emails), Some(customer_ids)) = (
+            str_col(c::CUSTOMER_NAME),
+            str_col(c::CUSTOMER_EMAIL),
+            str_col(c::CUSTOMER_ID),
+        ) else {
+            continue;
+        };
+        let refunded = b
+            .column_by_name(c::REFUNDED)
+            .and_then(|a| a.as_boolean_opt().cloned());
         let Some(ts) = b
             .column_by_name(c::TS)
             .map(|a| a.as_primitive::<TimestampMicrosecondType>().clone())
@@ -192,6 +290,26 @@ pub(crate) async fn restore(events: datafusion::prelude::DataFrame) -> Result<In
             );
             if !datafusion::arrow::array::Array::is_null(&tx, r) {
                 state.transactions.insert(tx.value(r).to_owned());
+            }
+            let k = kind_col.value(r);
+            if k == kind::PAYMENT || k == kind::IDENTIFY {
+                fn opt(a: &datafusion::arrow::array::StringArray, r: usize) -> Option<&str> {
+                    datafusion::arrow::array::Array::is_valid(a, r).then(|| a.value(r))
+                }
+                state
+                    .profiles
+                    .entry(v.to_owned())
+                    .or_default()
+                    .observe(ProfileEvent {
+                        kind: k,
+                        ts_us: ts.value(r),
+                        refunded: refunded.as_ref().is_some_and(|a| {
+                            datafusion::arrow::array::Array::is_valid(a, r) && a.value(r)
+                        }),
+                        name: opt(&names, r),
+                        email: opt(&emails, r),
+                        customer_id: opt(&customer_ids, r),
+                    });
             }
             last_row.insert(v.to_owned(), (bi, r));
         }

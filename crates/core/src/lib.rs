@@ -45,6 +45,7 @@ pub mod error;
 pub mod event;
 pub mod import;
 mod ingest;
+pub mod live;
 pub mod query;
 pub mod referrer;
 pub mod schema;
@@ -59,6 +60,7 @@ pub use datafusion::arrow;
 pub use engine::{Engine, EngineConfig, FlushReport, IngestReport};
 pub use error::{Error, Result};
 pub use event::{Event, EventKind, Identity, Payment, SessionAttrs};
+pub use live::{EventRow, Live, LiveVisitor, VisitorActivity, VisitorProfile};
 pub use query::result::{
     BreakdownResult, BreakdownRow, Bucket, Overview, Revenue, SeriesTotals, Timeseries,
 };

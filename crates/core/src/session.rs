@@ -26,6 +26,8 @@ pub(crate) struct VisitorState {
     attrs: Arc<SessionAttrs>,
     /// Whether the current session has had its first page view.
     landed: bool,
+    /// Sessions the visitor has had, this one included.
+    sessions: u32,
 }
 
 /// The session a new event was assigned to.
@@ -63,6 +65,7 @@ impl Sessionizer {
                         last_ts_us: ts,
                         attrs: Arc::new(event.attrs.clone()),
                         landed: true,
+                        sessions: p.sessions,
                     }
                 } else {
                     VisitorState {
@@ -81,6 +84,7 @@ impl Sessionizer {
                     last_ts_us: ts,
                     attrs,
                     landed: is_pageview,
+                    sessions: prev.map_or(0, |p| p.sessions) + 1,
                 }
             }
         };
@@ -102,9 +106,10 @@ impl Sessionizer {
         is_pageview: bool,
         attrs: Arc<SessionAttrs>,
     ) {
-        let landed = match self.visitors.get(visitor_id) {
-            Some(p) if &*p.session_id == session_id => p.landed || is_pageview,
-            _ => is_pageview,
+        let (landed, sessions) = match self.visitors.get(visitor_id) {
+            Some(p) if &*p.session_id == session_id => (p.landed || is_pageview, p.sessions),
+            Some(p) => (is_pageview, p.sessions + 1),
+            None => (is_pageview, 1),
         };
         self.visitors.insert(
             visitor_id.to_owned(),
@@ -113,8 +118,15 @@ impl Sessionizer {
                 last_ts_us: ts_us,
                 attrs,
                 landed,
+                sessions,
             },
         );
+    }
+
+    /// How many sessions `visitor_id` has had (a change of session counts one; a visitor's
+    /// sessions do not interleave in time).
+    pub fn visit_count(&self, visitor_id: &str) -> u32 {
+        self.visitors.get(visitor_id).map_or(0, |v| v.sessions)
     }
 
     /// Sets the attributes of a visitor's current session (after [`Sessionizer::replay`]).
@@ -153,6 +165,8 @@ mod tests {
         // the landing page's attributes win inside a session
         assert_eq!(b.attrs.country_code.as_deref(), Some("US"));
         assert_eq!(c.attrs.country_code.as_deref(), Some("DE"));
+        assert_eq!(s.visit_count("v"), 2);
+        assert_eq!(s.visit_count("nobody"), 0);
     }
 
     #[test]

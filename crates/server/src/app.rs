@@ -74,7 +74,13 @@ impl AppState {
 pub fn router(state: AppState) -> Router {
     let max_body = state.limits.max_body_bytes;
     Router::new()
+        .route("/api/v1/analytics/realtime", get(routes::live::realtime))
+        .route(
+            "/api/v1/analytics/realtime/map",
+            get(routes::live::realtime_map),
+        )
         .route("/api/v1/analytics/{endpoint}", get(routes::analytics::get))
+        .route("/api/v1/visitors/{visitor_id}", get(routes::live::visitor))
         .route(
             "/api/v1/goals",
             axum::routing::post(routes::writes::create_goal).delete(routes::writes::delete_goals),

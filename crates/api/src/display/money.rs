@@ -5,10 +5,16 @@ use serde_json::value::RawValue;
 
 /// `x` rounded half away from zero to two decimals.
 pub fn round2(x: f64) -> f64 {
+    round_to(x, 2)
+}
+
+/// `x` rounded half away from zero to `places` decimals (0 for NaN and infinities).
+pub fn round_to(x: f64, places: i32) -> f64 {
     if !x.is_finite() {
         return 0.0;
     }
-    let r = (x * 100.0).round() / 100.0;
+    let scale = 10f64.powi(places);
+    let r = (x * scale).round() / scale;
     if r == 0.0 { 0.0 } else { r }
 }
 

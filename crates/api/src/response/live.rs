@@ -4,6 +4,8 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
+use crate::display::money::Rounded;
+
 /// `GET /analytics/realtime` row.
 #[derive(Debug, Clone, Copy, Serialize)]
 pub struct Realtime {
@@ -149,9 +151,9 @@ pub struct RawLikelihood {
     /// Predicted conversion rate (0–1).
     pub conversion_rate: f64,
     /// Average order value.
-    pub average_value: f64,
+    pub average_value: Rounded,
     /// Rate × value.
-    pub expected_value: f64,
+    pub expected_value: Rounded,
 }
 
 /// `conversionMetrics` of the map.
@@ -161,7 +163,7 @@ pub struct ConversionMetrics {
     /// The site's conversion rate (0–1).
     pub baseline_conversion_rate: f64,
     /// The site's average order value.
-    pub baseline_average_value: f64,
+    pub baseline_average_value: Rounded,
 }
 
 /// An event on the map.
@@ -189,7 +191,7 @@ pub struct MapEvent {
     /// Customer name.
     pub customer_name: Option<String>,
     /// Payment amount.
-    pub amount: Option<f64>,
+    pub amount: Option<Rounded>,
     /// Visitor display name.
     pub display_name: Option<String>,
 }
@@ -211,7 +213,7 @@ pub struct MapPayment {
     /// Customer email.
     pub email: Option<String>,
     /// Amount.
-    pub amount: f64,
+    pub amount: Rounded,
     /// Currency code.
     pub currency: String,
     /// A renewal.

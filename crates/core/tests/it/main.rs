@@ -5,6 +5,7 @@ mod deletes;
 mod fixture;
 mod model;
 mod persistence;
+mod prediction;
 mod props;
 mod pushdown;
 mod support;

@@ -475,3 +475,54 @@ fn breakdown_values(by: &Breakdown, r: &Row) -> Option<Vec<String>> {
         }
     }
 }
+
+impl Model {
+    /// The conversion model's statistics of `site` by brute force: each visitor once, with
+    /// the attributes of their first event, paying with a payment that was not refunded.
+    pub fn model_stats(&self, site: &str) -> tally_core::query::model::ModelStats {
+        use tally_core::query::model::{Counts, ModelStats, PredictDim};
+        let mut first: BTreeMap<&str, &Row> = BTreeMap::new();
+        let mut paid: HashMap<&str, f64> = HashMap::new();
+        for r in self.rows.iter().filter(|r| r.website == site) {
+            first.entry(r.visitor.as_str()).or_insert(r);
+            if let Some((amount, _, false)) = r.payment {
+                *paid.entry(r.visitor.as_str()).or_default() += amount;
+            }
+        }
+        let mut stats = ModelStats::default();
+        for (visitor, row) in first {
+            let revenue = paid.get(visitor).copied();
+            let add = |c: &mut Counts| c.add(revenue.is_some(), revenue.unwrap_or(0.0));
+            add(&mut stats.baseline);
+            let a = &row.attrs;
+            for (d, v) in [
+                (PredictDim::Device, &a.device),
+                (PredictDim::Os, &a.os),
+                (PredictDim::Browser, &a.browser),
+                (PredictDim::Country, &a.country_code),
+                (PredictDim::Referrer, &a.referrer_name),
+            ] {
+                if let Some(v) = v {
+                    add(stats.by_value.entry((d, v.clone())).or_default());
+                }
+            }
+        }
+        stats
+    }
+
+    /// Whether some visitor of `site` has two events at their first instant with different
+    /// attributes (then "their first event" is not defined by time alone).
+    pub fn first_instant_is_ambiguous(&self, site: &str) -> bool {
+        let mut first: HashMap<&str, (i64, &SessionAttrs)> = HashMap::new();
+        for r in self.rows.iter().filter(|r| r.website == site) {
+            match first.get(r.visitor.as_str()) {
+                None => {
+                    first.insert(&r.visitor, (r.ts, &r.attrs));
+                }
+                Some((ts, attrs)) if *ts == r.ts && *attrs != &r.attrs => return true,
+                Some(_) => {}
+            }
+        }
+        false
+    }
+}

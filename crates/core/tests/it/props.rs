@@ -390,6 +390,24 @@ proptest! {
     }
 
     #[test]
+    fn conversion_model_statistics_equal_the_model(data in data()) {
+        in_every_state(&data, async |engine, model| {
+            prop_assume!(!model.first_instant_is_ambiguous("w1"));
+            let got = engine.count_model_stats("w1").await.unwrap();
+            let want = model.model_stats("w1");
+            prop_assert_eq!((got.baseline.visitors, got.baseline.payers), (want.baseline.visitors, want.baseline.payers));
+            assert_close(got.baseline.revenue, want.baseline.revenue);
+            prop_assert_eq!(got.by_value.len(), want.by_value.len());
+            for (k, w) in &want.by_value {
+                let g = got.by_value.get(k).copied().unwrap_or_default();
+                prop_assert_eq!((g.visitors, g.payers), (w.visitors, w.payers), "{:?}", k);
+                assert_close(g.revenue, w.revenue);
+            }
+            Ok(())
+        })?;
+    }
+
+    #[test]
     fn timeseries_equals_the_model(data in data(), q in qspec(), interval in 0usize..4) {
         let interval = [Interval::Hour, Interval::Day, Interval::Week, Interval::Month][interval];
         in_every_state(&data, async |engine, model| {

@@ -3,6 +3,7 @@
 pub mod admin;
 pub mod analytics;
 pub mod events;
+pub mod live;
 pub mod writes;
 
 use axum::body::Bytes;

@@ -141,12 +141,21 @@ pub async fn create_goal(
             "Visitor not found: a goal needs at least one prior pageview",
         ));
     }
-    let event = Event::new(
+    let mut event = Event::new(
         website,
         visitor,
         Utc::now(),
         EventKind::Goal { name, metadata },
     );
+    // The prefix marks the goal as created through the API (`isServer` in visitor profiles).
+    let mut id = [0u8; 12];
+    getrandom::fill(&mut id)
+        .map_err(|e| HttpError::new(500, "Internal server error").with_log(&e))?;
+    event.event_id = Some(format!(
+        "{}{}",
+        tally_core::live::SERVER_EVENT_ID_PREFIX,
+        hex::encode(id)
+    ));
     let report = st.engine.ingest(vec![event]).await?;
     if let Some((_, e)) = report.rejected.into_iter().next() {
         return Err(e.into());

@@ -2,6 +2,7 @@
 //! run of the real binary.
 
 mod e2e;
+mod live;
 mod routes;
 mod sdk;
 mod tracker;

@@ -10,11 +10,12 @@ use tower::ServiceExt;
 
 use crate::routes::{assert_error, call, fixture};
 
-const CHROME_MAC: &str = "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/133.0.0.0 Safari/537.36";
-const SAFARI_IPHONE: &str = "Mozilla/5.0 (iPhone; CPU iPhone OS 18_2 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/18.2 Mobile/15E148 Safari/604.1";
-const GOOGLEBOT: &str = "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)";
+pub const CHROME_MAC: &str = "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/133.0.0.0 Safari/537.36";
+pub const SAFARI_IPHONE: &str = "Mozilla/5.0 (iPhone; CPU iPhone OS 18_2 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/18.2 Mobile/15E148 Safari/604.1";
+pub const GOOGLEBOT: &str =
+    "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)";
 
-fn sdk_payload(kind: &str, visitor: &str, href: &str, extra: Value) -> Value {
+pub fn sdk_payload(kind: &str, visitor: &str, href: &str, extra: Value) -> Value {
     let mut p = json!({
         "websiteId": "site_a",
         "domain": "a.example",
@@ -36,7 +37,7 @@ fn sdk_payload(kind: &str, visitor: &str, href: &str, extra: Value) -> Value {
 }
 
 /// POSTs `body` (raw bytes) to `/api/events` as a browser on `origin` would.
-async fn post(
+pub async fn post(
     app: &axum::Router,
     ua: &str,
     body: impl Into<Body>,
@@ -63,7 +64,7 @@ async fn post(
     )
 }
 
-async fn send(app: &axum::Router, ua: &str, payload: Value) -> Value {
+pub async fn send(app: &axum::Router, ua: &str, payload: Value) -> Value {
     let (status, body, cors) = post(app, ua, payload.to_string()).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(cors.as_deref(), Some("*"));
