@@ -28,6 +28,8 @@ pub(crate) struct VisitorState {
     landed: bool,
     /// Sessions the visitor has had, this one included.
     sessions: u32,
+    /// When the current session's first event happened.
+    session_start_us: i64,
 }
 
 /// The session a new event was assigned to.
@@ -66,6 +68,7 @@ impl Sessionizer {
                         attrs: Arc::new(event.attrs.clone()),
                         landed: true,
                         sessions: p.sessions,
+                        session_start_us: p.session_start_us,
                     }
                 } else {
                     VisitorState {
@@ -85,6 +88,7 @@ impl Sessionizer {
                     attrs,
                     landed: is_pageview,
                     sessions: prev.map_or(0, |p| p.sessions) + 1,
+                    session_start_us: ts,
                 }
             }
         };
@@ -106,10 +110,12 @@ impl Sessionizer {
         is_pageview: bool,
         attrs: Arc<SessionAttrs>,
     ) {
-        let (landed, sessions) = match self.visitors.get(visitor_id) {
-            Some(p) if &*p.session_id == session_id => (p.landed || is_pageview, p.sessions),
-            Some(p) => (is_pageview, p.sessions + 1),
-            None => (is_pageview, 1),
+        let (landed, sessions, session_start_us) = match self.visitors.get(visitor_id) {
+            Some(p) if &*p.session_id == session_id => {
+                (p.landed || is_pageview, p.sessions, p.session_start_us)
+            }
+            Some(p) => (is_pageview, p.sessions + 1, ts_us),
+            None => (is_pageview, 1, ts_us),
         };
         self.visitors.insert(
             visitor_id.to_owned(),
@@ -119,8 +125,16 @@ impl Sessionizer {
                 attrs,
                 landed,
                 sessions,
+                session_start_us,
             },
         );
+    }
+
+    /// The visitor's current session id and when its first event happened (µs).
+    pub fn current_session(&self, visitor_id: &str) -> Option<(&str, i64)> {
+        self.visitors
+            .get(visitor_id)
+            .map(|v| (&*v.session_id, v.session_start_us))
     }
 
     /// How many sessions `visitor_id` has had (a change of session counts one; a visitor's
@@ -166,6 +180,8 @@ mod tests {
         assert_eq!(b.attrs.country_code.as_deref(), Some("US"));
         assert_eq!(c.attrs.country_code.as_deref(), Some("DE"));
         assert_eq!(s.visit_count("v"), 2);
+        let (_, start) = s.current_session("v").unwrap();
+        assert_eq!(start, (t0 + Duration::minutes(61)).timestamp_micros());
         assert_eq!(s.visit_count("nobody"), 0);
     }
 

@@ -6,8 +6,8 @@
 //! Realtime answers read only a recent time range: the catalog keeps each segment's time
 //! bounds, so the scan opens the hot buffer and the segments that overlap the window, whatever
 //! the history behind them. What a live visitor needs from their whole history (how many
-//! sessions they had, whether they paid, who they are) is kept in memory by ingest, and the
-//! conversion model is counted once and reused for [`MODEL_TTL`].
+//! sessions they had, when the current one started, whether they paid, who they are) is kept
+//! in memory by ingest, and the conversion model is counted once and reused for [`MODEL_TTL`].
 
 mod rows;
 
@@ -19,8 +19,8 @@ use chrono::{DateTime, Duration, Utc};
 use std::ops::Not;
 
 use datafusion::arrow::array::{Array, AsArray};
-use datafusion::arrow::datatypes::{Float64Type, Int64Type, TimestampMicrosecondType, UInt64Type};
-use datafusion::functions_aggregate::expr_fn::{count_distinct, first_value, max, min, sum};
+use datafusion::arrow::datatypes::{Float64Type, Int64Type};
+use datafusion::functions_aggregate::expr_fn::{count_distinct, first_value, max, sum};
 use datafusion::logical_expr::when;
 use datafusion::prelude::{Expr, coalesce, col, lit};
 
@@ -32,18 +32,25 @@ use crate::error::Result;
 use crate::event::SessionAttrs;
 use crate::query::model::{Counts, ModelStats, PredictDim, Prediction, predict};
 use crate::query::spec::{DateRange, Query};
-use crate::schema::{col as c, kind, session_hash, visitor_hash};
+use crate::schema::{col as c, kind, visitor_hash};
 
 /// Visitors with an event this recent are "realtime" (DESIGN §4).
 pub const REALTIME_WINDOW: Duration = Duration::minutes(5);
 /// The realtime map's window.
 pub const MAP_WINDOW: Duration = Duration::minutes(10);
-/// How far back the start of a live session is looked for.
-pub const SESSION_LOOKBACK: Duration = Duration::hours(24);
 /// How long counted model statistics are reused.
 pub const MODEL_TTL: std::time::Duration = std::time::Duration::from_secs(600);
 /// Event ids of goals created through the HTTP API start with this (they are `isServer`).
 pub const SERVER_EVENT_ID_PREFIX: &str = "api-";
+
+/// What ingest keeps in memory about one visitor.
+#[derive(Debug, Default)]
+struct Remembered {
+    visit_count: u32,
+    /// Current session id and its first event (µs).
+    session: Option<(String, i64)>,
+    profile: VisitorProfile,
+}
 
 pub(crate) type ModelCache = HashMap<String, (Instant, Arc<ModelStats>)>;
 
@@ -56,7 +63,8 @@ pub struct LiveVisitor {
     pub attrs: SessionAttrs,
     /// Path of their latest page view in the window.
     pub current_path: Option<String>,
-    /// First event of their current session (looked for up to [`SESSION_LOOKBACK`] back).
+    /// First event of their current session (remembered by ingest, so it may be before the
+    /// window).
     pub session_start: DateTime<Utc>,
     /// Sessions they have had, all time.
     pub visit_count: u32,
@@ -167,23 +175,45 @@ impl Engine {
             .await?;
         self.ensure_ingest_state(website_id).await?;
         let model = self.conversion_stats(website_id).await?;
-        // latest event per visitor, in order of recency
-        let mut latest: Vec<&EventRow> = Vec::new();
-        let mut seen = HashMap::new();
+        // One pass, newest first: each visitor's latest event (in order of recency), latest
+        // page, and the earliest event of their latest session in the window.
+        struct Seen<'a> {
+            latest: &'a EventRow,
+            path: Option<&'a str>,
+            session_start: DateTime<Utc>,
+        }
+        let mut order: Vec<&str> = Vec::new();
+        let mut seen: HashMap<&str, Seen<'_>> = HashMap::new();
         for e in events.iter().rev() {
-            if seen.insert(e.visitor_id.as_str(), latest.len()).is_none() {
-                latest.push(e);
+            let s = seen.entry(e.visitor_id.as_str()).or_insert_with(|| {
+                order.push(e.visitor_id.as_str());
+                Seen {
+                    latest: e,
+                    path: None,
+                    session_start: e.ts,
+                }
+            });
+            if s.path.is_none() && e.kind == kind::PAGEVIEW {
+                s.path = e.path.as_deref();
+            }
+            if e.session_id == s.latest.session_id {
+                s.session_start = e.ts;
             }
         }
-        let starts = self.session_starts(website_id, now, &latest).await?;
-        let mut visitors = Vec::with_capacity(latest.len());
-        for e in latest {
-            let (visit_count, profile) = self.remembered(website_id, &e.visitor_id)?;
-            let current_path = events
-                .iter()
-                .rev()
-                .find(|x| x.visitor_id == e.visitor_id && x.kind == kind::PAGEVIEW)
-                .and_then(|x| x.path.clone());
+        let mut visitors = Vec::with_capacity(order.len());
+        for id in order {
+            let s = &seen[id];
+            let e = s.latest;
+            let remembered = self.remembered(website_id, id)?;
+            // ingest remembers when the session began, possibly before the window
+            let session_start = match &remembered.session {
+                Some((sid, start)) if *sid == e.session_id => {
+                    DateTime::from_timestamp_micros(*start)
+                        .map_or(s.session_start, |t| t.min(s.session_start))
+                }
+                _ => s.session_start,
+            };
+            let profile = remembered.profile;
             let prediction = if profile.first_payment_us.is_some() {
                 None
             } else {
@@ -192,12 +222,9 @@ impl Engine {
             visitors.push(LiveVisitor {
                 visitor_id: e.visitor_id.clone(),
                 attrs: e.attrs.clone(),
-                current_path,
-                session_start: starts
-                    .get(&session_hash(&e.visitor_id, &e.session_id))
-                    .copied()
-                    .unwrap_or(e.ts),
-                visit_count: visit_count.max(1),
+                current_path: s.path.map(str::to_owned),
+                session_start,
+                visit_count: remembered.visit_count.max(1),
                 profile,
                 prediction,
             });
@@ -211,59 +238,17 @@ impl Engine {
         })
     }
 
-    /// First event of each of the visitors' current sessions, within [`SESSION_LOOKBACK`].
-    async fn session_starts(
-        &self,
-        website_id: &str,
-        now: DateTime<Utc>,
-        latest: &[&EventRow],
-    ) -> Result<HashMap<u64, DateTime<Utc>>> {
-        if latest.is_empty() {
-            return Ok(HashMap::new());
-        }
-        let hashes: Vec<Expr> = latest
-            .iter()
-            .map(|e| lit(session_hash(&e.visitor_id, &e.session_id)))
-            .collect();
-        let q = Query::new(website_id).with_range(DateRange::new(
-            now - SESSION_LOOKBACK,
-            now + Duration::seconds(1),
-        )?);
-        let batches = self
-            .selected_events(&q)?
-            .filter(col(c::SESSION_HASH).in_list(hashes, false))?
-            .aggregate(
-                vec![col(c::SESSION_HASH)],
-                vec![min(col(c::TS)).alias("start")],
-            )?
-            .collect()
-            .await?;
-        let mut out = HashMap::new();
-        for b in &batches {
-            let (Some(h), Some(t)) = (
-                b.column(0).as_primitive_opt::<UInt64Type>(),
-                b.column(1).as_primitive_opt::<TimestampMicrosecondType>(),
-            ) else {
-                continue;
-            };
-            for r in 0..b.num_rows() {
-                if let Some(ts) = DateTime::from_timestamp_micros(t.value(r)) {
-                    out.insert(h.value(r), ts);
-                }
-            }
-        }
-        Ok(out)
-    }
-
-    /// What ingest remembers of a visitor: session count and profile.
-    fn remembered(&self, website_id: &str, visitor_id: &str) -> Result<(u32, VisitorProfile)> {
+    /// What ingest remembers of a visitor.
+    fn remembered(&self, website_id: &str, visitor_id: &str) -> Result<Remembered> {
         let st = self.state.read().map_err(poisoned)?;
         let ingest = st.sites.get(website_id).and_then(|d| d.ingest.as_ref());
-        Ok(ingest.map_or((0, VisitorProfile::default()), |i| {
-            (
-                i.sessions.visit_count(visitor_id),
-                i.profiles.get(visitor_id).cloned().unwrap_or_default(),
-            )
+        Ok(ingest.map_or_else(Remembered::default, |i| Remembered {
+            visit_count: i.sessions.visit_count(visitor_id),
+            session: i
+                .sessions
+                .current_session(visitor_id)
+                .map(|(id, start)| (id.to_owned(), start)),
+            profile: i.profiles.get(visitor_id).cloned().unwrap_or_default(),
         }))
     }
 
