@@ -16,6 +16,10 @@ use tally_benches::{WEBSITE, website};
 use tally_core::synthetic::events_between;
 use tally_core::{Engine, Event};
 
+// The allocator `tally serve` uses (see crates/server/src/main.rs).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Days of history before the last ten minutes.
 const HISTORY_DAYS: [i64; 3] = [1, 10, 90];
 /// Events a day in the history.

@@ -21,6 +21,10 @@ use tally_core::{Engine, Query, Website};
 use tally_server::app::{AppState, Limits, router};
 use tally_server::keys::KeyStore;
 
+// The allocator `tally serve` uses (see crates/server/src/main.rs).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 const USER_AGENTS: [&str; 4] = [
     "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/133.0.0.0 Safari/537.36",
     "Mozilla/5.0 (iPhone; CPU iPhone OS 18_2 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/18.2 Mobile/15E148 Safari/604.1",
