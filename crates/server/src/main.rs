@@ -87,7 +87,7 @@ enum Command {
     },
     /// Answer an analytics endpoint, as the HTTP route would.
     Query {
-        /// `overview`, `timeseries`, `pages`, …
+        /// `overview`, `timeseries`, `pages`, …, `realtime`, `realtime/map`, `visitors/ID`
         endpoint: String,
         /// The website.
         #[arg(long)]
@@ -256,8 +256,6 @@ async fn main() -> anyhow::Result<()> {
             website,
             params,
         } => {
-            let endpoint = tally_api::Endpoint::from_path(&endpoint)
-                .with_context(|| format!("unknown endpoint `{endpoint}`"))?;
             let pairs = params
                 .iter()
                 .map(|p| {
@@ -266,14 +264,33 @@ async fn main() -> anyhow::Result<()> {
                         .with_context(|| format!("`{p}` is not key=value"))
                 })
                 .collect::<anyhow::Result<Vec<_>>>()?;
-            match tally_api::answer(
-                &engine,
-                &website,
-                endpoint,
-                &tally_api::Params::from_pairs(pairs),
-            )
-            .await
-            {
+            let params = tally_api::Params::from_pairs(pairs);
+            let now = chrono::Utc::now();
+            let answer = match endpoint.as_str() {
+                "realtime" => tally_api::live::realtime(&engine, &website, &params, now).await,
+                "realtime/map" => {
+                    tally_api::live::realtime_map(&engine, &website, &params, now).await
+                }
+                path => match path.strip_prefix("visitors/") {
+                    Some(visitor) => {
+                        tally_api::live::visitor(&engine, &website, visitor, &params, now)
+                            .await
+                            .and_then(|found| {
+                                found.ok_or_else(|| {
+                                    tally_api::ApiError::not_found(format!(
+                                        "Unknown visitor `{visitor}`"
+                                    ))
+                                })
+                            })
+                    }
+                    None => {
+                        let endpoint = tally_api::Endpoint::from_path(path)
+                            .with_context(|| format!("unknown endpoint `{path}`"))?;
+                        tally_api::answer(&engine, &website, endpoint, &params).await
+                    }
+                },
+            };
+            match answer {
                 Ok(body) => println!("{body}"),
                 Err(e) => {
                     println!("{}", serde_json::to_string(&e.envelope())?);

@@ -69,6 +69,17 @@ fn import_serve_and_query_over_http() {
 
     let q = tally(dir.path(), &["query", "overview", "--website", &site]);
     assert_eq!(q["data"][0]["visitors"], 10);
+    let realtime = tally(dir.path(), &["query", "realtime", "--website", &site]);
+    assert_eq!(
+        realtime["data"][0]["visitors"], 0,
+        "the fixture is from 2025"
+    );
+    let v1 = tally(dir.path(), &["query", "visitors/v1", "--website", &site]);
+    assert_eq!(v1["data"]["visitorId"], "v1", "{v1}");
+    assert!(
+        v1["data"]["activity"]["pageViewCount"].as_u64().unwrap() >= 1,
+        "{v1}"
+    );
 
     let server = Server::start(dir.path(), &[]);
     let addr = server.addr.clone();
