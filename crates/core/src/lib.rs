@@ -1,9 +1,11 @@
 //! # tally-core
 //!
-//! An embedded web-analytics engine. Feed it page views, custom goals and payments; ask it for
-//! the numbers a product dashboard shows — overview, breakdowns, time series — computed as
-//! Apache DataFusion plans over Arrow record batches and Parquet files, with dimension filters
-//! pushed into the scan.
+//! An embedded web-analytics engine. Feed it page views, custom goals, payments and identify
+//! events; ask it for the numbers a product dashboard shows — overview, breakdowns, time
+//! series — computed as Apache DataFusion plans over Arrow record batches and Parquet files,
+//! with dimension filters pushed into the scan; and for the live answers ([`live`]): who is on
+//! the site now, one visitor's history, and how likely they are to pay
+//! ([`query::model`]).
 //!
 //! ```
 //! use tally_core::{Engine, Event, Query, Website, Breakdown, Paging, Interval};

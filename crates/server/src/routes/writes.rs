@@ -136,6 +136,12 @@ pub async fn create_goal(
     check_goal_name(&name).map_err(HttpError::from)?;
     let metadata = goal_metadata(b.metadata.unwrap_or_default())?;
     if !st.engine.has_pageview(&website, &visitor).await? {
+        if st.collector.is_bot_visitor(&website, &visitor) {
+            return Err(HttpError::new(
+                400,
+                format!("Visitor `{visitor}` is a bot: its events are not stored"),
+            ));
+        }
         return Err(HttpError::new(
             404,
             "Visitor not found: a goal needs at least one prior pageview",
