@@ -2,14 +2,13 @@
 //! shaped. [`answer`] is what an HTTP server calls once it knows the website.
 
 use chrono_tz::Tz;
-use serde::Serialize;
 use tally_core::{Breakdown, CampaignField, Engine, Interval, Paging, Query, Website};
 
 use crate::display::country::{country_name, flag_url};
 use crate::display::currency::currency_symbol;
 use crate::display::label::{bucket_label, bucket_timestamp};
 use crate::display::money::Rounded;
-use crate::error::{ApiError, Result};
+use crate::error::{ApiError, Result, to_json};
 use crate::params::Params;
 use crate::response::analytics::{
     OverviewRow, RevenueBreakdown, SeriesPoint, SeriesTotals, TimeseriesResponse,
@@ -157,10 +156,6 @@ fn common(website: &Website, params: &Params) -> Result<Common> {
     })
 }
 
-fn json(value: &impl Serialize) -> Result<String> {
-    serde_json::to_string(value).map_err(|_| ApiError::internal())
-}
-
 /// Answers `endpoint` for `website_id` with the parameters of `params`: the JSON body.
 pub async fn answer(
     engine: &Engine,
@@ -171,7 +166,7 @@ pub async fn answer(
     let website = engine.website(website_id)?;
     params.only(&endpoint.known_params())?;
     if endpoint == Endpoint::Metadata {
-        return json(&Success::new([Metadata::from(&website)]));
+        return to_json(&Success::new([Metadata::from(&website)]));
     }
     let c = common(&website, params)?;
     match endpoint {
@@ -187,7 +182,7 @@ pub async fn answer(
                 visitors: r.visitors,
                 revenue: Rounded(r.revenue),
             });
-            json(&paged(rows.collect(), c.paging, page.total))
+            to_json(&paged(rows.collect(), c.paging, page.total))
         }
         Endpoint::Countries => {
             let page = engine
@@ -202,7 +197,7 @@ pub async fn answer(
                     revenue: Rounded(r.revenue),
                 }
             });
-            json(&paged(rows.collect(), c.paging, page.total))
+            to_json(&paged(rows.collect(), c.paging, page.total))
         }
         Endpoint::Campaigns => {
             let fields: Vec<CampaignField> =
@@ -237,7 +232,7 @@ pub async fn answer(
                     revenue: Rounded(r.revenue),
                 }
             });
-            json(&paged(rows.collect(), c.paging, page.total))
+            to_json(&paged(rows.collect(), c.paging, page.total))
         }
         Endpoint::Goals => {
             let fields = params.fields(&GOAL_FIELDS)?;
@@ -250,7 +245,7 @@ pub async fn answer(
                 completions: want("completions").then_some(r.completions),
                 visitors: want("visitors").then_some(r.visitors),
             });
-            json(&paged(rows.collect(), c.paging, page.total))
+            to_json(&paged(rows.collect(), c.paging, page.total))
         }
         other => {
             let Some((by, key)) = other.breakdown() else {
@@ -265,7 +260,7 @@ pub async fn answer(
                 visitors: r.visitors,
                 revenue: Rounded(r.revenue),
             });
-            json(&paged(rows.collect(), c.paging, page.total))
+            to_json(&paged(rows.collect(), c.paging, page.total))
         }
     }
 }
@@ -302,7 +297,7 @@ async fn overview(
         revenue_per_visitor: want("revenue_per_visitor").then_some(Rounded(o.revenue_per_visitor)),
         conversion_rate: want("conversion_rate").then_some(Rounded(o.conversion_rate)),
     };
-    json(&Success::new([row]))
+    to_json(&Success::new([row]))
 }
 
 async fn timeseries(
@@ -354,7 +349,7 @@ async fn timeseries(
         revenue_breakdown: revenue.then(|| RevenueBreakdown::from(s.totals.revenue)),
         conversion_rate: want("conversion_rate").then_some(Rounded(s.totals.conversion_rate)),
     };
-    json(&TimeseriesResponse {
+    to_json(&TimeseriesResponse {
         status: "success",
         fields,
         interval: s.interval.name(),

@@ -105,6 +105,14 @@ fn capitalize(s: &str) -> String {
 /// `Result` with [`ApiError`].
 pub type Result<T, E = ApiError> = std::result::Result<T, E>;
 
+/// Serializes a response body; a failure is an internal error (with its detail for the log).
+pub(crate) fn to_json(value: &impl serde::Serialize) -> Result<String> {
+    serde_json::to_string(value).map_err(|e| ApiError {
+        detail: Some(e.to_string()),
+        ..ApiError::internal()
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

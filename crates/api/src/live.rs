@@ -10,7 +10,7 @@ use tally_core::{Engine, SessionAttrs};
 
 use crate::display::money::{Rounded, round_to};
 use crate::display::name::random_name;
-use crate::error::{ApiError, Result};
+use crate::error::{Result, to_json};
 use crate::params::Params;
 use crate::response::Success;
 use crate::response::live::{
@@ -25,13 +25,6 @@ pub const MAP_EVENTS_LIMIT: usize = 100;
 
 fn iso(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(SecondsFormat::Millis, true)
-}
-
-fn to_json(value: &impl serde::Serialize) -> Result<String> {
-    serde_json::to_string(value).map_err(|e| ApiError {
-        detail: Some(e.to_string()),
-        ..ApiError::internal()
-    })
 }
 
 /// `GET /analytics/realtime`: takes no parameters (it is always "now").

@@ -22,7 +22,7 @@ use datafusion::arrow::array::{Array, AsArray};
 use datafusion::arrow::datatypes::{Float64Type, Int64Type};
 use datafusion::functions_aggregate::expr_fn::{count_distinct, first_value, max, sum};
 use datafusion::logical_expr::when;
-use datafusion::prelude::{Expr, coalesce, col, lit};
+use datafusion::prelude::{Expr, col, lit};
 
 pub use crate::ingest::VisitorProfile;
 pub use rows::{EventRow, event_rows};
@@ -31,6 +31,7 @@ use crate::engine::{Engine, poisoned};
 use crate::error::Result;
 use crate::event::SessionAttrs;
 use crate::query::model::{Counts, ModelStats, PredictDim, Prediction, predict};
+use crate::query::plan::{int_case, is_kind, refunded};
 use crate::query::spec::{DateRange, Query};
 use crate::schema::{col as c, kind, visitor_hash};
 
@@ -126,9 +127,7 @@ pub fn prediction_values(a: &SessionAttrs) -> [(PredictDim, Option<&str>); 5] {
 }
 
 fn paid() -> Expr {
-    col(c::KIND)
-        .eq(lit(kind::PAYMENT))
-        .and(coalesce(vec![col(c::REFUNDED), lit(false)]).not())
+    is_kind(kind::PAYMENT).and(refunded().not())
 }
 
 impl Engine {
@@ -364,7 +363,7 @@ impl Engine {
         let revenue = when(paid(), col(c::AMOUNT))
             .otherwise(lit(0.0f64))?
             .alias("revenue");
-        let paid_flag = when(paid(), lit(1i64)).otherwise(lit(0i64))?;
+        let paid_flag = int_case(paid());
         let batches = self
             .selected_events(&Query::new(website_id))?
             .aggregate(

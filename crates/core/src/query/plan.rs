@@ -47,7 +47,7 @@ fn ts_lit(t: DateTime<Utc>) -> Expr {
     ))
 }
 
-fn int_case(cond: Expr) -> Expr {
+pub(crate) fn int_case(cond: Expr) -> Expr {
     when(cond, lit(1i64))
         .otherwise(lit(0i64))
         .unwrap_or_else(|_| lit(0i64))
@@ -59,11 +59,11 @@ fn money_case(cond: Expr) -> Expr {
         .unwrap_or_else(|_| lit(0.0f64))
 }
 
-fn is_kind(k: &str) -> Expr {
+pub(crate) fn is_kind(k: &str) -> Expr {
     col(c::KIND).eq(lit(k))
 }
 
-fn refunded() -> Expr {
+pub(crate) fn refunded() -> Expr {
     coalesce(vec![col(c::REFUNDED), lit(false)])
 }
 

@@ -26,6 +26,18 @@ pub fn take_website_id(params: &Params) -> Result<(Option<String>, Params)> {
     Ok((website, rest))
 }
 
+/// The caller's website for an analytics read, and the parameters other than `websiteId`.
+pub(crate) fn reader(
+    st: &AppState,
+    headers: &HeaderMap,
+    query: Option<&str>,
+) -> Result<(String, Params)> {
+    let caller = authenticate(headers, &st.keys, &st.limiter)?;
+    let (requested, params) = take_website_id(&Params::parse(query.unwrap_or("")))?;
+    let website = caller.website_for(requested.as_deref(), Scope::AnalyticsRead)?;
+    Ok((website, params))
+}
+
 /// Answers one analytics endpoint.
 pub async fn get(
     State(st): State<AppState>,
@@ -33,11 +45,9 @@ pub async fn get(
     RawQuery(query): RawQuery,
     headers: HeaderMap,
 ) -> Result<Response> {
-    let caller = authenticate(&headers, &st.keys, &st.limiter)?;
+    let (website, params) = reader(&st, &headers, query.as_deref())?;
     let endpoint = Endpoint::from_path(&endpoint)
         .ok_or_else(|| HttpError::new(404, format!("Unknown analytics endpoint `{endpoint}`")))?;
-    let (requested, params) = take_website_id(&Params::parse(query.as_deref().unwrap_or("")))?;
-    let website = caller.website_for(requested.as_deref(), Scope::AnalyticsRead)?;
     let body = tally_api::answer(&st.engine, &website, endpoint, &params).await?;
     Ok(json_response(StatusCode::OK, body))
 }

@@ -4,21 +4,10 @@
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
-use tally_api::Params;
 
 use crate::app::AppState;
-use crate::auth::authenticate;
 use crate::error::{HttpError, Result, json_response};
-use crate::keys::Scope;
-use crate::routes::analytics::take_website_id;
-
-/// The website an analytics read is for, and the remaining parameters.
-fn reader(st: &AppState, headers: &HeaderMap, query: Option<&str>) -> Result<(String, Params)> {
-    let caller = authenticate(headers, &st.keys, &st.limiter)?;
-    let (requested, params) = take_website_id(&Params::parse(query.unwrap_or("")))?;
-    let website = caller.website_for(requested.as_deref(), Scope::AnalyticsRead)?;
-    Ok((website, params))
-}
+use crate::routes::analytics::reader;
 
 /// Visitors active in the last 5 minutes.
 pub async fn realtime(
