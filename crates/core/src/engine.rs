@@ -24,6 +24,7 @@ use crate::query::time::{bucket_starts, effective_interval};
 use crate::schema::events_schema;
 use crate::store::buffer::HotBuffer;
 use crate::store::catalog::{Catalog, SegmentMeta};
+use crate::resident::ResidentStore;
 use crate::store::table::{EventsTable, SegmentFile};
 use crate::website::Website;
 
@@ -34,6 +35,9 @@ pub struct EngineConfig {
     pub flush_rows: usize,
     /// DataFusion target partitions (parallelism of a query).
     pub target_partitions: usize,
+    /// Memory for resident columns (decoded events held for fast answers), in bytes. A website
+    /// that does not fit is answered from its Parquet segments; 0 turns resident answers off.
+    pub resident_budget_bytes: usize,
 }
 
 impl Default for EngineConfig {
@@ -41,6 +45,7 @@ impl Default for EngineConfig {
         EngineConfig {
             flush_rows: 500_000,
             target_partitions: std::thread::available_parallelism().map_or(2, |n| n.get()),
+            resident_budget_bytes: crate::resident::DEFAULT_BUDGET_BYTES,
         }
     }
 }
@@ -71,7 +76,7 @@ pub struct FlushReport {
 pub(crate) struct SiteData {
     pub(crate) hot: HotBuffer,
     /// Batches being written by a flush: still visible to queries until the catalog lists them.
-    flushing: Vec<RecordBatch>,
+    pub(crate) flushing: Vec<RecordBatch>,
     pub(crate) ingest: Option<IngestState>,
 }
 
@@ -94,6 +99,8 @@ pub struct Engine {
     pub(crate) retired: std::sync::Mutex<Vec<(std::time::Instant, PathBuf)>>,
     /// Conversion model statistics per website, with when they were counted.
     pub(crate) models: std::sync::Mutex<crate::live::ModelCache>,
+    /// Decoded columns that overview, breakdowns and time series are answered from.
+    pub(crate) resident: Arc<ResidentStore>,
 }
 
 impl std::fmt::Debug for Engine {
@@ -129,7 +136,7 @@ impl Engine {
         Ok(Engine {
             dir,
             ctx: SessionContext::new_with_config(session_config),
-            config,
+            config: config.clone(),
             state: RwLock::new(State {
                 catalog,
                 sites: HashMap::new(),
@@ -138,6 +145,7 @@ impl Engine {
             flush_lock: tokio::sync::Mutex::new(()),
             retired: std::sync::Mutex::new(Vec::new()),
             models: std::sync::Mutex::new(HashMap::new()),
+            resident: Arc::new(ResidentStore::new(config.resident_budget_bytes)),
         })
     }
 
@@ -317,14 +325,20 @@ impl Engine {
         while let Some((site, batches)) = jobs.next() {
             let written = self.write_new_segment(&site, batches.clone()).await;
             let mut st = self.state.write().map_err(poisoned)?;
+            let mut flushed_file = None;
             let saved = written.and_then(|meta| {
                 let rows = meta.rows;
+                flushed_file = Some(meta.file.clone());
                 let mut next = st.catalog.clone();
                 next.segments.push(meta);
                 next.save(&self.dir)?;
                 st.catalog = next;
                 Ok(rows)
             });
+            if let (Ok(_), Some(file)) = (&saved, &flushed_file) {
+                // Before the batches leave `flushing`, so no query decodes the new file.
+                self.resident.adopt_flushed(&site, file, &batches)?;
+            }
             let data = st.sites.entry(site).or_default();
             data.flushing.clear();
             match saved {
@@ -403,6 +417,9 @@ impl Engine {
 
     /// Visitors, sessions, bounce rate, session duration, revenue and conversion (DESIGN §4).
     pub async fn overview(&self, q: &Query) -> Result<Overview> {
+        if let Some(o) = self.resident_overview(q).await? {
+            return Ok(o);
+        }
         self.scope(q)?.overview().await
     }
 
@@ -421,7 +438,10 @@ impl Engine {
                 "a campaign breakdown needs at least one campaign field",
             ));
         }
-        let rows = self.scope(q)?.breakdown(by).await?;
+        let rows = match self.resident_breakdown(q, by).await? {
+            Some(rows) => rows,
+            None => self.scope(q)?.breakdown(by).await?,
+        };
         let total = rows.len();
         let rows = rows
             .into_iter()
@@ -438,7 +458,11 @@ impl Engine {
         let tz = q.timezone.unwrap_or_else(|| website.tz());
         let range = match q.range {
             Some(r) => Some(r),
-            None => self.scope(q)?.time_span().await?.and_then(|(lo, hi)| {
+            None => match self.resident_time_span(q).await? {
+                Some(span) => span,
+                None => self.scope(q)?.time_span().await?,
+            }
+            .and_then(|(lo, hi)| {
                 let start = chrono::DateTime::from_timestamp_micros(lo)?;
                 let end = chrono::DateTime::from_timestamp_micros(hi.saturating_add(1))?;
                 DateRange::new(start, end).ok()
@@ -463,11 +487,17 @@ impl Engine {
         };
         let interval = effective_interval(interval, range, tz);
         let starts = bucket_starts(range, tz, interval)?;
-        let scope = self.scope(&Query {
+        let ranged = Query {
             range: Some(range),
             ..q.clone()
-        })?;
-        let (counts, overview) = futures::try_join!(scope.buckets(&starts), scope.overview())?;
+        };
+        let (counts, overview) = match self.resident_series(&ranged, &starts).await? {
+            Some(answer) => answer,
+            None => {
+                let scope = self.scope(&ranged)?;
+                futures::try_join!(scope.buckets(&starts), scope.overview())?
+            }
+        };
         let renewals = website.include_renewal_revenue;
         let buckets = starts
             .iter()

@@ -69,6 +69,11 @@ pub enum Error {
     /// Parquet failed to write or read a segment.
     #[error("parquet error: {0}")]
     Parquet(#[from] parquet::errors::ParquetError),
+
+    /// A fault of the engine itself (a broken invariant, a failed worker task): never the
+    /// caller's doing.
+    #[error("internal error: {0}")]
+    Internal(String),
 }
 
 impl Error {

@@ -50,6 +50,7 @@ mod ingest;
 pub mod live;
 pub mod query;
 pub mod referrer;
+mod resident;
 pub mod schema;
 pub mod session;
 pub mod store;

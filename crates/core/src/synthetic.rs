@@ -110,9 +110,24 @@ pub fn events_between(
     n: usize,
     seed: u64,
 ) -> Vec<Event> {
+    let span = Duration::days(days.max(1));
+    events_in(website_id, from, span, n, (n / 8).max(1) as u64, seed)
+}
+
+/// `n` events of `website_id` over `span` from `from`, in time order, from visitors numbered
+/// `0..visitors`: the generator of [`events_between`], for data sets built in slices (a slice
+/// a few days long each, all drawing on one population of visitors).
+pub fn events_in(
+    website_id: &str,
+    from: DateTime<Utc>,
+    span: Duration,
+    n: usize,
+    visitors: u64,
+    seed: u64,
+) -> Vec<Event> {
     let mut rng = Rng(seed);
-    let visitors = (n / 8).max(1) as u64;
-    let span_us = days.max(1) * 86_400_000_000;
+    let visitors = visitors.max(1);
+    let span_us = span.num_microseconds().unwrap_or(i64::MAX).max(1);
     let mut out = Vec::with_capacity(n + 8);
     let mut visit = 0u64;
     while out.len() < n {

@@ -50,6 +50,8 @@ impl Engine {
             let table = Arc::new(EventsTable::new(events_schema(), Vec::new(), files));
             let batches = self.ctx.read_table(table)?.collect().await?;
             let meta = self.write_new_segment(&site, batches).await?;
+            let merged_files: Vec<String> = small.iter().map(|s| s.file.clone()).collect();
+            let new_file = meta.file.clone();
             let ids: Vec<u64> = small.iter().map(|s| s.id).collect();
             let mut st = self.state.write().map_err(poisoned)?;
             let mut next = st.catalog.clone();
@@ -57,6 +59,8 @@ impl Engine {
             next.segments.push(meta);
             next.save(&self.dir)?;
             st.catalog = next;
+            drop(st);
+            self.resident.adopt_merged(&site, &new_file, &merged_files)?;
             self.retire(small.iter());
             merged += small.len();
         }

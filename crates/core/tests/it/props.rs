@@ -8,7 +8,7 @@ use chrono::{DateTime, Duration, Utc};
 use chrono_tz::Tz;
 use proptest::prelude::*;
 use tally_core::{
-    Breakdown, CampaignField, DateRange, Dimension, Engine, Event, EventKind, Filter, FilterOp,
+    Breakdown, CampaignField, DateRange, Dimension, Engine, EngineConfig, Event, EventKind, Filter, FilterOp,
     GoalDeletion, Interval, Paging, Payment, PaymentDeletion, Query, Website,
 };
 
@@ -307,7 +307,8 @@ fn query(data: &Data, q: &QSpec) -> Query {
 }
 
 /// Runs `check` with the data in three states: hot and segments mixed (after a restart with
-/// data still to ingest), all flushed, and reopened.
+/// data still to ingest), all flushed, and reopened; the answers come from resident columns,
+/// and once more, reopened without them, from the DataFusion plans over Parquet.
 fn in_every_state(
     data: &Data,
     check: impl AsyncFn(&Engine, &Model) -> Result<(), TestCaseError>,
@@ -337,6 +338,13 @@ fn in_every_state(
         check(&engine, &model).await?;
         drop(engine);
         let engine = Engine::open(dir.path()).await.unwrap();
+        check(&engine, &model).await?;
+        drop(engine);
+        let plans_only = EngineConfig {
+            resident_budget_bytes: 0,
+            ..EngineConfig::default()
+        };
+        let engine = Engine::open_with(dir.path(), plans_only).await.unwrap();
         check(&engine, &model).await
     })
 }

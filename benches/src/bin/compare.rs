@@ -1,0 +1,252 @@
+//! `compare`: Tally beside DuckDB on the same generated events, in one run.
+//!
+//! Generates a data set of the chosen size with the project's generator (in one-million-event
+//! slices drawing on one population of visitors), imports it into a Tally data directory, then
+//! asks the four questions of the read-path issue of the engine (resident columns warmed first)
+//! and of DuckDB's in-memory table loaded from the very Parquet segments Tally wrote
+//! (`benches/compare/duckdb_side.py`). It checks that both give the same answers and prints
+//! each median time and the ratio. Run it through `benches/compare.sh`, which installs DuckDB.
+//!
+//! ```sh
+//! benches/compare.sh 4000000        # events; TALLY_COMPARE_RUNS=5, TALLY_COMPARE_THREADS=2
+//! ```
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use chrono::{Duration, NaiveDate};
+use chrono_tz::Tz;
+use serde_json::Value;
+use tally_core::query::time::local_days;
+use tally_core::synthetic::{DAYS, WEBSITE, events_in, start, website};
+use tally_core::{
+    Breakdown, BreakdownResult, Dimension, Engine, EngineConfig, Filter, FilterOp, Interval,
+    Overview, Paging, Query, Timeseries,
+};
+
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+type Res<T> = Result<T, Box<dyn std::error::Error>>;
+
+const SLICE: usize = 1_000_000;
+
+fn env_or(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+/// Imports `n` generated events into `dir` unless it already holds them.
+async fn prepare(dir: &Path, n: usize) -> Res<()> {
+    if dir.join("catalog.json").exists() {
+        return Ok(());
+    }
+    let engine = Engine::open(dir).await?;
+    engine.create_website(website())?;
+    let slices = n.div_ceil(SLICE).max(1);
+    let span = Duration::days(DAYS) / slices as i32;
+    let visitors = (n / 8).max(1) as u64;
+    let t = Instant::now();
+    for k in 0..slices {
+        let count = (n - k * SLICE).min(SLICE);
+        let from = start() + span * k as i32;
+        let events = events_in(WEBSITE, from, span, count, visitors, 7 + k as u64);
+        let report = engine.ingest(events).await?;
+        assert!(report.rejected.is_empty(), "{:?}", report.rejected.first());
+        eprintln!("imported {} of {} events", (k + 1) * SLICE.min(n), n);
+    }
+    engine.flush().await?;
+    eprintln!("import took {:.1} s", t.elapsed().as_secs_f64());
+    Ok(())
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+async fn time<T>(runs: usize, mut f: impl AsyncFnMut() -> tally_core::Result<T>) -> Res<(f64, T)> {
+    let mut last = f().await?; // warm-up
+    let mut times = Vec::new();
+    for _ in 0..runs {
+        let t = Instant::now();
+        last = f().await?;
+        times.push(t.elapsed().as_secs_f64() * 1000.0);
+    }
+    Ok((median(times), last))
+}
+
+/// Peak resident set size of this process, in MiB.
+fn peak_rss_mib() -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok())
+        })
+        .map_or(0.0, |kb| kb / 1024.0)
+}
+
+fn num(v: &Value) -> f64 {
+    v.as_f64()
+        .or_else(|| v.as_str().and_then(|s| s.parse().ok()))
+        .unwrap_or(0.0)
+}
+
+fn close(a: f64, b: f64) -> bool {
+    (a - b).abs() <= 1e-6 * a.abs().max(b.abs()).max(1.0)
+}
+
+fn check_overview(o: &Overview, rows: &Value) -> bool {
+    let r = &rows[0][0];
+    o.visitors as f64 == num(&r[0])
+        && o.sessions as f64 == num(&r[1])
+        && o.bounced_sessions as f64 == num(&r[2])
+        && close(o.avg_session_duration_ms * 1000.0, num(&r[3]))
+        && close(o.revenue.new, num(&r[4]))
+        && close(o.revenue.renewal, num(&r[5]))
+        && close(o.revenue.refund, num(&r[6]))
+        && o.paying_visitors as f64 == num(&r[7])
+}
+
+fn check_breakdown(b: &BreakdownResult, rows: &Value, keys: usize) -> bool {
+    let Some(rows) = rows[0].as_array() else {
+        return false;
+    };
+    rows.len() == b.rows.len()
+        && rows.iter().zip(&b.rows).all(|(d, t)| {
+            (0..keys).all(|i| d[i].as_str() == Some(t.values[i].as_str()))
+                && num(&d[keys]) == t.visitors as f64
+                && close(num(&d[keys + 1]), t.revenue)
+        })
+}
+
+fn check_series(s: &Timeseries, answer: &Value) -> bool {
+    let Some(buckets) = answer[0].as_array() else {
+        return false;
+    };
+    let filled: Vec<_> = s.buckets.iter().filter(|b| b.visitors > 0).collect();
+    filled.len() == buckets.len()
+        && filled.iter().zip(buckets).all(|(t, d)| {
+            num(&d[1]) == t.visitors as f64
+                && num(&d[2]) == t.sessions as f64
+                && close(num(&d[3]), t.revenue.new)
+                && close(num(&d[4]), t.revenue.renewal)
+        })
+        && {
+            let o = &answer[1][0];
+            num(&o[0]) == s.totals.visitors as f64 && num(&o[1]) == s.totals.sessions as f64
+        }
+}
+
+#[tokio::main]
+async fn main() -> Res<()> {
+    let n = std::env::args()
+        .nth(1)
+        .and_then(|a| a.parse().ok())
+        .unwrap_or(4_000_000usize);
+    let runs = env_or("TALLY_COMPARE_RUNS", 5);
+    let threads = env_or("TALLY_COMPARE_THREADS", 2);
+    let python = std::env::var("TALLY_COMPARE_PYTHON").unwrap_or_else(|_| "python3".into());
+    let root = PathBuf::from(
+        std::env::var("TALLY_COMPARE_DIR").unwrap_or_else(|_| "target/compare".into()),
+    );
+    let dir = root.join(format!("events-{n}"));
+    prepare(&dir, n).await?;
+
+    let config = EngineConfig {
+        target_partitions: threads,
+        resident_budget_bytes: env_or("TALLY_RESIDENT_BYTES", 16 << 30),
+        ..EngineConfig::default()
+    };
+    let engine = Engine::open_with(&dir, config).await?;
+    let t = Instant::now();
+    engine.warm().await?;
+    let warm_s = t.elapsed().as_secs_f64();
+
+    let ny: Tz = "America/New_York".parse()?;
+    let day = |s: &str| s.parse::<NaiveDate>();
+    let range = local_days(ny, day("2025-03-02")?, day("2025-03-31")?)?;
+    let all = Query::new(WEBSITE);
+    let series_q = Query::new(WEBSITE)
+        .with_range(range)
+        .with_timezone(ny)
+        .with_filter(Filter::new(Dimension::Country, FilterOp::Is, vec!["US".into(), "CA".into()])?)
+        .with_filter(Filter::new(Dimension::Device, FilterOp::IsNot, vec!["mobile".into()])?);
+    let blog = Query::new(WEBSITE).with_filter(Filter::new(
+        Dimension::Page,
+        FilterOp::Contains,
+        vec!["/blog".into()],
+    )?);
+
+    let (t1, overview) = time(runs, async || engine.overview(&all).await).await?;
+    let (t2, countries) = time(runs, async || {
+        engine.breakdown(&all, &Breakdown::Country, Paging::new(10, 0)?).await
+    })
+    .await?;
+    let (t3, series) = time(runs, async || engine.timeseries(&series_q, Interval::Day).await).await?;
+    let (t4, pages) = time(runs, async || {
+        engine.breakdown(&blog, &Breakdown::Page, Paging::new(100, 0)?).await
+    })
+    .await?;
+    let tally_rss = peak_rss_mib();
+    let resident_mib = engine.resident_bytes() as f64 / (1 << 20) as f64;
+    drop(engine);
+
+    let glob = dir.join("segments").join(WEBSITE).join("*.parquet");
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("compare/duckdb_side.py");
+    let out = std::process::Command::new(&python)
+        .arg(&script)
+        .arg(glob.to_string_lossy().as_ref())
+        .arg(range.start.timestamp_micros().to_string())
+        .arg(range.end.timestamp_micros().to_string())
+        .arg(runs.to_string())
+        .arg(threads.to_string())
+        .output()?;
+    if !out.status.success() {
+        return Err(format!("duckdb side failed: {}", String::from_utf8_lossy(&out.stderr)).into());
+    }
+    let duck: Value = serde_json::from_slice(&out.stdout)?;
+    let q = &duck["questions"];
+    let names = [
+        "overview, all time",
+        "countries, all time, top 10",
+        "timeseries, 30 days by day (New York), country is US,CA, device is_not mobile",
+        "pages, filter_page=contains:/blog",
+    ];
+    let agree = [
+        check_overview(&overview, &q[names[0]]["answer"]),
+        check_breakdown(&countries, &q[names[1]]["answer"], 1),
+        check_series(&series, &q[names[2]]["answer"]),
+        check_breakdown(&pages, &q[names[3]]["answer"], 2),
+    ];
+    let tally = [t1, t2, t3, t4];
+
+    println!(
+        "{n} events ({} rows in DuckDB), {threads} threads, median of {runs} hot runs",
+        duck["rows"]
+    );
+    println!(
+        "tally: resident columns warmed in {warm_s:.2} s, {resident_mib:.0} MiB resident, peak RSS {tally_rss:.0} MiB; duckdb: table loaded in {:.2} s",
+        num(&duck["load_s"])
+    );
+    println!("| question | tally | DuckDB in-memory | DuckDB / tally | same answer |");
+    println!("| --- | --- | --- | --- | --- |");
+    for (i, name) in names.iter().enumerate() {
+        let d = num(&q[*name]["median_ms"]);
+        println!(
+            "| {name} | {:.2} ms | {d:.1} ms | {:.1}x | {} |",
+            tally[i],
+            d / tally[i],
+            if agree[i] { "yes" } else { "NO" }
+        );
+    }
+    if agree.contains(&false) {
+        eprintln!("tally and duckdb disagree; duckdb said: {}", q);
+        std::process::exit(1);
+    }
+    Ok(())
+}

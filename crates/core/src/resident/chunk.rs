@@ -1,0 +1,328 @@
+//! [`Chunk`]: a batch of one website's events decoded into the compact columns the resident
+//! kernels read — times, kinds, dense visitor and session numbers, a dictionary code per
+//! dimension column, and the payments apart.
+//!
+//! A chunk is built once from a Parquet segment (read with its string columns as dictionaries,
+//! so each distinct value is looked up once per page rather than once per row) or from a sealed
+//! hot batch, and never changes.
+
+use std::fs::File;
+use std::path::Path;
+use std::sync::{Arc, LazyLock};
+
+use datafusion::arrow::array::{Array, ArrayRef, AsArray, RecordBatch};
+use datafusion::arrow::compute::cast;
+use datafusion::arrow::datatypes::{
+    DataType, Field, Int32Type, Schema, SchemaRef, TimestampMicrosecondType, UInt64Type,
+};
+use parquet::arrow::ProjectionMask;
+use parquet::arrow::arrow_reader::{ArrowReaderOptions, ParquetRecordBatchReaderBuilder};
+
+use crate::error::{Error, Result};
+use crate::resident::dict::{DenseIds, NULL, StrDict};
+use crate::schema::{col as c, events_schema, kind};
+
+/// The string columns kept as dictionary codes, in the order of [`Chunk::codes`].
+pub(crate) const CODED: [&str; 19] = [
+    c::COUNTRY_CODE,
+    c::REGION,
+    c::CITY,
+    c::DEVICE,
+    c::BROWSER,
+    c::OS,
+    c::REFERRER_NAME,
+    c::REFERRER,
+    c::UTM_SOURCE,
+    c::UTM_MEDIUM,
+    c::UTM_CAMPAIGN,
+    c::UTM_TERM,
+    c::UTM_CONTENT,
+    c::REF,
+    c::SOURCE,
+    c::VIA,
+    c::PATH,
+    c::HOSTNAME,
+    c::GOAL_NAME,
+];
+
+/// The position of a coded column in [`CODED`].
+pub(crate) fn coded_index(column: &str) -> Result<usize> {
+    CODED
+        .iter()
+        .position(|n| *n == column)
+        .ok_or_else(|| Error::Internal(format!("column {column} is not kept resident")))
+}
+
+/// Event kinds as the kernels see them.
+pub(crate) mod kind_code {
+    pub(crate) const OTHER: u8 = 0;
+    pub(crate) const PAGEVIEW: u8 = 1;
+    pub(crate) const GOAL: u8 = 2;
+    pub(crate) const PAYMENT: u8 = 3;
+}
+
+/// The dictionaries and dense numbers of one website, shared by all its chunks.
+#[derive(Debug, Default)]
+pub(crate) struct SiteDicts {
+    /// One dictionary per [`CODED`] column.
+    pub(crate) strings: [StrDict; CODED.len()],
+    pub(crate) visitors: DenseIds,
+    pub(crate) sessions: DenseIds,
+}
+
+impl SiteDicts {
+    /// Approximate heap bytes held.
+    pub(crate) fn bytes(&self) -> usize {
+        self.strings.iter().map(StrDict::bytes).sum::<usize>()
+            + self.visitors.bytes()
+            + self.sessions.bytes()
+    }
+}
+
+/// One payment of a chunk.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct PaymentRow {
+    /// Its row in the chunk.
+    pub(crate) row: u32,
+    /// Amount in the website currency (0 when missing).
+    pub(crate) amount: f64,
+    pub(crate) refunded: bool,
+    pub(crate) renewal: bool,
+}
+
+/// Compact columns of a batch of events.
+#[derive(Debug)]
+pub(crate) struct Chunk {
+    /// Event time, µs since the epoch.
+    pub(crate) ts: Vec<i64>,
+    /// [`kind_code`] of each event.
+    pub(crate) kind: Vec<u8>,
+    /// Dense visitor number.
+    pub(crate) visitor: Vec<u32>,
+    /// Dense session number.
+    pub(crate) session: Vec<u32>,
+    /// Dictionary codes, one column per [`CODED`] entry.
+    pub(crate) codes: Vec<Vec<u32>>,
+    /// The payment events.
+    pub(crate) payments: Vec<PaymentRow>,
+    /// Whether `ts` is in ascending order (segments always are).
+    pub(crate) sorted: bool,
+    pub(crate) min_ts: i64,
+    pub(crate) max_ts: i64,
+}
+
+impl Chunk {
+    /// Rows held.
+    pub(crate) fn len(&self) -> usize {
+        self.ts.len()
+    }
+
+    /// Approximate heap bytes held.
+    pub(crate) fn bytes(&self) -> usize {
+        let n = self.len();
+        n * (8 + 1 + 4 + 4 + 4 * CODED.len()) + self.payments.len() * 24
+    }
+
+    /// Rows that can fall in `[start, end)`: a sub-range when sorted, else every row (the caller
+    /// then checks each row's time, see [`Chunk::needs_time_check`]).
+    pub(crate) fn span(&self, start: i64, end: i64) -> std::ops::Range<usize> {
+        if self.len() == 0 || self.max_ts < start || self.min_ts >= end {
+            return 0..0;
+        }
+        if self.sorted {
+            let lo = self.ts.partition_point(|&t| t < start);
+            let hi = self.ts.partition_point(|&t| t < end);
+            lo..hi
+        } else {
+            0..self.len()
+        }
+    }
+
+    /// Whether rows of [`Chunk::span`] may still lie outside `[start, end)`.
+    pub(crate) fn needs_time_check(&self, start: i64, end: i64) -> bool {
+        !self.sorted && (self.min_ts < start || self.max_ts >= end)
+    }
+
+    /// Decodes `batches` (of one website) into one chunk, extending `dicts`.
+    pub(crate) fn build(batches: &[RecordBatch], dicts: &mut SiteDicts) -> Result<Chunk> {
+        let n: usize = batches.iter().map(RecordBatch::num_rows).sum();
+        let mut chunk = Chunk {
+            ts: Vec::with_capacity(n),
+            kind: Vec::with_capacity(n),
+            visitor: Vec::with_capacity(n),
+            session: Vec::with_capacity(n),
+            codes: (0..CODED.len()).map(|_| Vec::with_capacity(n)).collect(),
+            payments: Vec::new(),
+            sorted: true,
+            min_ts: i64::MAX,
+            max_ts: i64::MIN,
+        };
+        for b in batches {
+            chunk.append(b, dicts)?;
+        }
+        chunk.sorted = chunk.ts.is_sorted();
+        Ok(chunk)
+    }
+
+    fn append(&mut self, b: &RecordBatch, dicts: &mut SiteDicts) -> Result<()> {
+        let base = self.len();
+        let ts = column(b, c::TS)?;
+        let ts = ts
+            .as_primitive_opt::<TimestampMicrosecondType>()
+            .ok_or_else(|| wrong_type(c::TS))?;
+        for t in ts.values().iter() {
+            self.min_ts = self.min_ts.min(*t);
+            self.max_ts = self.max_ts.max(*t);
+        }
+        self.ts.extend_from_slice(ts.values());
+
+        let mut kinds = StrDict::default();
+        let kind_of: Vec<u8> = {
+            let codes = codes_of(&column(b, c::KIND)?, &mut kinds)?;
+            let by_code: Vec<u8> = (0..kinds.len() as u32)
+                .map(|code| match kinds.value(code) {
+                    Some(kind::PAGEVIEW) => kind_code::PAGEVIEW,
+                    Some(kind::GOAL) => kind_code::GOAL,
+                    Some(kind::PAYMENT) => kind_code::PAYMENT,
+                    _ => kind_code::OTHER,
+                })
+                .collect();
+            codes.into_iter().map(|c| by_code[c as usize]).collect()
+        };
+        self.kind.extend_from_slice(&kind_of);
+
+        let hashes = |name: &str| -> Result<Vec<u64>> {
+            let a = column(b, name)?;
+            let a = a
+                .as_primitive_opt::<UInt64Type>()
+                .ok_or_else(|| wrong_type(name))?;
+            Ok(a.values().to_vec())
+        };
+        let visitors = hashes(c::VISITOR_HASH)?;
+        self.visitor
+            .extend(visitors.iter().map(|h| dicts.visitors.id(*h)));
+        let sessions = hashes(c::SESSION_HASH)?;
+        self.session
+            .extend(sessions.iter().map(|h| dicts.sessions.id(*h)));
+
+        for (i, name) in CODED.iter().enumerate() {
+            let codes = codes_of(&column(b, name)?, &mut dicts.strings[i])?;
+            self.codes[i].extend_from_slice(&codes);
+        }
+
+        let amount = cast(&column(b, c::AMOUNT)?, &DataType::Float64)?;
+        let amount = amount.as_primitive::<datafusion::arrow::datatypes::Float64Type>();
+        let flag = |name: &str| -> Result<Vec<bool>> {
+            let a = cast(&column(b, name)?, &DataType::Boolean)?;
+            let a = a.as_boolean();
+            Ok((0..a.len()).map(|r| a.is_valid(r) && a.value(r)).collect())
+        };
+        let (refunded, renewal) = (flag(c::REFUNDED)?, flag(c::RENEWAL)?);
+        for (r, k) in kind_of.iter().enumerate() {
+            if *k == kind_code::PAYMENT {
+                self.payments.push(PaymentRow {
+                    row: u32::try_from(base + r).unwrap_or(u32::MAX),
+                    amount: if amount.is_valid(r) {
+                        amount.value(r)
+                    } else {
+                        0.0
+                    },
+                    refunded: refunded[r],
+                    renewal: renewal[r],
+                });
+            }
+        }
+        Ok(())
+    }
+}
+
+fn column(b: &RecordBatch, name: &str) -> Result<ArrayRef> {
+    b.column_by_name(name)
+        .cloned()
+        .ok_or_else(|| Error::Internal(format!("batch has no column {name}")))
+}
+
+fn wrong_type(name: &str) -> Error {
+    Error::Internal(format!("column {name} has an unexpected type"))
+}
+
+/// The codes of a string column (plain or dictionary-encoded), interning each distinct value of
+/// the batch once.
+fn codes_of(array: &ArrayRef, dict: &mut StrDict) -> Result<Vec<u32>> {
+    let as_dict = DataType::Dictionary(Box::new(DataType::Int32), Box::new(DataType::Utf8));
+    let array = if array.data_type() == &as_dict {
+        Arc::clone(array)
+    } else {
+        cast(array, &as_dict)?
+    };
+    let d = array
+        .as_dictionary_opt::<Int32Type>()
+        .ok_or_else(|| Error::Internal("dictionary cast failed".into()))?;
+    let values = d.values().as_string::<i32>();
+    let map: Vec<u32> = (0..values.len())
+        .map(|i| {
+            if values.is_null(i) {
+                NULL
+            } else {
+                dict.intern(values.value(i))
+            }
+        })
+        .collect();
+    Ok(d.keys()
+        .iter()
+        .map(|k| {
+            k.and_then(|k| usize::try_from(k).ok())
+                .and_then(|k| map.get(k).copied())
+                .unwrap_or(NULL)
+        })
+        .collect())
+}
+
+/// The events schema with the coded columns and `kind` read as dictionaries.
+static READ_SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
+    let dict = DataType::Dictionary(Box::new(DataType::Int32), Box::new(DataType::Utf8));
+    let fields: Vec<Field> = events_schema()
+        .fields()
+        .iter()
+        .map(|f| {
+            if CODED.contains(&f.name().as_str()) || f.name() == c::KIND {
+                Field::new(f.name(), dict.clone(), f.is_nullable())
+            } else {
+                f.as_ref().clone()
+            }
+        })
+        .collect();
+    Arc::new(Schema::new(fields))
+});
+
+/// Reads the columns a chunk needs from a Parquet segment.
+pub(crate) fn read_segment(path: &Path) -> Result<Vec<RecordBatch>> {
+    let file = File::open(path).map_err(|e| Error::io(path, e))?;
+    let options = ArrowReaderOptions::new().with_schema(Arc::clone(&READ_SCHEMA));
+    let builder = ParquetRecordBatchReaderBuilder::try_new_with_options(file, options)?;
+    let wanted: Vec<&str> = [
+        c::TS,
+        c::KIND,
+        c::VISITOR_HASH,
+        c::SESSION_HASH,
+        c::AMOUNT,
+        c::REFUNDED,
+        c::RENEWAL,
+    ]
+    .into_iter()
+    .chain(CODED)
+    .collect();
+    let indices: Vec<usize> = READ_SCHEMA
+        .fields()
+        .iter()
+        .enumerate()
+        .filter(|(_, f)| wanted.contains(&f.name().as_str()))
+        .map(|(i, _)| i)
+        .collect();
+    let mask = ProjectionMask::roots(builder.parquet_schema(), indices);
+    let reader = builder
+        .with_projection(mask)
+        .with_batch_size(64 * 1024)
+        .build()?;
+    Ok(reader.collect::<std::result::Result<Vec<_>, _>>()?)
+}

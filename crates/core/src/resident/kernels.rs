@@ -1,0 +1,421 @@
+//! The query kernels over resident chunks: overview, breakdown groups and time buckets, with the
+//! meanings of DESIGN §4 (the same the DataFusion plans of `query::plan` compute, checked
+//! against the reference model by the property tests).
+//!
+//! Distinct counts are work on dense numbers: a bitset over the visitors, arrays over the band
+//! of session numbers a range touches, and per-group deduplication by scattering `(group, id)`
+//! pairs into one array and marking each group's ids in a reused bitset.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+
+use crate::query::result::{Overview, Revenue, percent};
+use crate::resident::chunk::{Chunk, PaymentRow, kind_code};
+use crate::resident::select::Selection;
+
+/// A fixed-size set of small numbers.
+#[derive(Debug, Clone)]
+pub(crate) struct BitSet {
+    words: Vec<u64>,
+}
+
+impl BitSet {
+    pub(crate) fn new(bits: usize) -> Self {
+        BitSet {
+            words: vec![0; bits.div_ceil(64)],
+        }
+    }
+
+    #[inline]
+    pub(crate) fn insert(&mut self, i: usize) -> bool {
+        let (w, b) = (i / 64, 1u64 << (i % 64));
+        let fresh = self.words[w] & b == 0;
+        self.words[w] |= b;
+        fresh
+    }
+
+    #[inline]
+    pub(crate) fn contains(&self, i: usize) -> bool {
+        self.words.get(i / 64).is_some_and(|w| w & (1 << (i % 64)) != 0)
+    }
+
+    #[inline]
+    fn remove(&mut self, i: usize) {
+        self.words[i / 64] &= !(1u64 << (i % 64));
+    }
+
+    pub(crate) fn count(&self) -> u64 {
+        self.words.iter().map(|w| u64::from(w.count_ones())).sum()
+    }
+}
+
+/// The rows one query reads: chunks, a time range `[start, end)` in µs, and the filters.
+pub(crate) struct View<'a> {
+    pub(crate) chunks: &'a [Arc<Chunk>],
+    pub(crate) start: i64,
+    pub(crate) end: i64,
+    pub(crate) selection: Option<&'a Selection>,
+    /// Every visitor number of the chunks is below this.
+    pub(crate) visitors: usize,
+}
+
+impl View<'_> {
+    /// Calls `f(chunk, row)` for every row in the range.
+    #[inline]
+    fn for_each_row(&self, mut f: impl FnMut(&Chunk, usize)) {
+        for chunk in self.chunks {
+            let span = chunk.span(self.start, self.end);
+            if chunk.needs_time_check(self.start, self.end) {
+                for r in span {
+                    let t = chunk.ts[r];
+                    if t >= self.start && t < self.end {
+                        f(chunk, r);
+                    }
+                }
+            } else {
+                for r in span {
+                    f(chunk, r);
+                }
+            }
+        }
+    }
+
+    #[inline]
+    fn selected(&self, chunk: &Chunk, row: usize) -> bool {
+        self.selection.is_none_or(|s| s.test(chunk, row))
+    }
+
+    /// Calls `f(chunk, payment)` for every payment in the range (selected or not).
+    fn for_each_payment(&self, mut f: impl FnMut(&Chunk, &PaymentRow)) {
+        for chunk in self.chunks {
+            if chunk.payments.is_empty() || chunk.span(self.start, self.end).is_empty() {
+                continue;
+            }
+            for p in &chunk.payments {
+                let t = chunk.ts[p.row as usize];
+                if t >= self.start && t < self.end {
+                    f(chunk, p);
+                }
+            }
+        }
+    }
+
+    /// The lowest and highest session number in the range (`None` without rows).
+    fn session_band(&self) -> Option<(u32, u32)> {
+        let mut band: Option<(u32, u32)> = None;
+        for chunk in self.chunks {
+            let span = chunk.span(self.start, self.end);
+            let check = chunk.needs_time_check(self.start, self.end);
+            let (mut lo, mut hi) = (u32::MAX, 0);
+            for r in span {
+                if check && !(chunk.ts[r] >= self.start && chunk.ts[r] < self.end) {
+                    continue;
+                }
+                let s = chunk.session[r];
+                lo = lo.min(s);
+                hi = hi.max(s);
+            }
+            if lo <= hi {
+                band = Some(band.map_or((lo, hi), |(a, b)| (a.min(lo), b.max(hi))));
+            }
+        }
+        band
+    }
+}
+
+fn revenue_of(p: &PaymentRow, rev: &mut Revenue) {
+    if p.refunded {
+        rev.refund += p.amount;
+    } else if p.renewal {
+        rev.renewal += p.amount;
+    } else {
+        rev.new += p.amount;
+    }
+}
+
+/// Session flags: page views seen (0, 1, 2 = more), a goal seen, the session seen at all.
+const PV_MASK: u8 = 0b11;
+const GOAL: u8 = 0b100;
+const SEEN: u8 = 0b1000;
+const SELECTED: u8 = 0b1_0000;
+
+/// The overview (DESIGN §4): session metrics over every event of a selected session in the
+/// range, revenue of selected visitors' payments in the range.
+pub(crate) fn overview(v: &View) -> Overview {
+    let Some((lo, hi)) = v.session_band() else {
+        return Overview::default();
+    };
+    let width = (hi - lo) as usize + 1;
+    let mut first = vec![i64::MAX; width];
+    let mut last = vec![i64::MIN; width];
+    let mut flags = vec![0u8; width];
+    let mut visitors = BitSet::new(v.visitors);
+    let filtered = v.selection.is_some();
+    v.for_each_row(|chunk, r| {
+        let s = (chunk.session[r] - lo) as usize;
+        let t = chunk.ts[r];
+        first[s] = first[s].min(t);
+        last[s] = last[s].max(t);
+        let mut f = flags[s] | SEEN;
+        match chunk.kind[r] {
+            kind_code::PAGEVIEW => f = (f & !PV_MASK) | ((f & PV_MASK) + 1).min(2),
+            kind_code::GOAL => f |= GOAL,
+            _ => {}
+        }
+        if !filtered || v.selected(chunk, r) {
+            f |= SELECTED;
+            visitors.insert(chunk.visitor[r] as usize);
+        }
+        flags[s] = f;
+    });
+    let (mut sessions, mut bounced, mut duration) = (0u64, 0u64, 0f64);
+    for s in 0..width {
+        let f = flags[s];
+        if f & SELECTED == 0 {
+            continue;
+        }
+        sessions += 1;
+        if f & PV_MASK == 1 && f & GOAL == 0 {
+            bounced += 1;
+        }
+        duration += (last[s] - first[s]) as f64;
+    }
+    let visitor_count = visitors.count();
+    let mut revenue = Revenue::default();
+    let mut payers = Vec::new();
+    v.for_each_payment(|chunk, p| {
+        let who = chunk.visitor[p.row as usize];
+        if filtered && !visitors.contains(who as usize) {
+            return;
+        }
+        revenue_of(p, &mut revenue);
+        if !p.refunded {
+            payers.push(who);
+        }
+    });
+    payers.sort_unstable();
+    payers.dedup();
+    let paying = payers.len() as u64;
+    let avg_us = if sessions == 0 {
+        0.0
+    } else {
+        duration / sessions as f64
+    };
+    Overview {
+        visitors: visitor_count,
+        sessions,
+        bounced_sessions: bounced,
+        bounce_rate: percent(bounced, sessions),
+        avg_session_duration_ms: avg_us / 1000.0,
+        revenue,
+        paying_visitors: paying,
+        revenue_per_visitor: if visitor_count == 0 {
+            0.0
+        } else {
+            revenue.total() / visitor_count as f64
+        },
+        conversion_rate: percent(paying, visitor_count),
+    }
+}
+
+/// Per visitor, revenue (`new + renewal`) of their payments in the range.
+fn visitor_revenue(v: &View) -> HashMap<u32, f64> {
+    let mut out = HashMap::new();
+    v.for_each_payment(|chunk, p| {
+        if !p.refunded {
+            *out.entry(chunk.visitor[p.row as usize]).or_insert(0.0) += p.amount;
+        }
+    });
+    out
+}
+
+/// `(group, id)` pairs gathered by a scan, deduplicated per group afterwards.
+#[derive(Default)]
+pub(crate) struct Pairs {
+    groups: Vec<u32>,
+    ids: Vec<u32>,
+}
+
+impl Pairs {
+    #[inline]
+    fn push(&mut self, group: u32, id: u32) {
+        self.groups.push(group);
+        self.ids.push(id);
+    }
+
+    /// For each of `n_groups` groups, the number of distinct ids and the sum of `weight` over
+    /// them. Ids are below `id_space`.
+    fn distinct(self, n_groups: usize, id_space: usize, weight: impl Fn(u32) -> f64) -> Vec<(u64, f64)> {
+        let mut starts = vec![0usize; n_groups + 1];
+        for g in &self.groups {
+            starts[*g as usize + 1] += 1;
+        }
+        for i in 0..n_groups {
+            starts[i + 1] += starts[i];
+        }
+        let mut fill = starts.clone();
+        let mut scattered = vec![0u32; self.ids.len()];
+        for (g, id) in self.groups.iter().zip(&self.ids) {
+            let at = &mut fill[*g as usize];
+            scattered[*at] = *id;
+            *at += 1;
+        }
+        drop(self);
+        let mut marks: Option<BitSet> = None;
+        let mut out = vec![(0u64, 0f64); n_groups];
+        for g in 0..n_groups {
+            let ids = &mut scattered[starts[g]..starts[g + 1]];
+            let (mut n, mut w) = (0u64, 0f64);
+            if ids.len() * 16 > id_space {
+                let marks = marks.get_or_insert_with(|| BitSet::new(id_space));
+                for id in ids.iter() {
+                    if marks.insert(*id as usize) {
+                        n += 1;
+                        w += weight(*id);
+                    }
+                }
+                for id in ids.iter() {
+                    marks.remove(*id as usize);
+                }
+            } else {
+                ids.sort_unstable();
+                let mut prev = None;
+                for id in ids.iter() {
+                    if prev != Some(*id) {
+                        n += 1;
+                        w += weight(*id);
+                        prev = Some(*id);
+                    }
+                }
+            }
+            out[g] = (n, w);
+        }
+        out
+    }
+}
+
+/// How a breakdown names the group of a row.
+pub(crate) trait Grouping {
+    /// The group of row `r`, `None` when the row does not carry the breakdown's values.
+    fn group(&mut self, chunk: &Chunk, r: usize) -> Option<u32>;
+    /// Number of groups handed out.
+    fn len(&self) -> usize;
+}
+
+/// One group row of a breakdown, before its values are named.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct GroupTotals {
+    pub(crate) visitors: u64,
+    pub(crate) revenue: f64,
+    pub(crate) completions: u64,
+}
+
+/// Per group: distinct selected visitors with a carrying event, their revenue in the range,
+/// and the number of carrying events.
+pub(crate) fn breakdown(v: &View, grouping: &mut impl Grouping) -> Vec<GroupTotals> {
+    let mut pairs = Pairs::default();
+    let mut completions: Vec<u64> = Vec::new();
+    let mut last_group = vec![u32::MAX; v.visitors];
+    v.for_each_row(|chunk, r| {
+        if !v.selected(chunk, r) {
+            return;
+        }
+        let Some(g) = grouping.group(chunk, r) else {
+            return;
+        };
+        let gi = g as usize;
+        if gi >= completions.len() {
+            completions.resize(gi + 1, 0);
+        }
+        completions[gi] += 1;
+        let who = chunk.visitor[r];
+        // Most visitors keep one value of a dimension: skip the repeats before they are stored.
+        if last_group[who as usize] != g {
+            last_group[who as usize] = g;
+            pairs.push(g, who);
+        }
+    });
+    drop(last_group);
+    let n = grouping.len().max(completions.len());
+    completions.resize(n, 0);
+    let revenue = visitor_revenue(v);
+    let distinct = pairs.distinct(n, v.visitors, |who| revenue.get(&who).copied().unwrap_or(0.0));
+    distinct
+        .into_iter()
+        .zip(completions)
+        .map(|((visitors, revenue), completions)| GroupTotals {
+            visitors,
+            revenue,
+            completions,
+        })
+        .collect()
+}
+
+/// Per bucket: distinct selected visitors and sessions, and the revenue of payments in the
+/// bucket by visitors selected in that bucket. `starts_us` are the bucket starts.
+pub(crate) fn buckets(v: &View, starts_us: &[i64]) -> Vec<(u64, u64, Revenue)> {
+    let n = starts_us.len();
+    let bucket = |t: i64| -> Option<u32> {
+        let i = starts_us.partition_point(|&s| s <= t);
+        (i > 0).then(|| (i - 1) as u32)
+    };
+    let filtered = v.selection.is_some();
+    let mut payer = BitSet::new(v.visitors);
+    let mut pays: Vec<(u32, u32, PaymentRow)> = Vec::new();
+    v.for_each_payment(|chunk, p| {
+        let r = p.row as usize;
+        if let Some(b) = bucket(chunk.ts[r]) {
+            payer.insert(chunk.visitor[r] as usize);
+            pays.push((b, chunk.visitor[r], *p));
+        }
+    });
+    let Some((lo, hi)) = v.session_band() else {
+        return vec![(0, 0, Revenue::default()); n];
+    };
+    let mut visitor_pairs = Pairs::default();
+    let mut session_pairs = Pairs::default();
+    let mut last_v = vec![u32::MAX; v.visitors];
+    let mut last_s = vec![u32::MAX; (hi - lo) as usize + 1];
+    let mut paying_in: HashSet<(u32, u32)> = HashSet::new();
+    v.for_each_row(|chunk, r| {
+        if !v.selected(chunk, r) {
+            return;
+        }
+        let Some(b) = bucket(chunk.ts[r]) else {
+            return;
+        };
+        let who = chunk.visitor[r];
+        if last_v[who as usize] != b {
+            last_v[who as usize] = b;
+            visitor_pairs.push(b, who);
+            if filtered && payer.contains(who as usize) {
+                paying_in.insert((b, who));
+            }
+        }
+        let s = chunk.session[r] - lo;
+        if last_s[s as usize] != b {
+            last_s[s as usize] = b;
+            session_pairs.push(b, s);
+        }
+    });
+    let visitors = visitor_pairs.distinct(n, v.visitors, |_| 0.0);
+    let sessions = session_pairs.distinct(n, last_s.len(), |_| 0.0);
+    let mut revenue = vec![Revenue::default(); n];
+    for (b, who, p) in &pays {
+        if !filtered || paying_in.contains(&(*b, *who)) {
+            revenue_of(p, &mut revenue[*b as usize]);
+        }
+    }
+    (0..n)
+        .map(|i| (visitors[i].0, sessions[i].0, revenue[i]))
+        .collect()
+}
+
+/// The earliest and latest event time of the chunks, µs.
+pub(crate) fn time_span(chunks: &[Arc<Chunk>]) -> Option<(i64, i64)> {
+    chunks
+        .iter()
+        .filter(|c| c.len() > 0)
+        .map(|c| (c.min_ts, c.max_ts))
+        .reduce(|a, b| (a.0.min(b.0), a.1.max(b.1)))
+}

@@ -1,0 +1,281 @@
+//! Resident columns: each website's events decoded once into compact, dictionary-coded
+//! [`chunk::Chunk`]s held in memory under a byte budget, and the kernels that answer the
+//! overview, breakdowns and time series from them (DESIGN §3, "the target layout").
+//!
+//! Parquet stays the durable copy. A segment's chunks are decoded from its file on first use
+//! (or taken over from the hot batches it was flushed from); a sealed hot batch is decoded once
+//! and reused until it is flushed. Per website, visitor and session hashes are numbered densely
+//! and strings get dictionary codes, so distinct counts are bitset work and a filter is
+//! evaluated once per dictionary ([`select::Selection`]).
+//!
+//! When a website does not fit in the budget, [`ResidentStore::snapshot`] answers `None` and the
+//! engine runs the DataFusion plans of `query::plan` over the Parquet segments instead; both give
+//! the same answers, which the property tests check.
+
+mod answers;
+pub(crate) mod chunk;
+pub(crate) mod dict;
+pub(crate) mod groups;
+pub(crate) mod kernels;
+pub(crate) mod select;
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use datafusion::arrow::record_batch::RecordBatch;
+
+use crate::error::{Error, Result};
+use crate::query::spec::Filter;
+use chunk::{CODED, Chunk, SiteDicts, read_segment};
+use select::Selection;
+
+/// Default memory budget of resident columns: about 4 GiB, room for tens of millions of
+/// events at roughly 100 bytes each.
+pub const DEFAULT_BUDGET_BYTES: usize = 4 << 30;
+
+/// A segment file as the resident store addresses it.
+#[derive(Debug, Clone)]
+pub(crate) struct SegmentRef {
+    /// The catalog's relative path (the cache key).
+    pub(crate) file: String,
+    /// Where to read it.
+    pub(crate) path: PathBuf,
+    /// Rows, for the budget check before decoding.
+    pub(crate) rows: usize,
+}
+
+/// Resident state of one website.
+#[derive(Debug, Default)]
+struct SiteResident {
+    dicts: SiteDicts,
+    /// Chunks of each live segment, by catalog path.
+    segments: HashMap<String, Vec<Arc<Chunk>>>,
+    /// Chunks of sealed hot batches, with the batch (which keeps its identity unique).
+    hot: Vec<(RecordBatch, Arc<Chunk>)>,
+    /// Bytes this website has counted against the budget.
+    bytes: usize,
+}
+
+/// A sealed batch's identity: the address of its first column, which clones share.
+fn batch_key(b: &RecordBatch) -> (usize, usize) {
+    let addr = b
+        .columns()
+        .first()
+        .map_or(0, |c| Arc::as_ptr(c) as *const u8 as usize);
+    (addr, b.num_rows())
+}
+
+/// Resident columns of every website, under one byte budget.
+#[derive(Debug)]
+pub(crate) struct ResidentStore {
+    budget: usize,
+    used: AtomicUsize,
+    sites: Mutex<HashMap<String, Arc<Mutex<SiteResident>>>>,
+}
+
+/// The chunks one query reads, and the website's dictionaries to compile filters and name
+/// groups with.
+pub(crate) struct ResidentSnapshot {
+    pub(crate) chunks: Vec<Arc<Chunk>>,
+    pub(crate) visitors: usize,
+    site: Arc<Mutex<SiteResident>>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> Result<MutexGuard<'_, T>> {
+    m.lock()
+        .map_err(|_| Error::Internal("resident store lock poisoned by an earlier panic".into()))
+}
+
+impl ResidentStore {
+    /// A store that holds at most `budget` bytes (0 turns resident answers off).
+    pub(crate) fn new(budget: usize) -> Self {
+        ResidentStore {
+            budget,
+            used: AtomicUsize::new(0),
+            sites: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Bytes held by resident columns and dictionaries.
+    pub(crate) fn used_bytes(&self) -> usize {
+        self.used.load(Ordering::Relaxed)
+    }
+
+    fn site(&self, website: &str) -> Result<Arc<Mutex<SiteResident>>> {
+        Ok(Arc::clone(
+            lock(&self.sites)?.entry(website.to_owned()).or_default(),
+        ))
+    }
+
+    /// Whether `bytes` more fit in the budget; counts them when they do.
+    fn reserve(&self, bytes: usize) -> bool {
+        self.used
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |u| {
+                (u + bytes <= self.budget).then_some(u + bytes)
+            })
+            .is_ok()
+    }
+
+    fn release(&self, bytes: usize) {
+        self.used.fetch_sub(bytes, Ordering::Relaxed);
+    }
+
+    /// The chunks of `website`'s hot batches and live segments, decoding what is missing and
+    /// dropping what is no longer live. `None` when they do not fit in the budget.
+    pub(crate) fn snapshot(
+        &self,
+        website: &str,
+        hot: &[RecordBatch],
+        segments: &[SegmentRef],
+    ) -> Result<Option<ResidentSnapshot>> {
+        if self.budget == 0 {
+            return Ok(None);
+        }
+        let site = self.site(website)?;
+        let mut guard = lock(&site)?;
+        let st = &mut *guard;
+
+        // Drop what is no longer live: flushed hot batches, replaced segments.
+        let hot_keys: Vec<_> = hot.iter().map(batch_key).collect();
+        let mut freed = 0;
+        st.hot.retain(|(b, c)| {
+            let keep = hot_keys.contains(&batch_key(b));
+            if !keep {
+                freed += c.bytes();
+            }
+            keep
+        });
+        st.segments.retain(|file, chunks| {
+            let keep = segments.iter().any(|s| &s.file == file);
+            if !keep {
+                freed += chunks.iter().map(|c| c.bytes()).sum::<usize>();
+            }
+            keep
+        });
+        st.bytes -= freed;
+        self.release(freed);
+
+        let mut chunks = Vec::with_capacity(segments.len() + hot.len());
+        for seg in segments {
+            if let Some(have) = st.segments.get(&seg.file) {
+                chunks.extend(have.iter().cloned());
+                continue;
+            }
+            let Some(chunk) = self.build(st, seg.rows, || read_segment(&seg.path))? else {
+                return Ok(None);
+            };
+            st.segments.insert(seg.file.clone(), vec![Arc::clone(&chunk)]);
+            chunks.push(chunk);
+        }
+        for b in hot {
+            let key = batch_key(b);
+            if let Some((_, c)) = st.hot.iter().find(|(h, _)| batch_key(h) == key) {
+                chunks.push(Arc::clone(c));
+                continue;
+            }
+            let Some(chunk) = self.build(st, b.num_rows(), || Ok(vec![b.clone()]))? else {
+                return Ok(None);
+            };
+            st.hot.push((b.clone(), Arc::clone(&chunk)));
+            chunks.push(chunk);
+        }
+        let visitors = st.dicts.visitors.len() as usize;
+        drop(guard);
+        Ok(Some(ResidentSnapshot {
+            chunks,
+            visitors,
+            site,
+        }))
+    }
+
+    /// Decodes `rows` rows read by `read` into a chunk, if the budget allows.
+    fn build(
+        &self,
+        st: &mut SiteResident,
+        rows: usize,
+        read: impl FnOnce() -> Result<Vec<RecordBatch>>,
+    ) -> Result<Option<Arc<Chunk>>> {
+        let estimate = rows * (8 + 1 + 4 + 4 + 4 * CODED.len());
+        if !self.reserve(estimate) {
+            return Ok(None);
+        }
+        let dict_before = st.dicts.bytes();
+        let built = read().and_then(|batches| Chunk::build(&batches, &mut st.dicts));
+        self.release(estimate);
+        let chunk = built?;
+        let grown = chunk.bytes() + st.dicts.bytes().saturating_sub(dict_before);
+        self.used.fetch_add(grown, Ordering::Relaxed);
+        st.bytes += grown;
+        Ok(Some(Arc::new(chunk)))
+    }
+
+    /// Hands the chunks of the hot batches a flush wrote to `file` over to that segment
+    /// (decoding the batches no query had decoded yet), so the file need not be read back.
+    pub(crate) fn adopt_flushed(
+        &self,
+        website: &str,
+        file: &str,
+        batches: &[RecordBatch],
+    ) -> Result<()> {
+        if self.budget == 0 {
+            return Ok(());
+        }
+        let site = self.site(website)?;
+        let mut guard = lock(&site)?;
+        let st = &mut *guard;
+        if st.segments.contains_key(file) {
+            return Ok(());
+        }
+        let mut chunks = Vec::with_capacity(batches.len());
+        for b in batches {
+            let key = batch_key(b);
+            let chunk = match st.hot.iter().position(|(h, _)| batch_key(h) == key) {
+                Some(i) => Some(st.hot.swap_remove(i).1),
+                None => self.build(st, b.num_rows(), || Ok(vec![b.clone()]))?,
+            };
+            match chunk {
+                Some(c) => chunks.push(c),
+                None => {
+                    // Over budget: give back what was taken; the next query decides what fits.
+                    let freed: usize = chunks.iter().map(|c| c.bytes()).sum();
+                    st.bytes -= freed;
+                    self.release(freed);
+                    return Ok(());
+                }
+            }
+        }
+        st.segments.insert(file.to_owned(), chunks);
+        Ok(())
+    }
+
+    /// Gives the chunks of segments merged into `file` to it.
+    pub(crate) fn adopt_merged(&self, website: &str, file: &str, merged: &[String]) -> Result<()> {
+        let site = self.site(website)?;
+        let mut st = lock(&site)?;
+        if !merged.iter().all(|m| st.segments.contains_key(m)) {
+            return Ok(());
+        }
+        let mut chunks = Vec::new();
+        for m in merged {
+            chunks.extend(st.segments.remove(m).unwrap_or_default());
+        }
+        st.segments.insert(file.to_owned(), chunks);
+        Ok(())
+    }
+}
+
+impl ResidentSnapshot {
+    /// Compiles a query's filters against the website's dictionaries.
+    pub(crate) fn selection(&self, filters: &[Filter]) -> Result<Option<Selection>> {
+        let st = lock(&self.site)?;
+        Selection::compile(filters, &st.dicts)
+    }
+
+    /// Runs `f` with the website's dictionaries (to name groups, or to build a grouping).
+    pub(crate) fn with_dicts<T>(&self, f: impl FnOnce(&SiteDicts) -> T) -> Result<T> {
+        let st = lock(&self.site)?;
+        Ok(f(&st.dicts))
+    }
+}

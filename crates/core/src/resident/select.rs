@@ -1,0 +1,124 @@
+//! Dimension filters evaluated once per dictionary: each filter becomes, for the columns it
+//! reads, a table of which codes pass, so testing a row is an array lookup per filter.
+//!
+//! The meaning is the one `query::filter` gives the DataFusion expressions (DESIGN §6):
+//! `is` matches exactly, `contains` compares lower-cased strings, `is_not` lets a missing
+//! session attribute through but never a missing page, hostname or goal, and a referrer value
+//! also matches the raw host with or without `www.`.
+
+use std::fmt;
+
+use crate::error::Result;
+use crate::query::filter::{dimension_column, normalized_values, referrer_host_values};
+use crate::query::spec::{Dimension, Filter, FilterOp};
+use crate::resident::chunk::{Chunk, SiteDicts, coded_index};
+use crate::resident::dict::{NULL, StrDict};
+use crate::schema::col as c;
+
+/// Which codes of one column pass.
+#[derive(Debug)]
+struct CodeTest {
+    column: usize,
+    pass: Vec<bool>,
+}
+
+impl CodeTest {
+    fn new(column: &str, dicts: &SiteDicts, values: &[String], op: FilterOp, null_passes: bool) -> Result<Self> {
+        let column = coded_index(column)?;
+        let dict = &dicts.strings[column];
+        let mut pass = vec![op == FilterOp::IsNot; dict.len()];
+        pass[NULL as usize] = null_passes;
+        match op {
+            FilterOp::Is | FilterOp::IsNot => {
+                for code in values.iter().filter_map(|v| dict.code(v)) {
+                    pass[code as usize] = op == FilterOp::Is;
+                }
+            }
+            FilterOp::Contains => mark_containing(dict, values, &mut pass),
+        }
+        Ok(CodeTest { column, pass })
+    }
+
+    #[inline]
+    fn test(&self, chunk: &Chunk, row: usize) -> bool {
+        let code = chunk.codes[self.column][row] as usize;
+        self.pass.get(code).copied().unwrap_or(false)
+    }
+}
+
+fn mark_containing(dict: &StrDict, values: &[String], pass: &mut [bool]) {
+    let needles: Vec<String> = values.iter().map(|v| v.to_lowercase()).collect();
+    for (code, value) in dict.iter() {
+        let lower = value.to_lowercase();
+        pass[code as usize] = needles.iter().any(|n| lower.contains(n.as_str()));
+    }
+}
+
+/// One filter: a test on its column, and for referrers a second one on the raw host.
+#[derive(Debug)]
+struct Term {
+    main: CodeTest,
+    /// The raw-host test of a referrer filter; `is`/`contains` pass either, `is_not` both.
+    host: Option<CodeTest>,
+    both: bool,
+}
+
+/// All filters of a query, ANDed.
+pub(crate) struct Selection {
+    terms: Vec<Term>,
+    text: String,
+}
+
+impl fmt::Debug for Selection {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.text)
+    }
+}
+
+impl Selection {
+    /// Compiles `filters` against the dictionaries; `None` when there are no filters.
+    pub(crate) fn compile(filters: &[Filter], dicts: &SiteDicts) -> Result<Option<Selection>> {
+        if filters.is_empty() {
+            return Ok(None);
+        }
+        let mut terms = Vec::with_capacity(filters.len());
+        for f in filters {
+            let values = normalized_values(f);
+            let null_passes = f.op == FilterOp::IsNot && !f.dimension.is_event_scoped();
+            let main = CodeTest::new(dimension_column(f.dimension), dicts, &values, f.op, null_passes)?;
+            let host = if f.dimension == Dimension::Referrer {
+                let hosts = match f.op {
+                    FilterOp::Contains => values.clone(),
+                    _ => referrer_host_values(&values),
+                };
+                Some(CodeTest::new(c::REFERRER, dicts, &hosts, f.op, null_passes)?)
+            } else {
+                None
+            };
+            terms.push(Term {
+                main,
+                host,
+                both: f.op == FilterOp::IsNot,
+            });
+        }
+        let text = filters
+            .iter()
+            .map(|f| format!("{} {} {:?}", f.dimension.name(), f.op.name(), f.values))
+            .collect::<Vec<_>>()
+            .join(" AND ");
+        Ok(Some(Selection { terms, text }))
+    }
+
+    /// Whether row `row` of `chunk` passes every filter.
+    #[inline]
+    pub(crate) fn test(&self, chunk: &Chunk, row: usize) -> bool {
+        self.terms.iter().all(|t| {
+            let main = t.main.test(chunk, row);
+            match &t.host {
+                None => main,
+                Some(h) if t.both => main && h.test(chunk, row),
+                Some(h) => main || h.test(chunk, row),
+            }
+        })
+    }
+}
