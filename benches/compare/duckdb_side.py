@@ -30,23 +30,32 @@ REFUND = "CASE WHEN coalesce(refunded, false) THEN amount ELSE 0 END"
 PAID = "CASE WHEN NOT coalesce(refunded, false) THEN amount ELSE 0 END"
 
 
-def overview_sql(where_range: str, selection: str) -> str:
+def overview_sql(where_range: str, selection: str | None) -> str:
     """Session metrics over every event of a selected session in the range; revenue of
-    selected visitors' payments in the range (DESIGN §4)."""
+    selected visitors' payments in the range (DESIGN §4). Without a selection the semi-joins
+    are left out, as Tally's plans leave them out."""
+    if selection is None:
+        sessions = "base"
+        payments = "base"
+        visitors = "SELECT DISTINCT visitor_hash FROM base"
+    else:
+        sessions = "base b SEMI JOIN sel USING (visitor_hash, session_hash)"
+        payments = "base SEMI JOIN sv USING (visitor_hash)"
+        visitors = "SELECT DISTINCT visitor_hash FROM sel"
     return f"""
     WITH base AS (SELECT * FROM events WHERE {where_range}),
-    sel AS (SELECT DISTINCT visitor_hash, session_hash FROM base WHERE {selection}),
+    sel AS (SELECT DISTINCT visitor_hash, session_hash FROM base WHERE {selection or 'true'}),
     s AS (
-      SELECT b.visitor_hash, b.session_hash, max(b.ts) - min(b.ts) AS dur,
+      SELECT visitor_hash, session_hash, max(ts) - min(ts) AS dur,
              count(*) FILTER (WHERE kind = 'pageview') AS pv,
              count(*) FILTER (WHERE kind = 'goal') AS goals
-      FROM base b SEMI JOIN sel USING (visitor_hash, session_hash)
+      FROM {sessions}
       GROUP BY ALL),
-    sv AS (SELECT DISTINCT visitor_hash FROM sel),
+    sv AS ({visitors}),
     rev AS (
       SELECT sum({NEW}) AS new, sum({RENEWAL}) AS renewal, sum({REFUND}) AS refund,
              count(DISTINCT visitor_hash) FILTER (WHERE NOT coalesce(refunded, false)) AS paying
-      FROM base SEMI JOIN sv USING (visitor_hash) WHERE kind = 'payment')
+      FROM {payments} WHERE kind = 'payment')
     SELECT (SELECT count(*) FROM sv) AS visitors, count(*) AS sessions,
            sum(CASE WHEN pv = 1 AND goals = 0 THEN 1 ELSE 0 END) AS bounced,
            avg(epoch_us(TIMESTAMP '1970-01-01' + dur)) AS avg_us,
@@ -56,7 +65,7 @@ def overview_sql(where_range: str, selection: str) -> str:
 
 
 QUESTIONS = {
-    "overview, all time": [overview_sql("true", "true")],
+    "overview, all time": [overview_sql("true", None)],
     "countries, all time, top 10": [f"""
       WITH pairs AS (SELECT DISTINCT country_code, visitor_hash FROM events WHERE country_code IS NOT NULL),
       rev AS (SELECT visitor_hash, sum({PAID}) AS r FROM events WHERE kind = 'payment' GROUP BY 1)

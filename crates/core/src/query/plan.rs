@@ -25,7 +25,7 @@ use datafusion::scalar::ScalarValue;
 
 use crate::error::Result;
 use crate::query::filter::{dimension_column, filters_expr};
-use crate::query::result::{BreakdownRow, Overview, Revenue, percent};
+use crate::query::result::{BreakdownRow, Overview, Revenue};
 use crate::query::spec::{Breakdown, DateRange, Dimension, Filter};
 use crate::query::time::BucketUdf;
 use crate::schema::{TS_ZONE, col as c, kind};
@@ -161,21 +161,14 @@ impl Scope {
         let (sessions, revenue) = futures::try_join!(self.session_totals(), self.revenue_totals())?;
         let (visitors, sessions, bounced, avg_duration_us) = sessions;
         let (revenue, paying) = revenue;
-        Ok(Overview {
+        Ok(Overview::from_counts(
             visitors,
             sessions,
-            bounced_sessions: bounced,
-            bounce_rate: percent(bounced, sessions),
-            avg_session_duration_ms: avg_duration_us / 1000.0,
+            bounced,
+            avg_duration_us / 1000.0,
             revenue,
-            paying_visitors: paying,
-            revenue_per_visitor: if visitors == 0 {
-                0.0
-            } else {
-                revenue.total() / visitors as f64
-            },
-            conversion_rate: percent(paying, visitors),
-        })
+            paying,
+        ))
     }
 
     /// Visitors, sessions, bounced sessions and mean duration (µs) of the selected sessions.
@@ -456,11 +449,11 @@ fn breakdown_values(by: &Breakdown) -> (Vec<Expr>, Expr) {
     }
 }
 
-fn to_u64(v: Option<i64>) -> u64 {
+pub(crate) fn to_u64(v: Option<i64>) -> u64 {
     v.and_then(|v| u64::try_from(v).ok()).unwrap_or(0)
 }
 
-fn ints(batches: &[RecordBatch], i: usize) -> Result<Vec<Option<i64>>> {
+pub(crate) fn ints(batches: &[RecordBatch], i: usize) -> Result<Vec<Option<i64>>> {
     let mut out = Vec::new();
     for b in batches {
         let a = cast(b.column(i), &DataType::Int64)?;
@@ -469,7 +462,7 @@ fn ints(batches: &[RecordBatch], i: usize) -> Result<Vec<Option<i64>>> {
     Ok(out)
 }
 
-fn floats(batches: &[RecordBatch], i: usize) -> Result<Vec<Option<f64>>> {
+pub(crate) fn floats(batches: &[RecordBatch], i: usize) -> Result<Vec<Option<f64>>> {
     let mut out = Vec::new();
     for b in batches {
         let a = cast(b.column(i), &DataType::Float64)?;
@@ -478,7 +471,7 @@ fn floats(batches: &[RecordBatch], i: usize) -> Result<Vec<Option<f64>>> {
     Ok(out)
 }
 
-fn strings(b: &RecordBatch, i: usize) -> Result<Vec<Option<String>>> {
+pub(crate) fn strings(b: &RecordBatch, i: usize) -> Result<Vec<Option<String>>> {
     let a = cast(b.column(i), &DataType::Utf8)?;
     let s = a.as_string::<i32>();
     Ok((0..s.len())

@@ -46,6 +46,34 @@ pub struct Overview {
     pub conversion_rate: f64,
 }
 
+impl Overview {
+    /// The overview of these counts, with the rates derived from them (DESIGN §4).
+    pub fn from_counts(
+        visitors: u64,
+        sessions: u64,
+        bounced_sessions: u64,
+        avg_session_duration_ms: f64,
+        revenue: Revenue,
+        paying_visitors: u64,
+    ) -> Overview {
+        Overview {
+            visitors,
+            sessions,
+            bounced_sessions,
+            bounce_rate: percent(bounced_sessions, sessions),
+            avg_session_duration_ms,
+            revenue,
+            paying_visitors,
+            revenue_per_visitor: if visitors == 0 {
+                0.0
+            } else {
+                revenue.total() / visitors as f64
+            },
+            conversion_rate: percent(paying_visitors, visitors),
+        }
+    }
+}
+
 /// One row of a breakdown.
 #[derive(Debug, Clone, PartialEq)]
 pub struct BreakdownRow {

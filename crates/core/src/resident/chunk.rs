@@ -119,8 +119,7 @@ impl Chunk {
 
     /// Approximate heap bytes held.
     pub(crate) fn bytes(&self) -> usize {
-        let n = self.len();
-        n * (8 + 1 + 4 + 4 + 4 * CODED.len()) + self.payments.len() * 24
+        self.len() * super::ROW_BYTES + self.payments.len() * std::mem::size_of::<PaymentRow>()
     }
 
     /// Rows that can fall in `[start, end)`: a sub-range when sorted, else every row (the caller

@@ -9,7 +9,7 @@ use crate::query::filter::dimension_column;
 use crate::query::spec::{Breakdown, Dimension};
 use crate::resident::chunk::{Chunk, SiteDicts, coded_index};
 use crate::resident::dict::NULL;
-use crate::resident::kernels::Grouping;
+use crate::resident::kernels::{Grouping, NO_GROUP};
 use crate::schema::col as c;
 
 /// A hasher for small integer keys: one multiply spreads them over the table.
@@ -38,10 +38,20 @@ impl Hasher for Mix64 {
 
 type Fast<K> = HashMap<K, u32, BuildHasherDefault<Mix64>>;
 
+/// Most `(hostname, path)` combinations numbered densely; past it they are hashed.
+const DENSE_PAGES: usize = 1 << 22;
+
 /// The rows and groups of one breakdown.
 pub(crate) enum Groups {
-    /// One dimension column: the group is the value's code.
-    Column { column: usize },
+    /// One dimension column: the group is the value's code (below `codes`).
+    Column { column: usize, codes: usize },
+    /// Pages on few hostnames: group `host × paths + path`.
+    DensePage {
+        host: usize,
+        path: usize,
+        paths: usize,
+        hosts: usize,
+    },
     /// Pages: `(hostname, path)` pairs numbered in order of first sight.
     Page {
         host: usize,
@@ -63,23 +73,41 @@ pub(crate) enum Groups {
 impl Groups {
     /// The grouping of `by` over the website's columns.
     pub(crate) fn new(by: &Breakdown, dicts: &SiteDicts) -> Result<Groups> {
-        let column = |d: Dimension| coded_index(dimension_column(d));
+        let column = |d: Dimension| -> Result<Groups> {
+            let column = coded_index(dimension_column(d))?;
+            Ok(Groups::Column {
+                column,
+                codes: dicts.strings[column].len(),
+            })
+        };
         Ok(match by {
-            Breakdown::Country => Groups::Column { column: column(Dimension::Country)? },
-            Breakdown::Region => Groups::Column { column: column(Dimension::Region)? },
-            Breakdown::City => Groups::Column { column: column(Dimension::City)? },
-            Breakdown::Device => Groups::Column { column: column(Dimension::Device)? },
-            Breakdown::Browser => Groups::Column { column: column(Dimension::Browser)? },
-            Breakdown::Os => Groups::Column { column: column(Dimension::Os)? },
-            Breakdown::Referrer => Groups::Column { column: column(Dimension::Referrer)? },
-            Breakdown::Hostname => Groups::Column { column: column(Dimension::Hostname)? },
-            Breakdown::Goal => Groups::Column { column: column(Dimension::Goal)? },
-            Breakdown::Page => Groups::Page {
-                host: coded_index(c::HOSTNAME)?,
-                path: coded_index(c::PATH)?,
-                numbers: Fast::default(),
-                keys: Vec::new(),
-            },
+            Breakdown::Country => column(Dimension::Country)?,
+            Breakdown::Region => column(Dimension::Region)?,
+            Breakdown::City => column(Dimension::City)?,
+            Breakdown::Device => column(Dimension::Device)?,
+            Breakdown::Browser => column(Dimension::Browser)?,
+            Breakdown::Os => column(Dimension::Os)?,
+            Breakdown::Referrer => column(Dimension::Referrer)?,
+            Breakdown::Hostname => column(Dimension::Hostname)?,
+            Breakdown::Goal => column(Dimension::Goal)?,
+            Breakdown::Page => {
+                let (host, path) = (coded_index(c::HOSTNAME)?, coded_index(c::PATH)?);
+                let (hosts, paths) = (dicts.strings[host].len(), dicts.strings[path].len());
+                match hosts.checked_mul(paths) {
+                    Some(n) if n <= DENSE_PAGES => Groups::DensePage {
+                        host,
+                        path,
+                        paths,
+                        hosts,
+                    },
+                    _ => Groups::Page {
+                        host,
+                        path,
+                        numbers: Fast::default(),
+                        keys: Vec::new(),
+                    },
+                }
+            }
             Breakdown::Campaign(fields) => {
                 let columns = fields
                     .iter()
@@ -109,7 +137,13 @@ impl Groups {
                 .to_owned()
         };
         match self {
-            Groups::Column { column } => vec![name(*column, g)],
+            Groups::Column { column, .. } => vec![name(*column, g)],
+            Groups::DensePage {
+                host, path, paths, ..
+            } => {
+                let (h, p) = (g as usize / paths, g as usize % paths);
+                vec![name(*host, h as u32), name(*path, p as u32)]
+            }
             Groups::Page { host, path, keys, .. } => {
                 let (h, p) = keys[g as usize];
                 vec![name(*host, h), name(*path, p)]
@@ -124,12 +158,66 @@ impl Groups {
 }
 
 impl Grouping for Groups {
-    #[inline]
+    fn fill(&mut self, chunk: &Chunk, first: usize, out: &mut [u32]) {
+        let n = out.len();
+        match self {
+            Groups::Column { column, .. } => {
+                for (o, c) in out.iter_mut().zip(&chunk.codes[*column][first..first + n]) {
+                    *o = if *c == NULL { NO_GROUP } else { *c };
+                }
+            }
+            Groups::DensePage {
+                host, path, paths, ..
+            } => {
+                let hosts = &chunk.codes[*host][first..first + n];
+                let pages = &chunk.codes[*path][first..first + n];
+                let paths = *paths as u32;
+                for (o, (h, p)) in out.iter_mut().zip(hosts.iter().zip(pages)) {
+                    *o = if *h == NULL || *p == NULL {
+                        NO_GROUP
+                    } else {
+                        h * paths + p
+                    };
+                }
+            }
+            Groups::Page { .. } | Groups::Campaign { .. } => {
+                for (i, o) in out.iter_mut().enumerate() {
+                    *o = self.group(chunk, first + i).unwrap_or(NO_GROUP);
+                }
+            }
+        }
+    }
+
+    fn bound(&self) -> Option<usize> {
+        match self {
+            Groups::Column { codes, .. } => Some(*codes),
+            Groups::DensePage { paths, hosts, .. } => Some(paths * hosts),
+            Groups::Page { .. } | Groups::Campaign { .. } => None,
+        }
+    }
+
+    fn len(&self) -> usize {
+        match self {
+            Groups::Column { .. } | Groups::DensePage { .. } => 0,
+            Groups::Page { keys, .. } => keys.len(),
+            Groups::Campaign { keys, .. } => keys.len(),
+        }
+    }
+}
+
+impl Groups {
+    /// The group of row `r` of the hashed groupings.
     fn group(&mut self, chunk: &Chunk, r: usize) -> Option<u32> {
         match self {
-            Groups::Column { column } => {
+            Groups::Column { column, .. } => {
                 let code = chunk.codes[*column][r];
                 (code != NULL).then_some(code)
+            }
+            Groups::DensePage {
+                host, path, paths, ..
+            } => {
+                let (h, p) = (chunk.codes[*host][r], chunk.codes[*path][r]);
+                (h != NULL && p != NULL).then(|| h * *paths as u32 + p)
             }
             Groups::Page {
                 host,
@@ -173,14 +261,6 @@ impl Grouping for Groups {
                 keys.push(scratch.clone());
                 Some(g)
             }
-        }
-    }
-
-    fn len(&self) -> usize {
-        match self {
-            Groups::Column { .. } => 0,
-            Groups::Page { keys, .. } => keys.len(),
-            Groups::Campaign { keys, .. } => keys.len(),
         }
     }
 }

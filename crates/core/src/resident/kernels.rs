@@ -9,7 +9,7 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
-use crate::query::result::{Overview, Revenue, percent};
+use crate::query::result::{Overview, Revenue};
 use crate::resident::chunk::{Chunk, PaymentRow, kind_code};
 use crate::resident::select::Selection;
 
@@ -49,6 +49,13 @@ impl BitSet {
     }
 }
 
+/// Rows handled at a time: small enough for the masks and group numbers to stay in cache.
+const BLOCK: usize = 4096;
+/// A row in the query's range.
+pub(crate) const IN_RANGE: u8 = 1;
+/// A row in the range that the filters select.
+pub(crate) const SELECTED: u8 = 2;
+
 /// The rows one query reads: chunks, a time range `[start, end)` in µs, and the filters.
 pub(crate) struct View<'a> {
     pub(crate) chunks: &'a [Arc<Chunk>],
@@ -60,29 +67,33 @@ pub(crate) struct View<'a> {
 }
 
 impl View<'_> {
-    /// Calls `f(chunk, row)` for every row in the range.
-    #[inline]
-    fn for_each_row(&self, mut f: impl FnMut(&Chunk, usize)) {
+    /// Calls `f(chunk, first_row, mask)` for blocks of the rows that can be in the range;
+    /// `mask[i]` describes row `first_row + i` with [`IN_RANGE`] and [`SELECTED`] (only set
+    /// with `IN_RANGE`). Filters are evaluated a block at a time, one column after the other.
+    fn for_each_block(&self, mut f: impl FnMut(&Chunk, usize, &[u8])) {
+        let mut mask = vec![0u8; BLOCK];
         for chunk in self.chunks {
             let span = chunk.span(self.start, self.end);
-            if chunk.needs_time_check(self.start, self.end) {
-                for r in span {
-                    let t = chunk.ts[r];
-                    if t >= self.start && t < self.end {
-                        f(chunk, r);
+            let check = chunk.needs_time_check(self.start, self.end);
+            let mut first = span.start;
+            while first < span.end {
+                let last = (first + BLOCK).min(span.end);
+                let m = &mut mask[..last - first];
+                if check {
+                    for (x, t) in m.iter_mut().zip(&chunk.ts[first..last]) {
+                        *x = u8::from(*t >= self.start && *t < self.end);
                     }
+                } else {
+                    m.fill(IN_RANGE);
                 }
-            } else {
-                for r in span {
-                    f(chunk, r);
+                match self.selection {
+                    None => m.iter_mut().for_each(|x| *x |= *x * SELECTED),
+                    Some(sel) => sel.mark(chunk, first, m),
                 }
+                f(chunk, first, m);
+                first = last;
             }
         }
-    }
-
-    #[inline]
-    fn selected(&self, chunk: &Chunk, row: usize) -> bool {
-        self.selection.is_none_or(|s| s.test(chunk, row))
     }
 
     /// Calls `f(chunk, payment)` for every payment in the range (selected or not).
@@ -137,7 +148,7 @@ fn revenue_of(p: &PaymentRow, rev: &mut Revenue) {
 const PV_MASK: u8 = 0b11;
 const GOAL: u8 = 0b100;
 const SEEN: u8 = 0b1000;
-const SELECTED: u8 = 0b1_0000;
+const SESSION_SELECTED: u8 = 0b1_0000;
 
 /// The overview (DESIGN §4): session metrics over every event of a selected session in the
 /// range, revenue of selected visitors' payments in the range.
@@ -146,41 +157,50 @@ pub(crate) fn overview(v: &View) -> Overview {
         return Overview::default();
     };
     let width = (hi - lo) as usize + 1;
-    let mut first = vec![i64::MAX; width];
-    let mut last = vec![i64::MIN; width];
+    let mut first_ts = vec![i64::MAX; width];
+    let mut last_ts = vec![i64::MIN; width];
     let mut flags = vec![0u8; width];
     let mut visitors = BitSet::new(v.visitors);
-    let filtered = v.selection.is_some();
-    v.for_each_row(|chunk, r| {
-        let s = (chunk.session[r] - lo) as usize;
-        let t = chunk.ts[r];
-        first[s] = first[s].min(t);
-        last[s] = last[s].max(t);
-        let mut f = flags[s] | SEEN;
-        match chunk.kind[r] {
-            kind_code::PAGEVIEW => f = (f & !PV_MASK) | ((f & PV_MASK) + 1).min(2),
-            kind_code::GOAL => f |= GOAL,
-            _ => {}
+    v.for_each_block(|chunk, first, mask| {
+        let n = mask.len();
+        let (ts, kinds) = (&chunk.ts[first..first + n], &chunk.kind[first..first + n]);
+        let (sessions, who) = (&chunk.session[first..first + n], &chunk.visitor[first..first + n]);
+        for i in 0..n {
+            let m = mask[i];
+            if m & IN_RANGE == 0 {
+                continue;
+            }
+            let s = (sessions[i] - lo) as usize;
+            let t = ts[i];
+            first_ts[s] = first_ts[s].min(t);
+            last_ts[s] = last_ts[s].max(t);
+            let mut f = flags[s] | SEEN;
+            match kinds[i] {
+                kind_code::PAGEVIEW => f = (f & !PV_MASK) | ((f & PV_MASK) + 1).min(2),
+                kind_code::GOAL => f |= GOAL,
+                _ => {}
+            }
+            if m & SELECTED != 0 {
+                f |= SESSION_SELECTED;
+                visitors.insert(who[i] as usize);
+            }
+            flags[s] = f;
         }
-        if !filtered || v.selected(chunk, r) {
-            f |= SELECTED;
-            visitors.insert(chunk.visitor[r] as usize);
-        }
-        flags[s] = f;
     });
     let (mut sessions, mut bounced, mut duration) = (0u64, 0u64, 0f64);
     for s in 0..width {
         let f = flags[s];
-        if f & SELECTED == 0 {
+        if f & SESSION_SELECTED == 0 {
             continue;
         }
         sessions += 1;
         if f & PV_MASK == 1 && f & GOAL == 0 {
             bounced += 1;
         }
-        duration += (last[s] - first[s]) as f64;
+        duration += (last_ts[s] - first_ts[s]) as f64;
     }
     let visitor_count = visitors.count();
+    let filtered = v.selection.is_some();
     let mut revenue = Revenue::default();
     let mut payers = Vec::new();
     v.for_each_payment(|chunk, p| {
@@ -195,27 +215,19 @@ pub(crate) fn overview(v: &View) -> Overview {
     });
     payers.sort_unstable();
     payers.dedup();
-    let paying = payers.len() as u64;
     let avg_us = if sessions == 0 {
         0.0
     } else {
         duration / sessions as f64
     };
-    Overview {
-        visitors: visitor_count,
+    Overview::from_counts(
+        visitor_count,
         sessions,
-        bounced_sessions: bounced,
-        bounce_rate: percent(bounced, sessions),
-        avg_session_duration_ms: avg_us / 1000.0,
+        bounced,
+        avg_us / 1000.0,
         revenue,
-        paying_visitors: paying,
-        revenue_per_visitor: if visitor_count == 0 {
-            0.0
-        } else {
-            revenue.total() / visitor_count as f64
-        },
-        conversion_rate: percent(paying, visitor_count),
-    }
+        payers.len() as u64,
+    )
 }
 
 /// Per visitor, revenue (`new + renewal`) of their payments in the range.
@@ -296,10 +308,48 @@ impl Pairs {
 
 /// How a breakdown names the group of a row.
 pub(crate) trait Grouping {
-    /// The group of row `r`, `None` when the row does not carry the breakdown's values.
-    fn group(&mut self, chunk: &Chunk, r: usize) -> Option<u32>;
+    /// The groups of rows `first..first + out.len()`, [`NO_GROUP`] for a row that does not
+    /// carry the breakdown's values.
+    fn fill(&mut self, chunk: &Chunk, first: usize, out: &mut [u32]);
     /// Number of groups handed out.
     fn len(&self) -> usize;
+    /// Every group number is below this, when known before the scan.
+    fn bound(&self) -> Option<usize>;
+}
+
+/// The group of a row without the breakdown's values.
+pub(crate) const NO_GROUP: u32 = u32::MAX;
+
+/// Largest total size of the per-group visitor bitsets of one breakdown; past it, groups are
+/// deduplicated from `(group, visitor)` pairs instead.
+const GROUP_BITSETS_BYTES: usize = 64 << 20;
+
+/// Per group, a bitset of the visitors seen (allocated at the group's first row), their count,
+/// their revenue and the group's rows.
+struct GroupSets<'a> {
+    words: usize,
+    sets: Vec<Option<Box<[u64]>>>,
+    totals: Vec<GroupTotals>,
+    payers: &'a BitSet,
+    revenue: &'a HashMap<u32, f64>,
+}
+
+impl GroupSets<'_> {
+    #[inline]
+    fn add(&mut self, g: usize, who: u32) {
+        let t = &mut self.totals[g];
+        t.completions += 1;
+        let words = self.words;
+        let set = self.sets[g].get_or_insert_with(|| vec![0u64; words].into_boxed_slice());
+        let (w, b) = (who as usize / 64, 1u64 << (who % 64));
+        if set[w] & b == 0 {
+            set[w] |= b;
+            t.visitors += 1;
+            if self.payers.contains(who as usize) {
+                t.revenue += self.revenue.get(&who).copied().unwrap_or(0.0);
+            }
+        }
+    }
 }
 
 /// One group row of a breakdown, before its values are named.
@@ -313,33 +363,86 @@ pub(crate) struct GroupTotals {
 /// Per group: distinct selected visitors with a carrying event, their revenue in the range,
 /// and the number of carrying events.
 pub(crate) fn breakdown(v: &View, grouping: &mut impl Grouping) -> Vec<GroupTotals> {
+    let words = v.visitors.div_ceil(64);
+    match grouping.bound() {
+        Some(n) if n.saturating_mul(words * 8) <= GROUP_BITSETS_BYTES => {
+            breakdown_by_bitsets(v, grouping, n)
+        }
+        _ => breakdown_by_pairs(v, grouping),
+    }
+}
+
+/// [`breakdown`] for few groups: a visitor bitset per group.
+fn breakdown_by_bitsets(v: &View, grouping: &mut impl Grouping, n: usize) -> Vec<GroupTotals> {
+    let revenue = visitor_revenue(v);
+    let mut payers = BitSet::new(v.visitors);
+    for who in revenue.keys() {
+        payers.insert(*who as usize);
+    }
+    let mut sets = GroupSets {
+        words: v.visitors.div_ceil(64),
+        sets: vec![None; n],
+        totals: vec![
+            GroupTotals {
+                visitors: 0,
+                revenue: 0.0,
+                completions: 0
+            };
+            n
+        ],
+        payers: &payers,
+        revenue: &revenue,
+    };
+    let mut groups = vec![NO_GROUP; BLOCK];
+    v.for_each_block(|chunk, first, mask| {
+        let n = mask.len();
+        let groups = &mut groups[..n];
+        grouping.fill(chunk, first, groups);
+        let who = &chunk.visitor[first..first + n];
+        for i in 0..n {
+            if mask[i] & SELECTED != 0 && groups[i] != NO_GROUP {
+                sets.add(groups[i] as usize, who[i]);
+            }
+        }
+    });
+    sets.totals
+}
+
+/// [`breakdown`] for many groups: `(group, visitor)` pairs, deduplicated per group.
+fn breakdown_by_pairs(v: &View, grouping: &mut impl Grouping) -> Vec<GroupTotals> {
     let mut pairs = Pairs::default();
     let mut completions: Vec<u64> = Vec::new();
     let mut last_group = vec![u32::MAX; v.visitors];
-    v.for_each_row(|chunk, r| {
-        if !v.selected(chunk, r) {
-            return;
-        }
-        let Some(g) = grouping.group(chunk, r) else {
-            return;
-        };
-        let gi = g as usize;
-        if gi >= completions.len() {
-            completions.resize(gi + 1, 0);
-        }
-        completions[gi] += 1;
-        let who = chunk.visitor[r];
-        // Most visitors keep one value of a dimension: skip the repeats before they are stored.
-        if last_group[who as usize] != g {
-            last_group[who as usize] = g;
-            pairs.push(g, who);
+    let mut groups = vec![NO_GROUP; BLOCK];
+    v.for_each_block(|chunk, first, mask| {
+        let n = mask.len();
+        let groups = &mut groups[..n];
+        grouping.fill(chunk, first, groups);
+        for i in 0..n {
+            let g = groups[i];
+            if mask[i] & SELECTED == 0 || g == NO_GROUP {
+                continue;
+            }
+            let gi = g as usize;
+            if gi >= completions.len() {
+                completions.resize(gi + 1, 0);
+            }
+            completions[gi] += 1;
+            let who = chunk.visitor[first + i];
+            // Most visitors keep one value of a dimension: skip repeats before they are stored.
+            if last_group[who as usize] != g {
+                last_group[who as usize] = g;
+                pairs.push(g, who);
+            }
         }
     });
     drop(last_group);
     let n = grouping.len().max(completions.len());
     completions.resize(n, 0);
     let revenue = visitor_revenue(v);
-    let distinct = pairs.distinct(n, v.visitors, |who| revenue.get(&who).copied().unwrap_or(0.0));
+    let distinct = pairs.distinct(n, v.visitors, |who| {
+        revenue.get(&who).copied().unwrap_or(0.0)
+    });
     distinct
         .into_iter()
         .zip(completions)
@@ -377,25 +480,28 @@ pub(crate) fn buckets(v: &View, starts_us: &[i64]) -> Vec<(u64, u64, Revenue)> {
     let mut last_v = vec![u32::MAX; v.visitors];
     let mut last_s = vec![u32::MAX; (hi - lo) as usize + 1];
     let mut paying_in: HashSet<(u32, u32)> = HashSet::new();
-    v.for_each_row(|chunk, r| {
-        if !v.selected(chunk, r) {
-            return;
-        }
-        let Some(b) = bucket(chunk.ts[r]) else {
-            return;
-        };
-        let who = chunk.visitor[r];
-        if last_v[who as usize] != b {
-            last_v[who as usize] = b;
-            visitor_pairs.push(b, who);
-            if filtered && payer.contains(who as usize) {
-                paying_in.insert((b, who));
+    v.for_each_block(|chunk, first, mask| {
+        for (i, m) in mask.iter().enumerate() {
+            if m & SELECTED == 0 {
+                continue;
             }
-        }
-        let s = chunk.session[r] - lo;
-        if last_s[s as usize] != b {
-            last_s[s as usize] = b;
-            session_pairs.push(b, s);
+            let r = first + i;
+            let Some(b) = bucket(chunk.ts[r]) else {
+                continue;
+            };
+            let who = chunk.visitor[r];
+            if last_v[who as usize] != b {
+                last_v[who as usize] = b;
+                visitor_pairs.push(b, who);
+                if filtered && payer.contains(who as usize) {
+                    paying_in.insert((b, who));
+                }
+            }
+            let s = chunk.session[r] - lo;
+            if last_s[s as usize] != b {
+                last_s[s as usize] = b;
+                session_pairs.push(b, s);
+            }
         }
     });
     let visitors = visitor_pairs.distinct(n, v.visitors, |_| 0.0);

@@ -13,6 +13,7 @@
 //! the same answers, which the property tests check.
 
 mod answers;
+pub(crate) mod exec;
 pub(crate) mod chunk;
 pub(crate) mod dict;
 pub(crate) mod groups;
@@ -34,6 +35,9 @@ use select::Selection;
 /// Default memory budget of resident columns: about 4 GiB, room for tens of millions of
 /// events at roughly 100 bytes each.
 pub const DEFAULT_BUDGET_BYTES: usize = 4 << 30;
+
+/// Resident bytes of one event: time, kind, visitor, session and a code per coded column.
+const ROW_BYTES: usize = 8 + 1 + 4 + 4 + 4 * CODED.len();
 
 /// A segment file as the resident store addresses it.
 #[derive(Debug, Clone)]
@@ -157,6 +161,20 @@ impl ResidentStore {
         st.bytes -= freed;
         self.release(freed);
 
+        // Decode nothing unless everything missing fits: a website is resident whole or not.
+        let missing_rows: usize = segments
+            .iter()
+            .filter(|s| !st.segments.contains_key(&s.file))
+            .map(|s| s.rows)
+            .chain(
+                hot.iter()
+                    .filter(|b| !st.hot.iter().any(|(h, _)| batch_key(h) == batch_key(b)))
+                    .map(RecordBatch::num_rows),
+            )
+            .sum();
+        if self.used_bytes() + missing_rows * ROW_BYTES > self.budget {
+            return Ok(None);
+        }
         let mut chunks = Vec::with_capacity(segments.len() + hot.len());
         for seg in segments {
             if let Some(have) = st.segments.get(&seg.file) {
@@ -197,7 +215,7 @@ impl ResidentStore {
         rows: usize,
         read: impl FnOnce() -> Result<Vec<RecordBatch>>,
     ) -> Result<Option<Arc<Chunk>>> {
-        let estimate = rows * (8 + 1 + 4 + 4 + 4 * CODED.len());
+        let estimate = rows * ROW_BYTES;
         if !self.reserve(estimate) {
             return Ok(None);
         }

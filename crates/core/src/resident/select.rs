@@ -12,6 +12,7 @@ use crate::error::Result;
 use crate::query::filter::{dimension_column, normalized_values, referrer_host_values};
 use crate::query::spec::{Dimension, Filter, FilterOp};
 use crate::resident::chunk::{Chunk, SiteDicts, coded_index};
+use crate::resident::kernels::{IN_RANGE, SELECTED};
 use crate::resident::dict::{NULL, StrDict};
 use crate::schema::col as c;
 
@@ -40,9 +41,15 @@ impl CodeTest {
     }
 
     #[inline]
-    fn test(&self, chunk: &Chunk, row: usize) -> bool {
-        let code = chunk.codes[self.column][row] as usize;
-        self.pass.get(code).copied().unwrap_or(false)
+    fn passes(&self, code: u32) -> bool {
+        self.pass.get(code as usize).copied().unwrap_or(false)
+    }
+}
+
+/// `ok[i] &= pass[codes[i]]`.
+fn and_pass(ok: &mut [u8], codes: &[u32], pass: &[bool]) {
+    for (o, c) in ok.iter_mut().zip(codes) {
+        *o &= u8::from(pass.get(*c as usize).copied().unwrap_or(false));
     }
 }
 
@@ -109,16 +116,28 @@ impl Selection {
         Ok(Some(Selection { terms, text }))
     }
 
-    /// Whether row `row` of `chunk` passes every filter.
-    #[inline]
-    pub(crate) fn test(&self, chunk: &Chunk, row: usize) -> bool {
-        self.terms.iter().all(|t| {
-            let main = t.main.test(chunk, row);
+    /// Sets [`SELECTED`] in `mask` for the rows `first..` of `chunk` that are [`IN_RANGE`] and
+    /// pass every filter, evaluating one filter over the whole block at a time.
+    pub(crate) fn mark(&self, chunk: &Chunk, first: usize, mask: &mut [u8]) {
+        let n = mask.len();
+        let mut ok: Vec<u8> = mask.iter().map(|m| m & IN_RANGE).collect();
+        let mut other = vec![0u8; n];
+        for t in &self.terms {
+            let main = &chunk.codes[t.main.column][first..first + n];
             match &t.host {
-                None => main,
-                Some(h) if t.both => main && h.test(chunk, row),
-                Some(h) => main || h.test(chunk, row),
+                None => and_pass(&mut ok, main, &t.main.pass),
+                Some(h) => {
+                    let host = &chunk.codes[h.column][first..first + n];
+                    for (o, (a, b)) in other.iter_mut().zip(main.iter().zip(host)) {
+                        let (a, b) = (t.main.passes(*a), h.passes(*b));
+                        *o = u8::from(if t.both { a && b } else { a || b });
+                    }
+                    ok.iter_mut().zip(&other).for_each(|(o, x)| *o &= x);
+                }
             }
-        })
+        }
+        for (m, o) in mask.iter_mut().zip(&ok) {
+            *m |= o * SELECTED;
+        }
     }
 }

@@ -151,3 +151,23 @@ async fn many_small_flushes_are_compacted_without_changing_answers() {
         reference
     );
 }
+
+/// A website whose columns do not fit in the resident budget is answered from its Parquet
+/// segments, with the same numbers, and holds no resident memory.
+#[tokio::test]
+async fn a_website_over_the_resident_budget_gives_the_same_answers() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = fixture_engine(dir.path()).await;
+    engine.flush().await.unwrap();
+    let resident = answers(&engine).await;
+    assert!(engine.resident_bytes() > 0);
+    drop(engine);
+    let tiny = tally_core::EngineConfig {
+        resident_budget_bytes: 2_000,
+        ..tally_core::EngineConfig::default()
+    };
+    let engine = Engine::open_with(dir.path(), tiny).await.unwrap();
+    engine.warm().await.unwrap();
+    assert_eq!(answers(&engine).await, resident);
+    assert!(engine.resident_bytes() <= 2_000, "{}", engine.resident_bytes());
+}

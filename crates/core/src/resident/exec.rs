@@ -1,0 +1,286 @@
+//! [`ResidentAggregateExec`]: the resident kernels as a DataFusion physical plan node.
+//!
+//! A leaf of the plan that scans a website's resident chunks with the query's range and filters
+//! pushed into it (shown in the plan's display) and emits the aggregated answer as one record
+//! batch: the overview's totals, a breakdown's sorted rows, or a time series' buckets. DataFusion
+//! runs it like any other node (`collect`, `EXPLAIN`-style display, task context), so what the
+//! engine answers stays a physical plan that can be inspected, while the work inside is the
+//! bitset and dictionary-code kernels of [`super::kernels`], which DataFusion's generic hash
+//! aggregation cannot match on this workload.
+
+use std::fmt;
+use std::sync::Arc;
+
+use datafusion::arrow::array::{ArrayRef, Float64Array, RecordBatch, StringArray, UInt32Array, UInt64Array};
+use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use datafusion::common::tree_node::TreeNodeRecursion;
+use datafusion::error::{DataFusionError, Result as DfResult};
+use datafusion::execution::TaskContext;
+use datafusion::physical_expr::{EquivalenceProperties, PhysicalExpr};
+use datafusion::physical_plan::execution_plan::{Boundedness, EmissionType};
+use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
+use datafusion::physical_plan::{
+    DisplayAs, DisplayFormatType, ExecutionPlan, Partitioning, PlanProperties,
+    SendableRecordBatchStream,
+};
+
+use crate::error::{Error, Result};
+use crate::query::spec::{Breakdown, Filter};
+use crate::resident::ResidentSnapshot;
+use crate::resident::groups::Groups;
+use crate::resident::kernels::{self, View};
+
+/// What a [`ResidentAggregateExec`] computes.
+#[derive(Debug, Clone)]
+pub(crate) enum Question {
+    /// One row: visitors, sessions, bounced_sessions, avg_duration_ms, revenue_new,
+    /// revenue_renewal, revenue_refund, paying_visitors.
+    Overview,
+    /// Rows sorted by visitors desc, values asc: value_0.., visitors, revenue, completions.
+    Breakdown(Breakdown),
+    /// One row per bucket: bucket, visitors, sessions, revenue_new, revenue_renewal,
+    /// revenue_refund. The bucket starts are µs since the epoch.
+    Buckets(Vec<i64>),
+}
+
+impl Question {
+    fn schema(&self) -> SchemaRef {
+        let u = |n: &str| Field::new(n, DataType::UInt64, false);
+        let f = |n: &str| Field::new(n, DataType::Float64, false);
+        let fields = match self {
+            Question::Overview => vec![
+                u("visitors"),
+                u("sessions"),
+                u("bounced_sessions"),
+                f("avg_duration_ms"),
+                f("revenue_new"),
+                f("revenue_renewal"),
+                f("revenue_refund"),
+                u("paying_visitors"),
+            ],
+            Question::Breakdown(by) => {
+                let mut v: Vec<Field> = (0..value_count(by))
+                    .map(|i| Field::new(format!("value_{i}"), DataType::Utf8, false))
+                    .collect();
+                v.extend([u("visitors"), f("revenue"), u("completions")]);
+                v
+            }
+            Question::Buckets(_) => vec![
+                Field::new("bucket", DataType::UInt32, false),
+                u("visitors"),
+                u("sessions"),
+                f("revenue_new"),
+                f("revenue_renewal"),
+                f("revenue_refund"),
+            ],
+        };
+        Arc::new(Schema::new(fields))
+    }
+}
+
+/// How many value columns a breakdown's rows have.
+fn value_count(by: &Breakdown) -> usize {
+    match by {
+        Breakdown::Page => 2,
+        Breakdown::Campaign(fields) => fields.len(),
+        _ => 1,
+    }
+}
+
+/// The resident scan, filter and aggregation of one question, fused into a leaf node.
+pub(crate) struct ResidentAggregateExec {
+    question: Question,
+    snapshot: Arc<ResidentSnapshot>,
+    website: String,
+    start: i64,
+    end: i64,
+    filters: Vec<Filter>,
+    props: Arc<PlanProperties>,
+}
+
+impl fmt::Debug for ResidentAggregateExec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ResidentAggregateExec")
+            .field("question", &self.question)
+            .field("website", &self.website)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ResidentAggregateExec {
+    /// The node answering `question` for `website` over `[start, end)` µs with `filters`.
+    pub(crate) fn new(
+        question: Question,
+        snapshot: Arc<ResidentSnapshot>,
+        website: &str,
+        (start, end): (i64, i64),
+        filters: &[Filter],
+    ) -> Self {
+        let props = PlanProperties::new(
+            EquivalenceProperties::new(question.schema()),
+            Partitioning::UnknownPartitioning(1),
+            EmissionType::Final,
+            Boundedness::Bounded,
+        );
+        ResidentAggregateExec {
+            question,
+            snapshot,
+            website: website.to_owned(),
+            start,
+            end,
+            filters: filters.to_vec(),
+            props: Arc::new(props),
+        }
+    }
+
+    /// Runs the kernel (blocking: call it off the async runtime).
+    fn compute(&self) -> Result<RecordBatch> {
+        let snap = &self.snapshot;
+        let selection = snap.selection(&self.filters)?;
+        let view = View {
+            chunks: &snap.chunks,
+            start: self.start,
+            end: self.end,
+            selection: selection.as_ref(),
+            visitors: snap.visitors,
+        };
+        let schema = self.question.schema();
+        let columns: Vec<ArrayRef> = match &self.question {
+            Question::Overview => {
+                let o = kernels::overview(&view);
+                vec![
+                    Arc::new(UInt64Array::from(vec![o.visitors])),
+                    Arc::new(UInt64Array::from(vec![o.sessions])),
+                    Arc::new(UInt64Array::from(vec![o.bounced_sessions])),
+                    Arc::new(Float64Array::from(vec![o.avg_session_duration_ms])),
+                    Arc::new(Float64Array::from(vec![o.revenue.new])),
+                    Arc::new(Float64Array::from(vec![o.revenue.renewal])),
+                    Arc::new(Float64Array::from(vec![o.revenue.refund])),
+                    Arc::new(UInt64Array::from(vec![o.paying_visitors])),
+                ]
+            }
+            Question::Breakdown(by) => {
+                let mut groups = snap.with_dicts(|d| Groups::new(by, d))??;
+                let totals = kernels::breakdown(&view, &mut groups);
+                let mut rows = snap.with_dicts(|d| {
+                    totals
+                        .iter()
+                        .enumerate()
+                        .filter(|(_, t)| t.visitors > 0)
+                        .map(|(g, t)| (groups.values(g as u32, d), *t))
+                        .collect::<Vec<_>>()
+                })?;
+                rows.sort_by(|a, b| b.1.visitors.cmp(&a.1.visitors).then_with(|| a.0.cmp(&b.0)));
+                let mut cols: Vec<ArrayRef> = (0..value_count(by))
+                    .map(|i| {
+                        Arc::new(StringArray::from_iter_values(rows.iter().map(|r| r.0[i].as_str())))
+                            as ArrayRef
+                    })
+                    .collect();
+                cols.push(Arc::new(UInt64Array::from_iter_values(rows.iter().map(|r| r.1.visitors))));
+                cols.push(Arc::new(Float64Array::from_iter_values(rows.iter().map(|r| r.1.revenue))));
+                cols.push(Arc::new(UInt64Array::from_iter_values(
+                    rows.iter().map(|r| r.1.completions),
+                )));
+                cols
+            }
+            Question::Buckets(starts) => {
+                let b = kernels::buckets(&view, starts);
+                vec![
+                    Arc::new(UInt32Array::from_iter_values(0..b.len() as u32)),
+                    Arc::new(UInt64Array::from_iter_values(b.iter().map(|x| x.0))),
+                    Arc::new(UInt64Array::from_iter_values(b.iter().map(|x| x.1))),
+                    Arc::new(Float64Array::from_iter_values(b.iter().map(|x| x.2.new))),
+                    Arc::new(Float64Array::from_iter_values(b.iter().map(|x| x.2.renewal))),
+                    Arc::new(Float64Array::from_iter_values(b.iter().map(|x| x.2.refund))),
+                ]
+            }
+        };
+        Ok(RecordBatch::try_new(schema, columns)?)
+    }
+}
+
+impl DisplayAs for ResidentAggregateExec {
+    fn fmt_as(&self, _t: DisplayFormatType, f: &mut fmt::Formatter) -> fmt::Result {
+        let what = match &self.question {
+            Question::Overview => "overview".to_owned(),
+            Question::Breakdown(by) => format!("breakdown={by:?}"),
+            Question::Buckets(starts) => format!("buckets={}", starts.len()),
+        };
+        write!(f, "ResidentAggregateExec: {what}, website={}", self.website)?;
+        if self.start != i64::MIN || self.end != i64::MAX {
+            write!(f, ", ts_us=[{}, {})", self.start, self.end)?;
+        }
+        let filter = self
+            .filters
+            .iter()
+            .map(|x| format!("{} {} {:?}", x.dimension.name(), x.op.name(), x.values))
+            .collect::<Vec<_>>();
+        if !filter.is_empty() {
+            write!(f, ", filter=[{}]", filter.join(" AND "))?;
+        }
+        write!(
+            f,
+            ", chunks={}, rows={}",
+            self.snapshot.chunks.len(),
+            self.snapshot.chunks.iter().map(|c| c.len()).sum::<usize>()
+        )
+    }
+}
+
+impl ExecutionPlan for ResidentAggregateExec {
+    fn name(&self) -> &str {
+        "ResidentAggregateExec"
+    }
+
+    fn properties(&self) -> &Arc<PlanProperties> {
+        &self.props
+    }
+
+    fn children(&self) -> Vec<&Arc<dyn ExecutionPlan>> {
+        Vec::new()
+    }
+
+    fn apply_expressions(
+        &self,
+        _f: &mut dyn FnMut(&Arc<dyn PhysicalExpr>) -> DfResult<TreeNodeRecursion>,
+    ) -> DfResult<TreeNodeRecursion> {
+        Ok(TreeNodeRecursion::Continue)
+    }
+
+    fn with_new_children(
+        self: Arc<Self>,
+        _children: Vec<Arc<dyn ExecutionPlan>>,
+    ) -> DfResult<Arc<dyn ExecutionPlan>> {
+        Ok(self)
+    }
+
+    fn execute(
+        &self,
+        _partition: usize,
+        _context: Arc<TaskContext>,
+    ) -> DfResult<SendableRecordBatchStream> {
+        let me = ResidentAggregateExec {
+            question: self.question.clone(),
+            snapshot: Arc::clone(&self.snapshot),
+            website: self.website.clone(),
+            start: self.start,
+            end: self.end,
+            filters: self.filters.clone(),
+            props: Arc::clone(&self.props),
+        };
+        let batch = async move {
+            tokio::task::spawn_blocking(move || me.compute())
+                .await
+                .map_err(|e| DataFusionError::External(Box::new(e)))?
+                .map_err(|e| match e {
+                    Error::DataFusion(e) => e,
+                    other => DataFusionError::External(Box::new(other)),
+                })
+        };
+        Ok(Box::pin(RecordBatchStreamAdapter::new(
+            self.question.schema(),
+            futures::stream::once(batch),
+        )))
+    }
+}
