@@ -195,6 +195,11 @@ async fn main() -> Res<()> {
     let tally_rss = peak_rss_mib();
     let resident_mib = engine.resident_bytes() as f64 / (1 << 20) as f64;
     drop(engine);
+    if std::env::var_os("TALLY_COMPARE_TALLY_ONLY").is_some() {
+        // For profiling Tally alone.
+        println!("tally: {t1:.2} / {t2:.2} / {t3:.2} / {t4:.2} ms");
+        return Ok(());
+    }
 
     let glob = dir.join("segments").join(WEBSITE).join("*.parquet");
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("compare/duckdb_side.py");

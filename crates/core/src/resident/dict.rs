@@ -94,6 +94,30 @@ impl Hasher for PassThrough {
     }
 }
 
+/// A hasher for small integer keys: one multiply spreads them over the table.
+#[derive(Default)]
+pub(crate) struct Mix64(u64);
+
+impl Hasher for Mix64 {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.write_u64(u64::from(*b));
+        }
+    }
+    fn write_u32(&mut self, n: u32) {
+        self.write_u64(u64::from(n));
+    }
+    fn write_u64(&mut self, n: u64) {
+        self.0 = (self.0.rotate_left(23) ^ n).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    }
+    fn write_usize(&mut self, n: usize) {
+        self.write_u64(n as u64);
+    }
+}
+
 /// 64-bit hashes numbered `0..` in order of first sight.
 #[derive(Debug, Default)]
 pub(crate) struct DenseIds {

@@ -2,39 +2,15 @@
 //! group number of each, and the values a group stands for.
 
 use std::collections::HashMap;
-use std::hash::{BuildHasherDefault, Hasher};
+use std::hash::BuildHasherDefault;
 
 use crate::error::Result;
 use crate::query::filter::dimension_column;
 use crate::query::spec::{Breakdown, Dimension};
 use crate::resident::chunk::{Chunk, SiteDicts, coded_index};
-use crate::resident::dict::NULL;
+use crate::resident::dict::{Mix64, NULL};
 use crate::resident::kernels::{Grouping, NO_GROUP};
 use crate::schema::col as c;
-
-/// A hasher for small integer keys: one multiply spreads them over the table.
-#[derive(Default)]
-pub(crate) struct Mix64(u64);
-
-impl Hasher for Mix64 {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-    fn write(&mut self, bytes: &[u8]) {
-        for b in bytes {
-            self.write_u64(u64::from(*b));
-        }
-    }
-    fn write_u32(&mut self, n: u32) {
-        self.write_u64(u64::from(n));
-    }
-    fn write_u64(&mut self, n: u64) {
-        self.0 = (self.0.rotate_left(23) ^ n).wrapping_mul(0x9E37_79B9_7F4A_7C15);
-    }
-    fn write_usize(&mut self, n: usize) {
-        self.write_u64(n as u64);
-    }
-}
 
 type Fast<K> = HashMap<K, u32, BuildHasherDefault<Mix64>>;
 
@@ -42,6 +18,7 @@ type Fast<K> = HashMap<K, u32, BuildHasherDefault<Mix64>>;
 const DENSE_PAGES: usize = 1 << 22;
 
 /// The rows and groups of one breakdown.
+#[derive(Clone)]
 pub(crate) enum Groups {
     /// One dimension column: the group is the value's code (below `codes`).
     Column { column: usize, codes: usize },

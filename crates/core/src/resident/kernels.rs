@@ -7,10 +7,12 @@
 //! pairs into one array and marking each group's ids in a reused bitset.
 
 use std::collections::{HashMap, HashSet};
+use std::hash::BuildHasherDefault;
 use std::sync::Arc;
 
 use crate::query::result::{Overview, Revenue};
 use crate::resident::chunk::{Chunk, PaymentRow, kind_code};
+use crate::resident::dict::Mix64;
 use crate::resident::select::Selection;
 
 /// A fixed-size set of small numbers.
@@ -67,32 +69,48 @@ pub(crate) struct View<'a> {
 }
 
 impl View<'_> {
-    /// Calls `f(chunk, first_row, mask)` for blocks of the rows that can be in the range;
-    /// `mask[i]` describes row `first_row + i` with [`IN_RANGE`] and [`SELECTED`] (only set
-    /// with `IN_RANGE`). Filters are evaluated a block at a time, one column after the other.
-    fn for_each_block(&self, mut f: impl FnMut(&Chunk, usize, &[u8])) {
-        let mut mask = vec![0u8; BLOCK];
-        for chunk in self.chunks {
+    /// The blocks of rows that can be in the range: `(chunk, first row, end row)`, at most
+    /// [`BLOCK`] rows each.
+    fn blocks(&self) -> Vec<(usize, usize, usize)> {
+        let mut out = Vec::new();
+        for (c, chunk) in self.chunks.iter().enumerate() {
             let span = chunk.span(self.start, self.end);
-            let check = chunk.needs_time_check(self.start, self.end);
             let mut first = span.start;
             while first < span.end {
                 let last = (first + BLOCK).min(span.end);
-                let m = &mut mask[..last - first];
-                if check {
-                    for (x, t) in m.iter_mut().zip(&chunk.ts[first..last]) {
-                        *x = u8::from(*t >= self.start && *t < self.end);
-                    }
-                } else {
-                    m.fill(IN_RANGE);
-                }
-                match self.selection {
-                    None => m.iter_mut().for_each(|x| *x |= *x * SELECTED),
-                    Some(sel) => sel.mark(chunk, first, m),
-                }
-                f(chunk, first, m);
+                out.push((c, first, last));
                 first = last;
             }
+        }
+        out
+    }
+
+    /// Fills `mask` for rows `first..first + mask.len()` of `chunk` with [`IN_RANGE`] and
+    /// [`SELECTED`] (only set with `IN_RANGE`); filters are evaluated one column at a time.
+    fn mark(&self, chunk: &Chunk, first: usize, mask: &mut [u8]) {
+        if chunk.needs_time_check(self.start, self.end) {
+            let ts = &chunk.ts[first..first + mask.len()];
+            for (x, t) in mask.iter_mut().zip(ts) {
+                *x = u8::from(*t >= self.start && *t < self.end);
+            }
+        } else {
+            mask.fill(IN_RANGE);
+        }
+        match self.selection {
+            None => mask.iter_mut().for_each(|x| *x |= *x * SELECTED),
+            Some(sel) => sel.mark(chunk, first, mask),
+        }
+    }
+
+    /// Calls `f(chunk, first_row, mask)` for each block of [`View::blocks`] with its mask
+    /// ([`View::mark`]).
+    fn for_each_block(&self, mut f: impl FnMut(&Chunk, usize, &[u8])) {
+        let mut mask = vec![0u8; BLOCK];
+        for (c, first, last) in self.blocks() {
+            let chunk = &self.chunks[c];
+            let m = &mut mask[..last - first];
+            self.mark(chunk, first, m);
+            f(chunk, first, m);
         }
     }
 
@@ -231,8 +249,8 @@ pub(crate) fn overview(v: &View) -> Overview {
 }
 
 /// Per visitor, revenue (`new + renewal`) of their payments in the range.
-fn visitor_revenue(v: &View) -> HashMap<u32, f64> {
-    let mut out = HashMap::new();
+fn visitor_revenue(v: &View) -> HashMap<u32, f64, BuildHasherDefault<Mix64>> {
+    let mut out = HashMap::default();
     v.for_each_payment(|chunk, p| {
         if !p.refunded {
             *out.entry(chunk.visitor[p.row as usize]).or_insert(0.0) += p.amount;
@@ -324,34 +342,6 @@ pub(crate) const NO_GROUP: u32 = u32::MAX;
 /// deduplicated from `(group, visitor)` pairs instead.
 const GROUP_BITSETS_BYTES: usize = 64 << 20;
 
-/// Per group, a bitset of the visitors seen (allocated at the group's first row), their count,
-/// their revenue and the group's rows.
-struct GroupSets<'a> {
-    words: usize,
-    sets: Vec<Option<Box<[u64]>>>,
-    totals: Vec<GroupTotals>,
-    payers: &'a BitSet,
-    revenue: &'a HashMap<u32, f64>,
-}
-
-impl GroupSets<'_> {
-    #[inline]
-    fn add(&mut self, g: usize, who: u32) {
-        let t = &mut self.totals[g];
-        t.completions += 1;
-        let words = self.words;
-        let set = self.sets[g].get_or_insert_with(|| vec![0u64; words].into_boxed_slice());
-        let (w, b) = (who as usize / 64, 1u64 << (who % 64));
-        if set[w] & b == 0 {
-            set[w] |= b;
-            t.visitors += 1;
-            if self.payers.contains(who as usize) {
-                t.revenue += self.revenue.get(&who).copied().unwrap_or(0.0);
-            }
-        }
-    }
-}
-
 /// One group row of a breakdown, before its values are named.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct GroupTotals {
@@ -362,7 +352,7 @@ pub(crate) struct GroupTotals {
 
 /// Per group: distinct selected visitors with a carrying event, their revenue in the range,
 /// and the number of carrying events.
-pub(crate) fn breakdown(v: &View, grouping: &mut impl Grouping) -> Vec<GroupTotals> {
+pub(crate) fn breakdown<G: Grouping + Clone + Send>(v: &View, grouping: &mut G) -> Vec<GroupTotals> {
     let words = v.visitors.div_ceil(64);
     match grouping.bound() {
         Some(n) if n.saturating_mul(words * 8) <= GROUP_BITSETS_BYTES => {
@@ -372,40 +362,120 @@ pub(crate) fn breakdown(v: &View, grouping: &mut impl Grouping) -> Vec<GroupTota
     }
 }
 
-/// [`breakdown`] for few groups: a visitor bitset per group.
-fn breakdown_by_bitsets(v: &View, grouping: &mut impl Grouping, n: usize) -> Vec<GroupTotals> {
+/// Per group, a bitset of the visitors seen (allocated at the group's first row) and the
+/// group's rows.
+struct GroupSets {
+    words: usize,
+    sets: Vec<Option<Box<[u64]>>>,
+    rows: Vec<u64>,
+}
+
+impl GroupSets {
+    fn new(n: usize, visitors: usize) -> Self {
+        GroupSets {
+            words: visitors.div_ceil(64),
+            sets: vec![None; n],
+            rows: vec![0; n],
+        }
+    }
+
+    #[inline]
+    fn add(&mut self, g: usize, who: u32) {
+        self.rows[g] += 1;
+        let words = self.words;
+        let set = self.sets[g].get_or_insert_with(|| vec![0u64; words].into_boxed_slice());
+        set[who as usize / 64] |= 1u64 << (who % 64);
+    }
+
+    /// Adds `other`'s visitors and rows to these.
+    fn merge(&mut self, other: GroupSets) {
+        for (g, set) in other.sets.into_iter().enumerate() {
+            let Some(set) = set else { continue };
+            match &mut self.sets[g] {
+                Some(mine) => mine.iter_mut().zip(set.iter()).for_each(|(a, b)| *a |= b),
+                slot @ None => *slot = Some(set),
+            }
+            self.rows[g] += other.rows[g];
+        }
+    }
+}
+
+/// [`breakdown`] for few groups: a visitor bitset per group, the rows split between the cores
+/// and the bitsets merged.
+fn breakdown_by_bitsets<G: Grouping + Clone + Send>(v: &View, grouping: &G, n: usize) -> Vec<GroupTotals> {
+    let blocks = v.blocks();
+    let threads = std::thread::available_parallelism()
+        .map_or(1, |c| c.get())
+        .min(blocks.len().div_ceil(64))
+        .max(1);
+    let per = blocks.len().div_ceil(threads).max(1);
+    let scan = |part: &[(usize, usize, usize)], mut grouping: G| {
+        let mut sets = GroupSets::new(n, v.visitors);
+        let mut mask = vec![0u8; BLOCK];
+        let mut groups = vec![NO_GROUP; BLOCK];
+        for &(c, first, last) in part {
+            let chunk = &v.chunks[c];
+            let len = last - first;
+            let (mask, groups) = (&mut mask[..len], &mut groups[..len]);
+            v.mark(chunk, first, mask);
+            grouping.fill(chunk, first, groups);
+            let who = &chunk.visitor[first..last];
+            for i in 0..len {
+                if mask[i] & SELECTED != 0 && groups[i] != NO_GROUP {
+                    sets.add(groups[i] as usize, who[i]);
+                }
+            }
+        }
+        sets
+    };
+    let mut parts = blocks.chunks(per);
+    let first = parts.next().unwrap_or(&[]);
+    let mut sets = std::thread::scope(|scope| {
+        let others: Vec<_> = parts
+            .map(|part| {
+                let g = grouping.clone();
+                scope.spawn(move || scan(part, g))
+            })
+            .collect();
+        let mut sets = scan(first, grouping.clone());
+        for h in others {
+            if let Ok(other) = h.join() {
+                sets.merge(other);
+            }
+        }
+        sets
+    });
     let revenue = visitor_revenue(v);
     let mut payers = BitSet::new(v.visitors);
     for who in revenue.keys() {
         payers.insert(*who as usize);
     }
-    let mut sets = GroupSets {
-        words: v.visitors.div_ceil(64),
-        sets: vec![None; n],
-        totals: vec![
-            GroupTotals {
-                visitors: 0,
-                revenue: 0.0,
-                completions: 0
+    (0..n)
+        .map(|g| {
+            let Some(set) = sets.sets[g].take() else {
+                return GroupTotals {
+                    visitors: 0,
+                    revenue: 0.0,
+                    completions: 0,
+                };
             };
-            n
-        ],
-        payers: &payers,
-        revenue: &revenue,
-    };
-    let mut groups = vec![NO_GROUP; BLOCK];
-    v.for_each_block(|chunk, first, mask| {
-        let n = mask.len();
-        let groups = &mut groups[..n];
-        grouping.fill(chunk, first, groups);
-        let who = &chunk.visitor[first..first + n];
-        for i in 0..n {
-            if mask[i] & SELECTED != 0 && groups[i] != NO_GROUP {
-                sets.add(groups[i] as usize, who[i]);
+            let visitors = set.iter().map(|w| u64::from(w.count_ones())).sum();
+            let mut paid = 0.0;
+            for (i, (w, p)) in set.iter().zip(&payers.words).enumerate() {
+                let mut both = w & p;
+                while both != 0 {
+                    let who = (i * 64) as u32 + both.trailing_zeros();
+                    paid += revenue.get(&who).copied().unwrap_or(0.0);
+                    both &= both - 1;
+                }
             }
-        }
-    });
-    sets.totals
+            GroupTotals {
+                visitors,
+                revenue: paid,
+                completions: sets.rows[g],
+            }
+        })
+        .collect()
 }
 
 /// [`breakdown`] for many groups: `(group, visitor)` pairs, deduplicated per group.
