@@ -30,42 +30,32 @@ REFUND = "CASE WHEN coalesce(refunded, false) THEN amount ELSE 0 END"
 PAID = "CASE WHEN NOT coalesce(refunded, false) THEN amount ELSE 0 END"
 
 
-def overview_sql(where_range: str, selection: str | None) -> str:
-    """Session metrics over every event of a selected session in the range; revenue of
-    selected visitors' payments in the range (DESIGN §4). Without a selection the semi-joins
-    are left out, as Tally's plans leave them out."""
-    if selection is None:
-        sessions = "base"
-        payments = "base"
-        visitors = "SELECT DISTINCT visitor_hash FROM base"
-    else:
-        sessions = "base b SEMI JOIN sel USING (visitor_hash, session_hash)"
-        payments = "base SEMI JOIN sv USING (visitor_hash)"
-        visitors = "SELECT DISTINCT visitor_hash FROM sel"
-    return f"""
-    WITH base AS (SELECT * FROM events WHERE {where_range}),
-    sel AS (SELECT DISTINCT visitor_hash, session_hash FROM base WHERE {selection or 'true'}),
-    s AS (
-      SELECT visitor_hash, session_hash, max(ts) - min(ts) AS dur,
-             count(*) FILTER (WHERE kind = 'pageview') AS pv,
-             count(*) FILTER (WHERE kind = 'goal') AS goals
-      FROM {sessions}
-      GROUP BY ALL),
-    sv AS ({visitors}),
-    rev AS (
-      SELECT sum({NEW}) AS new, sum({RENEWAL}) AS renewal, sum({REFUND}) AS refund,
-             count(DISTINCT visitor_hash) FILTER (WHERE NOT coalesce(refunded, false)) AS paying
-      FROM {payments} WHERE kind = 'payment')
-    SELECT (SELECT count(*) FROM sv) AS visitors, count(*) AS sessions,
+def overview_sql(where_range: str, selection: str | None) -> list[str]:
+    """Two queries: session metrics over every event of a selected session in the range, and
+    revenue of selected visitors' payments in the range (DESIGN §4). A session is selected when
+    one of its events in the range is (`bool_or`)."""
+    having = "" if selection is None else f"HAVING bool_or({selection})"
+    payers = "" if selection is None else (
+        f"AND visitor_hash IN (SELECT visitor_hash FROM events WHERE {where_range} AND {selection})")
+    return [f"""
+    SELECT count(DISTINCT visitor_hash) AS visitors, count(*) AS sessions,
            sum(CASE WHEN pv = 1 AND goals = 0 THEN 1 ELSE 0 END) AS bounced,
-           avg(epoch_us(TIMESTAMP '1970-01-01' + dur)) AS avg_us,
-           any_value(rev.new), any_value(rev.renewal), any_value(rev.refund), any_value(rev.paying)
-    FROM s, rev
-    """
+           avg(last_us - first_us) AS avg_us
+    FROM (SELECT visitor_hash, session_hash,
+                 min(epoch_us(ts)) AS first_us, max(epoch_us(ts)) AS last_us,
+                 count(*) FILTER (WHERE kind = 'pageview') AS pv,
+                 count(*) FILTER (WHERE kind = 'goal') AS goals
+          FROM events WHERE {where_range} GROUP BY visitor_hash, session_hash {having})""", f"""
+    SELECT sum({NEW}), sum({RENEWAL}), sum({REFUND}),
+           count(DISTINCT visitor_hash) FILTER (WHERE NOT coalesce(refunded, false))
+    FROM events WHERE {where_range} AND kind = 'payment' {payers}"""]
 
+
+RANGE = f"ts >= make_timestamp({start_us}) AND ts < make_timestamp({end_us})"
+SELECTION = "country_code IN ('US', 'CA') AND (device IS NULL OR device <> 'mobile')"
 
 QUESTIONS = {
-    "overview, all time": [overview_sql("true", None)],
+    "overview, all time": overview_sql("true", None),
     "countries, all time, top 10": [f"""
       WITH pairs AS (SELECT DISTINCT country_code, visitor_hash FROM events WHERE country_code IS NOT NULL),
       rev AS (SELECT visitor_hash, sum({PAID}) AS r FROM events WHERE kind = 'payment' GROUP BY 1)
@@ -74,18 +64,15 @@ QUESTIONS = {
       GROUP BY 1 ORDER BY visitors DESC, country_code LIMIT 10"""],
     "timeseries, 30 days by day (New York), country is US,CA, device is_not mobile": [
         f"""
-      WITH base AS (SELECT *, date_trunc('day', timezone('America/New_York', ts)) AS d
-                    FROM events WHERE ts >= make_timestamp({start_us}) AND ts < make_timestamp({end_us})),
-      sel AS (SELECT * FROM base WHERE country_code IN ('US', 'CA') AND (device IS NULL OR device <> 'mobile')),
+      WITH sel AS (SELECT date_trunc('day', timezone('America/New_York', ts)) AS d, visitor_hash, session_hash
+                   FROM events WHERE {RANGE} AND {SELECTION}),
       b AS (SELECT d, count(DISTINCT visitor_hash) AS visitors, count(DISTINCT session_hash) AS sessions FROM sel GROUP BY d),
-      selv AS (SELECT DISTINCT d, visitor_hash FROM sel),
-      r AS (SELECT d, sum({NEW}) AS new, sum({RENEWAL}) AS renewal
-            FROM base SEMI JOIN selv USING (d, visitor_hash) WHERE kind = 'payment' GROUP BY d)
+      r AS (SELECT date_trunc('day', timezone('America/New_York', ts)) AS d, sum({NEW}) AS new, sum({RENEWAL}) AS renewal
+            FROM events WHERE {RANGE} AND kind = 'payment'
+              AND (date_trunc('day', timezone('America/New_York', ts)), visitor_hash) IN (SELECT d, visitor_hash FROM sel)
+            GROUP BY 1)
       SELECT b.d, visitors, sessions, coalesce(new, 0), coalesce(renewal, 0) FROM b LEFT JOIN r USING (d) ORDER BY b.d""",
-        overview_sql(
-            f"ts >= make_timestamp({start_us}) AND ts < make_timestamp({end_us})",
-            "country_code IN ('US', 'CA') AND (device IS NULL OR device <> 'mobile')",
-        ),
+        *overview_sql(RANGE, SELECTION),
     ],
     "pages, filter_page=contains:/blog": [f"""
       WITH pairs AS (SELECT hostname, path, visitor_hash, count(*) AS n FROM events

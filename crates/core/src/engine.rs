@@ -38,6 +38,9 @@ pub struct EngineConfig {
     /// Memory for resident columns (decoded events held for fast answers), in bytes. A website
     /// that does not fit is answered from its Parquet segments; 0 turns resident answers off.
     pub resident_budget_bytes: usize,
+    /// Memory one breakdown or time series may use for per-group visitor and session bitsets
+    /// (fast for few groups); past it, groups are counted by sorting `(group, visitor)` pairs.
+    pub group_bitsets_bytes: usize,
 }
 
 impl Default for EngineConfig {
@@ -46,6 +49,7 @@ impl Default for EngineConfig {
             flush_rows: 500_000,
             target_partitions: std::thread::available_parallelism().map_or(2, |n| n.get()),
             resident_budget_bytes: crate::resident::DEFAULT_BUDGET_BYTES,
+            group_bitsets_bytes: 64 << 20,
         }
     }
 }
@@ -145,7 +149,10 @@ impl Engine {
             flush_lock: tokio::sync::Mutex::new(()),
             retired: std::sync::Mutex::new(Vec::new()),
             models: std::sync::Mutex::new(HashMap::new()),
-            resident: Arc::new(ResidentStore::new(config.resident_budget_bytes)),
+            resident: Arc::new(ResidentStore::new(
+                config.resident_budget_bytes,
+                config.group_bitsets_bytes,
+            )),
         })
     }
 

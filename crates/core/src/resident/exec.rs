@@ -143,6 +143,7 @@ impl ResidentAggregateExec {
             end: self.end,
             selection: selection.as_ref(),
             visitors: snap.visitors,
+            bitset_bytes: snap.bitset_bytes,
         };
         let schema = self.question.schema();
         let columns: Vec<ArrayRef> = match &self.question {
@@ -160,7 +161,7 @@ impl ResidentAggregateExec {
                 ]
             }
             Question::Breakdown(by) => {
-                let mut groups = snap.with_dicts(|d| Groups::new(by, d))??;
+                let mut groups = snap.with_dicts(|d| Groups::new(by, d, &view))??;
                 let totals = kernels::breakdown(&view, &mut groups);
                 let mut rows = snap.with_dicts(|d| {
                     totals

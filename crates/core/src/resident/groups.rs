@@ -9,13 +9,11 @@ use crate::query::filter::dimension_column;
 use crate::query::spec::{Breakdown, Dimension};
 use crate::resident::chunk::{Chunk, SiteDicts, coded_index};
 use crate::resident::dict::{Mix64, NULL};
-use crate::resident::kernels::{Grouping, NO_GROUP};
+use crate::resident::kernels::{Grouping, NO_GROUP, View};
 use crate::schema::col as c;
 
 type Fast<K> = HashMap<K, u32, BuildHasherDefault<Mix64>>;
 
-/// Most `(hostname, path)` combinations numbered densely; past it they are hashed.
-const DENSE_PAGES: usize = 1 << 22;
 
 /// The rows and groups of one breakdown.
 #[derive(Clone)]
@@ -49,7 +47,9 @@ pub(crate) enum Groups {
 
 impl Groups {
     /// The grouping of `by` over the website's columns.
-    pub(crate) fn new(by: &Breakdown, dicts: &SiteDicts) -> Result<Groups> {
+    /// Pages are numbered densely when their bitsets fit in `view.bitset_bytes`, else hashed
+    /// to compact numbers for deduplication by pairs.
+    pub(crate) fn new(by: &Breakdown, dicts: &SiteDicts, view: &View) -> Result<Groups> {
         let column = |d: Dimension| -> Result<Groups> {
             let column = coded_index(dimension_column(d))?;
             Ok(Groups::Column {
@@ -70,8 +70,9 @@ impl Groups {
             Breakdown::Page => {
                 let (host, path) = (coded_index(c::HOSTNAME)?, coded_index(c::PATH)?);
                 let (hosts, paths) = (dicts.strings[host].len(), dicts.strings[path].len());
-                match hosts.checked_mul(paths) {
-                    Some(n) if n <= DENSE_PAGES => Groups::DensePage {
+                let set_bytes = view.visitors.div_ceil(64) * 8;
+                match hosts.checked_mul(paths).and_then(|n| n.checked_mul(set_bytes)) {
+                    Some(bytes) if bytes <= view.bitset_bytes => Groups::DensePage {
                         host,
                         path,
                         paths,

@@ -66,6 +66,9 @@ pub(crate) struct View<'a> {
     pub(crate) selection: Option<&'a Selection>,
     /// Every visitor number of the chunks is below this.
     pub(crate) visitors: usize,
+    /// Most bytes of per-group bitsets one answer may hold; past it, groups are deduplicated
+    /// from `(group, id)` pairs instead.
+    pub(crate) bitset_bytes: usize,
 }
 
 impl View<'_> {
@@ -338,9 +341,6 @@ pub(crate) trait Grouping {
 /// The group of a row without the breakdown's values.
 pub(crate) const NO_GROUP: u32 = u32::MAX;
 
-/// Largest total size of the per-group visitor bitsets of one breakdown; past it, groups are
-/// deduplicated from `(group, visitor)` pairs instead.
-const GROUP_BITSETS_BYTES: usize = 64 << 20;
 
 /// One group row of a breakdown, before its values are named.
 #[derive(Debug, Clone, Copy)]
@@ -355,7 +355,7 @@ pub(crate) struct GroupTotals {
 pub(crate) fn breakdown<G: Grouping + Clone + Send>(v: &View, grouping: &mut G) -> Vec<GroupTotals> {
     let words = v.visitors.div_ceil(64);
     match grouping.bound() {
-        Some(n) if n.saturating_mul(words * 8) <= GROUP_BITSETS_BYTES => {
+        Some(n) if n.saturating_mul(words * 8) <= v.bitset_bytes => {
             breakdown_by_bitsets(v, grouping, n)
         }
         _ => breakdown_by_pairs(v, grouping),
@@ -528,10 +528,85 @@ fn breakdown_by_pairs(v: &View, grouping: &mut impl Grouping) -> Vec<GroupTotals
 /// bucket by visitors selected in that bucket. `starts_us` are the bucket starts.
 pub(crate) fn buckets(v: &View, starts_us: &[i64]) -> Vec<(u64, u64, Revenue)> {
     let n = starts_us.len();
-    let bucket = |t: i64| -> Option<u32> {
-        let i = starts_us.partition_point(|&s| s <= t);
-        (i > 0).then(|| (i - 1) as u32)
+    let Some((lo, hi)) = v.session_band() else {
+        return vec![(0, 0, Revenue::default()); n];
     };
+    let band = (hi - lo) as usize + 1;
+    let bytes = n.saturating_mul((v.visitors.div_ceil(64) + band.div_ceil(64)) * 8);
+    if bytes <= v.bitset_bytes {
+        buckets_by_bitsets(v, starts_us, lo, band)
+    } else {
+        buckets_by_pairs(v, starts_us)
+    }
+}
+
+/// The bucket of each time of a block: `None` before the first start.
+fn bucket_of(starts_us: &[i64], t: i64) -> Option<u32> {
+    let i = starts_us.partition_point(|&s| s <= t);
+    (i > 0).then(|| (i - 1) as u32)
+}
+
+/// [`buckets`] for few buckets: a visitor bitset and a session bitset per bucket.
+fn buckets_by_bitsets(v: &View, starts_us: &[i64], lo: u32, band: usize) -> Vec<(u64, u64, Revenue)> {
+    let n = starts_us.len();
+    let mut visitors = GroupSets::new(n, v.visitors);
+    let mut sessions = GroupSets::new(n, band);
+    v.for_each_block(|chunk, first, mask| {
+        let ts = &chunk.ts[first..first + mask.len()];
+        let who = &chunk.visitor[first..first + mask.len()];
+        let session = &chunk.session[first..first + mask.len()];
+        let mut current: Option<(i64, i64, u32)> = None;
+        for i in 0..mask.len() {
+            if mask[i] & SELECTED == 0 {
+                continue;
+            }
+            let t = ts[i];
+            // Rows are mostly in time order: reuse the last bucket while its bounds hold.
+            let b = match current {
+                Some((from, to, b)) if t >= from && t < to => b,
+                _ => {
+                    let Some(b) = bucket_of(starts_us, t) else {
+                        continue;
+                    };
+                    let to = starts_us.get(b as usize + 1).copied().unwrap_or(i64::MAX);
+                    current = Some((starts_us[b as usize], to, b));
+                    b
+                }
+            };
+            visitors.add(b as usize, who[i]);
+            sessions.add(b as usize, session[i] - lo);
+        }
+    });
+    let count = |sets: &GroupSets, b: usize| -> u64 {
+        sets.sets[b]
+            .as_ref()
+            .map_or(0, |s| s.iter().map(|w| u64::from(w.count_ones())).sum())
+    };
+    let filtered = v.selection.is_some();
+    let mut revenue = vec![Revenue::default(); n];
+    v.for_each_payment(|chunk, p| {
+        let r = p.row as usize;
+        let Some(b) = bucket_of(starts_us, chunk.ts[r]) else {
+            return;
+        };
+        let who = chunk.visitor[r] as usize;
+        let selected = !filtered
+            || visitors.sets[b as usize]
+                .as_ref()
+                .is_some_and(|s| s[who / 64] & (1 << (who % 64)) != 0);
+        if selected {
+            revenue_of(p, &mut revenue[b as usize]);
+        }
+    });
+    (0..n)
+        .map(|b| (count(&visitors, b), count(&sessions, b), revenue[b]))
+        .collect()
+}
+
+/// [`buckets`] for many buckets: `(bucket, id)` pairs, deduplicated per bucket.
+fn buckets_by_pairs(v: &View, starts_us: &[i64]) -> Vec<(u64, u64, Revenue)> {
+    let n = starts_us.len();
+    let bucket = |t: i64| bucket_of(starts_us, t);
     let filtered = v.selection.is_some();
     let mut payer = BitSet::new(v.visitors);
     let mut pays: Vec<(u32, u32, PaymentRow)> = Vec::new();

@@ -75,6 +75,7 @@ fn batch_key(b: &RecordBatch) -> (usize, usize) {
 #[derive(Debug)]
 pub(crate) struct ResidentStore {
     budget: usize,
+    bitset_bytes: usize,
     used: AtomicUsize,
     sites: Mutex<HashMap<String, Arc<Mutex<SiteResident>>>>,
 }
@@ -84,6 +85,7 @@ pub(crate) struct ResidentStore {
 pub(crate) struct ResidentSnapshot {
     pub(crate) chunks: Vec<Arc<Chunk>>,
     pub(crate) visitors: usize,
+    pub(crate) bitset_bytes: usize,
     site: Arc<Mutex<SiteResident>>,
 }
 
@@ -93,10 +95,12 @@ fn lock<T>(m: &Mutex<T>) -> Result<MutexGuard<'_, T>> {
 }
 
 impl ResidentStore {
-    /// A store that holds at most `budget` bytes (0 turns resident answers off).
-    pub(crate) fn new(budget: usize) -> Self {
+    /// A store that holds at most `budget` bytes (0 turns resident answers off), whose answers
+    /// hold at most `bitset_bytes` of group bitsets each.
+    pub(crate) fn new(budget: usize, bitset_bytes: usize) -> Self {
         ResidentStore {
             budget,
+            bitset_bytes,
             used: AtomicUsize::new(0),
             sites: Mutex::new(HashMap::new()),
         }
@@ -204,6 +208,7 @@ impl ResidentStore {
         Ok(Some(ResidentSnapshot {
             chunks,
             visitors,
+            bitset_bytes: self.bitset_bytes,
             site,
         }))
     }

@@ -307,8 +307,9 @@ fn query(data: &Data, q: &QSpec) -> Query {
 }
 
 /// Runs `check` with the data in three states: hot and segments mixed (after a restart with
-/// data still to ingest), all flushed, and reopened; the answers come from resident columns,
-/// and once more, reopened without them, from the DataFusion plans over Parquet.
+/// data still to ingest), all flushed, and reopened; the answers come from resident columns
+/// (per-group bitsets, then sorted pairs after reopening), and once more, reopened without
+/// them, from the DataFusion plans over Parquet.
 fn in_every_state(
     data: &Data,
     check: impl AsyncFn(&Engine, &Model) -> Result<(), TestCaseError>,
@@ -337,7 +338,12 @@ fn in_every_state(
         engine.flush().await.unwrap();
         check(&engine, &model).await?;
         drop(engine);
-        let engine = Engine::open(dir.path()).await.unwrap();
+        // Reopened, with groups counted from sorted pairs rather than bitsets.
+        let pairs = EngineConfig {
+            group_bitsets_bytes: 0,
+            ..EngineConfig::default()
+        };
+        let engine = Engine::open_with(dir.path(), pairs).await.unwrap();
         check(&engine, &model).await?;
         drop(engine);
         let plans_only = EngineConfig {
