@@ -177,48 +177,30 @@ pub(crate) fn overview(v: &View) -> Overview {
     let Some((lo, hi)) = v.session_band() else {
         return Overview::default();
     };
+    // Each core takes a share of the session numbers and scans every row for its sessions, so
+    // the per-session arrays are split rather than merged.
     let width = (hi - lo) as usize + 1;
-    let mut first_ts = vec![i64::MAX; width];
-    let mut last_ts = vec![i64::MIN; width];
-    let mut flags = vec![0u8; width];
-    let mut visitors = BitSet::new(v.visitors);
-    v.for_each_block(|chunk, first, mask| {
-        let n = mask.len();
-        let (ts, kinds) = (&chunk.ts[first..first + n], &chunk.kind[first..first + n]);
-        let (sessions, who) = (&chunk.session[first..first + n], &chunk.visitor[first..first + n]);
-        for i in 0..n {
-            let m = mask[i];
-            if m & IN_RANGE == 0 {
-                continue;
-            }
-            let s = (sessions[i] - lo) as usize;
-            let t = ts[i];
-            first_ts[s] = first_ts[s].min(t);
-            last_ts[s] = last_ts[s].max(t);
-            let mut f = flags[s] | SEEN;
-            match kinds[i] {
-                kind_code::PAGEVIEW => f = (f & !PV_MASK) | ((f & PV_MASK) + 1).min(2),
-                kind_code::GOAL => f |= GOAL,
-                _ => {}
-            }
-            if m & SELECTED != 0 {
-                f |= SESSION_SELECTED;
-                visitors.insert(who[i] as usize);
-            }
-            flags[s] = f;
-        }
+    let threads = cores().min(width.div_ceil(1 << 16)).max(1);
+    let share = width.div_ceil(threads);
+    let parts: Vec<SessionTotals> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (1..threads)
+            .map(|t| {
+                let from = lo + (t * share) as u32;
+                let to = (from as usize + share).min(hi as usize + 1) as u32;
+                scope.spawn(move || session_totals(v, from, to))
+            })
+            .collect();
+        let mut parts = vec![session_totals(v, lo, (lo as usize + share).min(hi as usize + 1) as u32)];
+        parts.extend(handles.into_iter().filter_map(|h| h.join().ok()));
+        parts
     });
+    let mut visitors = BitSet::new(v.visitors);
     let (mut sessions, mut bounced, mut duration) = (0u64, 0u64, 0f64);
-    for s in 0..width {
-        let f = flags[s];
-        if f & SESSION_SELECTED == 0 {
-            continue;
-        }
-        sessions += 1;
-        if f & PV_MASK == 1 && f & GOAL == 0 {
-            bounced += 1;
-        }
-        duration += (last_ts[s] - first_ts[s]) as f64;
+    for p in parts {
+        visitors.words.iter_mut().zip(&p.visitors.words).for_each(|(a, b)| *a |= b);
+        sessions += p.sessions;
+        bounced += p.bounced;
+        duration += p.duration_us;
     }
     let visitor_count = visitors.count();
     let filtered = v.selection.is_some();
@@ -249,6 +231,73 @@ pub(crate) fn overview(v: &View) -> Overview {
         revenue,
         payers.len() as u64,
     )
+}
+
+/// The session metrics of the sessions numbered `from..to`, and their visitors.
+struct SessionTotals {
+    visitors: BitSet,
+    sessions: u64,
+    bounced: u64,
+    duration_us: f64,
+}
+
+/// [`SessionTotals`] of the selected sessions numbered `from..to`, from every row of them in
+/// the range.
+fn session_totals(v: &View, from: u32, to: u32) -> SessionTotals {
+    let width = (to - from) as usize;
+    let mut first_ts = vec![i64::MAX; width];
+    let mut last_ts = vec![i64::MIN; width];
+    let mut flags = vec![0u8; width];
+    let mut visitors = BitSet::new(v.visitors);
+    v.for_each_block(|chunk, first, mask| {
+        let n = mask.len();
+        let (ts, kinds) = (&chunk.ts[first..first + n], &chunk.kind[first..first + n]);
+        let (sessions, who) = (&chunk.session[first..first + n], &chunk.visitor[first..first + n]);
+        for i in 0..n {
+            let m = mask[i];
+            let s = sessions[i].wrapping_sub(from) as usize;
+            if m & IN_RANGE == 0 || s >= width {
+                continue;
+            }
+            let t = ts[i];
+            first_ts[s] = first_ts[s].min(t);
+            last_ts[s] = last_ts[s].max(t);
+            let mut f = flags[s] | SEEN;
+            match kinds[i] {
+                kind_code::PAGEVIEW => f = (f & !PV_MASK) | ((f & PV_MASK) + 1).min(2),
+                kind_code::GOAL => f |= GOAL,
+                _ => {}
+            }
+            if m & SELECTED != 0 {
+                f |= SESSION_SELECTED;
+                visitors.insert(who[i] as usize);
+            }
+            flags[s] = f;
+        }
+    });
+    let mut out = SessionTotals {
+        visitors,
+        sessions: 0,
+        bounced: 0,
+        duration_us: 0.0,
+    };
+    for s in 0..width {
+        let f = flags[s];
+        if f & SESSION_SELECTED == 0 {
+            continue;
+        }
+        out.sessions += 1;
+        if f & PV_MASK == 1 && f & GOAL == 0 {
+            out.bounced += 1;
+        }
+        out.duration_us += (last_ts[s] - first_ts[s]) as f64;
+    }
+    out
+}
+
+/// The cores a query may spread over.
+fn cores() -> usize {
+    std::thread::available_parallelism().map_or(1, |c| c.get())
 }
 
 /// Per visitor, revenue (`new + renewal`) of their payments in the range.
@@ -404,8 +453,7 @@ impl GroupSets {
 /// and the bitsets merged.
 fn breakdown_by_bitsets<G: Grouping + Clone + Send>(v: &View, grouping: &G, n: usize) -> Vec<GroupTotals> {
     let blocks = v.blocks();
-    let threads = std::thread::available_parallelism()
-        .map_or(1, |c| c.get())
+    let threads = cores()
         .min(blocks.len().div_ceil(64))
         .max(1);
     let per = blocks.len().div_ceil(threads).max(1);
