@@ -179,8 +179,16 @@ async fn main() -> Res<()> {
     let series_q = Query::new(WEBSITE)
         .with_range(range)
         .with_timezone(ny)
-        .with_filter(Filter::new(Dimension::Country, FilterOp::Is, vec!["US".into(), "CA".into()])?)
-        .with_filter(Filter::new(Dimension::Device, FilterOp::IsNot, vec!["mobile".into()])?);
+        .with_filter(Filter::new(
+            Dimension::Country,
+            FilterOp::Is,
+            vec!["US".into(), "CA".into()],
+        )?)
+        .with_filter(Filter::new(
+            Dimension::Device,
+            FilterOp::IsNot,
+            vec!["mobile".into()],
+        )?);
     let blog = Query::new(WEBSITE).with_filter(Filter::new(
         Dimension::Page,
         FilterOp::Contains,
@@ -189,12 +197,19 @@ async fn main() -> Res<()> {
 
     let (t1, overview) = time(runs, async || engine.overview(&all).await).await?;
     let (t2, countries) = time(runs, async || {
-        engine.breakdown(&all, &Breakdown::Country, Paging::new(10, 0)?).await
+        engine
+            .breakdown(&all, &Breakdown::Country, Paging::new(10, 0)?)
+            .await
     })
     .await?;
-    let (t3, series) = time(runs, async || engine.timeseries(&series_q, Interval::Day).await).await?;
+    let (t3, series) = time(runs, async || {
+        engine.timeseries(&series_q, Interval::Day).await
+    })
+    .await?;
     let (t4, pages) = time(runs, async || {
-        engine.breakdown(&blog, &Breakdown::Page, Paging::new(100, 0)?).await
+        engine
+            .breakdown(&blog, &Breakdown::Page, Paging::new(100, 0)?)
+            .await
     })
     .await?;
     let tally_rss = peak_rss_mib();
@@ -217,7 +232,11 @@ async fn main() -> Res<()> {
         .arg(threads.to_string())
         .output()?;
     if !out.status.success() {
-        return Err(format!("duckdb side failed: {}", String::from_utf8_lossy(&out.stderr)).into());
+        return Err(format!(
+            "duckdb side failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        )
+        .into());
     }
     let duck: Value = serde_json::from_slice(&out.stdout)?;
     let q = &duck["questions"];

@@ -21,10 +21,10 @@ use crate::query::result::{
 };
 use crate::query::spec::{Breakdown, DateRange, Interval, Paging, Query};
 use crate::query::time::{bucket_starts, effective_interval};
+use crate::resident::ResidentStore;
 use crate::schema::events_schema;
 use crate::store::buffer::HotBuffer;
 use crate::store::catalog::{Catalog, SegmentMeta};
-use crate::resident::ResidentStore;
 use crate::store::table::{EventsTable, SegmentFile};
 use crate::website::Website;
 

@@ -131,17 +131,25 @@ impl Engine {
             _ => 1,
         };
         let batches = self
-            .run(Self::resident_plan(q, &snap, Question::Breakdown(by.clone())))
+            .run(Self::resident_plan(
+                q,
+                &snap,
+                Question::Breakdown(by.clone()),
+            ))
             .await?;
         let mut rows = Vec::new();
         for b in &batches {
             let values: Vec<Vec<Option<String>>> =
                 (0..k).map(|i| strings(b, i)).collect::<Result<_>>()?;
             let one = std::slice::from_ref(b);
-            let (visitors, revenue, completions) = (ints(one, k)?, floats(one, k + 1)?, ints(one, k + 2)?);
+            let (visitors, revenue, completions) =
+                (ints(one, k)?, floats(one, k + 1)?, ints(one, k + 2)?);
             for r in 0..b.num_rows() {
                 rows.push(BreakdownRow {
-                    values: values.iter().map(|c| c[r].clone().unwrap_or_default()).collect(),
+                    values: values
+                        .iter()
+                        .map(|c| c[r].clone().unwrap_or_default())
+                        .collect(),
                     visitors: to_u64(visitors[r]),
                     revenue: revenue[r].unwrap_or(0.0),
                     completions: to_u64(completions[r]),
@@ -200,12 +208,25 @@ impl Engine {
 /// The overview from the one row of an overview plan.
 fn overview_from(batches: &[RecordBatch]) -> Result<Overview> {
     let int = |i| -> Result<u64> { Ok(to_u64(ints(batches, i)?.first().copied().flatten())) };
-    let float = |i| -> Result<f64> { Ok(floats(batches, i)?.first().copied().flatten().unwrap_or(0.0)) };
+    let float = |i| -> Result<f64> {
+        Ok(floats(batches, i)?
+            .first()
+            .copied()
+            .flatten()
+            .unwrap_or(0.0))
+    };
     let (visitors, sessions, bounced) = (int(0)?, int(1)?, int(2)?);
     let revenue = Revenue {
         new: float(4)?,
         renewal: float(5)?,
         refund: float(6)?,
     };
-    Ok(Overview::from_counts(visitors, sessions, bounced, float(3)?, revenue, int(7)?))
+    Ok(Overview::from_counts(
+        visitors,
+        sessions,
+        bounced,
+        float(3)?,
+        revenue,
+        int(7)?,
+    ))
 }

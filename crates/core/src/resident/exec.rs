@@ -11,7 +11,9 @@
 use std::fmt;
 use std::sync::Arc;
 
-use datafusion::arrow::array::{ArrayRef, Float64Array, RecordBatch, StringArray, UInt32Array, UInt64Array};
+use datafusion::arrow::array::{
+    ArrayRef, Float64Array, RecordBatch, StringArray, UInt32Array, UInt64Array,
+};
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::common::tree_node::TreeNodeRecursion;
 use datafusion::error::{DataFusionError, Result as DfResult};
@@ -174,12 +176,17 @@ impl ResidentAggregateExec {
                 rows.sort_by(|a, b| b.1.visitors.cmp(&a.1.visitors).then_with(|| a.0.cmp(&b.0)));
                 let mut cols: Vec<ArrayRef> = (0..value_count(by))
                     .map(|i| {
-                        Arc::new(StringArray::from_iter_values(rows.iter().map(|r| r.0[i].as_str())))
-                            as ArrayRef
+                        Arc::new(StringArray::from_iter_values(
+                            rows.iter().map(|r| r.0[i].as_str()),
+                        )) as ArrayRef
                     })
                     .collect();
-                cols.push(Arc::new(UInt64Array::from_iter_values(rows.iter().map(|r| r.1.visitors))));
-                cols.push(Arc::new(Float64Array::from_iter_values(rows.iter().map(|r| r.1.revenue))));
+                cols.push(Arc::new(UInt64Array::from_iter_values(
+                    rows.iter().map(|r| r.1.visitors),
+                )));
+                cols.push(Arc::new(Float64Array::from_iter_values(
+                    rows.iter().map(|r| r.1.revenue),
+                )));
                 cols.push(Arc::new(UInt64Array::from_iter_values(
                     rows.iter().map(|r| r.1.completions),
                 )));
@@ -192,7 +199,9 @@ impl ResidentAggregateExec {
                     Arc::new(UInt64Array::from_iter_values(b.iter().map(|x| x.0))),
                     Arc::new(UInt64Array::from_iter_values(b.iter().map(|x| x.1))),
                     Arc::new(Float64Array::from_iter_values(b.iter().map(|x| x.2.new))),
-                    Arc::new(Float64Array::from_iter_values(b.iter().map(|x| x.2.renewal))),
+                    Arc::new(Float64Array::from_iter_values(
+                        b.iter().map(|x| x.2.renewal),
+                    )),
                     Arc::new(Float64Array::from_iter_values(b.iter().map(|x| x.2.refund))),
                 ]
             }

@@ -14,7 +14,6 @@ use crate::schema::col as c;
 
 type Fast<K> = HashMap<K, u32, BuildHasherDefault<Mix64>>;
 
-
 /// The rows and groups of one breakdown.
 #[derive(Clone)]
 pub(crate) enum Groups {
@@ -71,7 +70,10 @@ impl Groups {
                 let (host, path) = (coded_index(c::HOSTNAME)?, coded_index(c::PATH)?);
                 let (hosts, paths) = (dicts.strings[host].len(), dicts.strings[path].len());
                 let set_bytes = view.visitors.div_ceil(64) * 8;
-                match hosts.checked_mul(paths).and_then(|n| n.checked_mul(set_bytes)) {
+                match hosts
+                    .checked_mul(paths)
+                    .and_then(|n| n.checked_mul(set_bytes))
+                {
                     Some(bytes) if bytes <= view.bitset_bytes => Groups::DensePage {
                         host,
                         path,
@@ -122,7 +124,9 @@ impl Groups {
                 let (h, p) = (g as usize / paths, g as usize % paths);
                 vec![name(*host, h as u32), name(*path, p as u32)]
             }
-            Groups::Page { host, path, keys, .. } => {
+            Groups::Page {
+                host, path, keys, ..
+            } => {
                 let (h, p) = keys[g as usize];
                 vec![name(*host, h), name(*path, p)]
             }
@@ -208,7 +212,9 @@ impl Groups {
                     return None;
                 }
                 let next = keys.len() as u32;
-                let g = *numbers.entry((u64::from(h) << 32) | u64::from(p)).or_insert(next);
+                let g = *numbers
+                    .entry((u64::from(h) << 32) | u64::from(p))
+                    .or_insert(next);
                 if g == next {
                     keys.push((h, p));
                 }

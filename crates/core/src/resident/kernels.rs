@@ -38,7 +38,9 @@ impl BitSet {
 
     #[inline]
     pub(crate) fn contains(&self, i: usize) -> bool {
-        self.words.get(i / 64).is_some_and(|w| w & (1 << (i % 64)) != 0)
+        self.words
+            .get(i / 64)
+            .is_some_and(|w| w & (1 << (i % 64)) != 0)
     }
 
     #[inline]
@@ -190,14 +192,22 @@ pub(crate) fn overview(v: &View) -> Overview {
                 scope.spawn(move || session_totals(v, from, to))
             })
             .collect();
-        let mut parts = vec![session_totals(v, lo, (lo as usize + share).min(hi as usize + 1) as u32)];
+        let mut parts = vec![session_totals(
+            v,
+            lo,
+            (lo as usize + share).min(hi as usize + 1) as u32,
+        )];
         parts.extend(handles.into_iter().filter_map(|h| h.join().ok()));
         parts
     });
     let mut visitors = BitSet::new(v.visitors);
     let (mut sessions, mut bounced, mut duration) = (0u64, 0u64, 0f64);
     for p in parts {
-        visitors.words.iter_mut().zip(&p.visitors.words).for_each(|(a, b)| *a |= b);
+        visitors
+            .words
+            .iter_mut()
+            .zip(&p.visitors.words)
+            .for_each(|(a, b)| *a |= b);
         sessions += p.sessions;
         bounced += p.bounced;
         duration += p.duration_us;
@@ -252,7 +262,10 @@ fn session_totals(v: &View, from: u32, to: u32) -> SessionTotals {
     v.for_each_block(|chunk, first, mask| {
         let n = mask.len();
         let (ts, kinds) = (&chunk.ts[first..first + n], &chunk.kind[first..first + n]);
-        let (sessions, who) = (&chunk.session[first..first + n], &chunk.visitor[first..first + n]);
+        let (sessions, who) = (
+            &chunk.session[first..first + n],
+            &chunk.visitor[first..first + n],
+        );
         for i in 0..n {
             let m = mask[i];
             let s = sessions[i].wrapping_sub(from) as usize;
@@ -327,7 +340,12 @@ impl Pairs {
 
     /// For each of `n_groups` groups, the number of distinct ids and the sum of `weight` over
     /// them. Ids are below `id_space`.
-    fn distinct(self, n_groups: usize, id_space: usize, weight: impl Fn(u32) -> f64) -> Vec<(u64, f64)> {
+    fn distinct(
+        self,
+        n_groups: usize,
+        id_space: usize,
+        weight: impl Fn(u32) -> f64,
+    ) -> Vec<(u64, f64)> {
         let mut starts = vec![0usize; n_groups + 1];
         for g in &self.groups {
             starts[*g as usize + 1] += 1;
@@ -390,7 +408,6 @@ pub(crate) trait Grouping {
 /// The group of a row without the breakdown's values.
 pub(crate) const NO_GROUP: u32 = u32::MAX;
 
-
 /// One group row of a breakdown, before its values are named.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct GroupTotals {
@@ -401,7 +418,10 @@ pub(crate) struct GroupTotals {
 
 /// Per group: distinct selected visitors with a carrying event, their revenue in the range,
 /// and the number of carrying events.
-pub(crate) fn breakdown<G: Grouping + Clone + Send>(v: &View, grouping: &mut G) -> Vec<GroupTotals> {
+pub(crate) fn breakdown<G: Grouping + Clone + Send>(
+    v: &View,
+    grouping: &mut G,
+) -> Vec<GroupTotals> {
     let words = v.visitors.div_ceil(64);
     match grouping.bound() {
         Some(n) if n.saturating_mul(words * 8) <= v.bitset_bytes => {
@@ -451,11 +471,13 @@ impl GroupSets {
 
 /// [`breakdown`] for few groups: a visitor bitset per group, the rows split between the cores
 /// and the bitsets merged.
-fn breakdown_by_bitsets<G: Grouping + Clone + Send>(v: &View, grouping: &G, n: usize) -> Vec<GroupTotals> {
+fn breakdown_by_bitsets<G: Grouping + Clone + Send>(
+    v: &View,
+    grouping: &G,
+    n: usize,
+) -> Vec<GroupTotals> {
     let blocks = v.blocks();
-    let threads = cores()
-        .min(blocks.len().div_ceil(64))
-        .max(1);
+    let threads = cores().min(blocks.len().div_ceil(64)).max(1);
     let per = blocks.len().div_ceil(threads).max(1);
     let scan = |part: &[(usize, usize, usize)], mut grouping: G| {
         let mut sets = GroupSets::new(n, v.visitors);
@@ -595,7 +617,12 @@ fn bucket_of(starts_us: &[i64], t: i64) -> Option<u32> {
 }
 
 /// [`buckets`] for few buckets: a visitor bitset and a session bitset per bucket.
-fn buckets_by_bitsets(v: &View, starts_us: &[i64], lo: u32, band: usize) -> Vec<(u64, u64, Revenue)> {
+fn buckets_by_bitsets(
+    v: &View,
+    starts_us: &[i64],
+    lo: u32,
+    band: usize,
+) -> Vec<(u64, u64, Revenue)> {
     let n = starts_us.len();
     let mut visitors = GroupSets::new(n, v.visitors);
     let mut sessions = GroupSets::new(n, band);

@@ -13,9 +13,9 @@
 //! the same answers, which the property tests check.
 
 mod answers;
-pub(crate) mod exec;
 pub(crate) mod chunk;
 pub(crate) mod dict;
+pub(crate) mod exec;
 pub(crate) mod groups;
 pub(crate) mod kernels;
 pub(crate) mod select;
@@ -188,7 +188,8 @@ impl ResidentStore {
             let Some(chunk) = self.build(st, seg.rows, || read_segment(&seg.path))? else {
                 return Ok(None);
             };
-            st.segments.insert(seg.file.clone(), vec![Arc::clone(&chunk)]);
+            st.segments
+                .insert(seg.file.clone(), vec![Arc::clone(&chunk)]);
             chunks.push(chunk);
         }
         for b in hot {

@@ -12,8 +12,8 @@ use crate::error::Result;
 use crate::query::filter::{dimension_column, normalized_values, referrer_host_values};
 use crate::query::spec::{Dimension, Filter, FilterOp};
 use crate::resident::chunk::{Chunk, SiteDicts, coded_index};
-use crate::resident::kernels::{IN_RANGE, SELECTED};
 use crate::resident::dict::{NULL, StrDict};
+use crate::resident::kernels::{IN_RANGE, SELECTED};
 use crate::schema::col as c;
 
 /// Which codes of one column pass.
@@ -24,7 +24,13 @@ struct CodeTest {
 }
 
 impl CodeTest {
-    fn new(column: &str, dicts: &SiteDicts, values: &[String], op: FilterOp, null_passes: bool) -> Result<Self> {
+    fn new(
+        column: &str,
+        dicts: &SiteDicts,
+        values: &[String],
+        op: FilterOp,
+        null_passes: bool,
+    ) -> Result<Self> {
         let column = coded_index(column)?;
         let dict = &dicts.strings[column];
         let mut pass = vec![op == FilterOp::IsNot; dict.len()];
@@ -92,13 +98,25 @@ impl Selection {
         for f in filters {
             let values = normalized_values(f);
             let null_passes = f.op == FilterOp::IsNot && !f.dimension.is_event_scoped();
-            let main = CodeTest::new(dimension_column(f.dimension), dicts, &values, f.op, null_passes)?;
+            let main = CodeTest::new(
+                dimension_column(f.dimension),
+                dicts,
+                &values,
+                f.op,
+                null_passes,
+            )?;
             let host = if f.dimension == Dimension::Referrer {
                 let hosts = match f.op {
                     FilterOp::Contains => values.clone(),
                     _ => referrer_host_values(&values),
                 };
-                Some(CodeTest::new(c::REFERRER, dicts, &hosts, f.op, null_passes)?)
+                Some(CodeTest::new(
+                    c::REFERRER,
+                    dicts,
+                    &hosts,
+                    f.op,
+                    null_passes,
+                )?)
             } else {
                 None
             };

@@ -169,5 +169,9 @@ async fn a_website_over_the_resident_budget_gives_the_same_answers() {
     let engine = Engine::open_with(dir.path(), tiny).await.unwrap();
     engine.warm().await.unwrap();
     assert_eq!(answers(&engine).await, resident);
-    assert!(engine.resident_bytes() <= 2_000, "{}", engine.resident_bytes());
+    assert!(
+        engine.resident_bytes() <= 2_000,
+        "{}",
+        engine.resident_bytes()
+    );
 }

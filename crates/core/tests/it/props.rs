@@ -8,8 +8,8 @@ use chrono::{DateTime, Duration, Utc};
 use chrono_tz::Tz;
 use proptest::prelude::*;
 use tally_core::{
-    Breakdown, CampaignField, DateRange, Dimension, Engine, EngineConfig, Event, EventKind, Filter, FilterOp,
-    GoalDeletion, Interval, Paging, Payment, PaymentDeletion, Query, Website,
+    Breakdown, CampaignField, DateRange, Dimension, Engine, EngineConfig, Event, EventKind, Filter,
+    FilterOp, GoalDeletion, Interval, Paging, Payment, PaymentDeletion, Query, Website,
 };
 
 use crate::model::Model;

@@ -125,13 +125,21 @@ async fn the_overview_plan_pushes_range_and_filters_into_the_resident_scan() {
     let dir = tempfile::tempdir().unwrap();
     let engine = fixture_engine(dir.path()).await;
     engine.flush().await.unwrap();
-    let range = tally_core::DateRange::new(utc("2025-03-01T00:00:00Z"), utc("2025-04-01T00:00:00Z")).unwrap();
+    let range =
+        tally_core::DateRange::new(utc("2025-03-01T00:00:00Z"), utc("2025-04-01T00:00:00Z"))
+            .unwrap();
     let q = Query::new("fixture")
         .with_range(range)
         .with_filter(Filter::new(Dimension::Country, FilterOp::Is, vec!["US".into()]).unwrap());
     let text = engine.explain_overview(&q).await.unwrap();
-    assert!(text.starts_with("ResidentAggregateExec: overview, website=fixture"), "{text}");
-    assert!(text.contains("ts_us=[1740787200000000, 1743465600000000)"), "{text}");
+    assert!(
+        text.starts_with("ResidentAggregateExec: overview, website=fixture"),
+        "{text}"
+    );
+    assert!(
+        text.contains("ts_us=[1740787200000000, 1743465600000000)"),
+        "{text}"
+    );
     assert!(text.contains("filter=[country is [\"US\"]]"), "{text}");
     assert_eq!(text.lines().count(), 1, "a leaf node: {text}");
     drop(engine);
@@ -143,5 +151,8 @@ async fn the_overview_plan_pushes_range_and_filters_into_the_resident_scan() {
     let engine = Engine::open_with(dir.path(), plans_only).await.unwrap();
     let text = engine.explain_overview(&q).await.unwrap();
     assert!(text.contains("DataSourceExec"), "{text}");
-    assert!(text.contains("predicate=") && text.contains("country_code"), "{text}");
+    assert!(
+        text.contains("predicate=") && text.contains("country_code"),
+        "{text}"
+    );
 }
