@@ -14,11 +14,11 @@
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use chrono::{Duration, NaiveDate};
+use chrono::NaiveDate;
 use chrono_tz::Tz;
 use serde_json::Value;
 use tally_core::query::time::local_days;
-use tally_core::synthetic::{DAYS, WEBSITE, events_in, start, website};
+use tally_benches::{WEBSITE, prepare_data_dir};
 use tally_core::{
     Breakdown, BreakdownResult, Dimension, Engine, EngineConfig, Filter, FilterOp, Interval,
     Overview, Paging, Query, Timeseries,
@@ -29,37 +29,11 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 type Res<T> = Result<T, Box<dyn std::error::Error>>;
 
-const SLICE: usize = 1_000_000;
-
 fn env_or(name: &str, default: usize) -> usize {
     std::env::var(name)
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(default)
-}
-
-/// Imports `n` generated events into `dir` unless it already holds them.
-async fn prepare(dir: &Path, n: usize) -> Res<()> {
-    if dir.join("catalog.json").exists() {
-        return Ok(());
-    }
-    let engine = Engine::open(dir).await?;
-    engine.create_website(website())?;
-    let slices = n.div_ceil(SLICE).max(1);
-    let span = Duration::days(DAYS) / slices as i32;
-    let visitors = (n / 8).max(1) as u64;
-    let t = Instant::now();
-    for k in 0..slices {
-        let count = (n - k * SLICE).min(SLICE);
-        let from = start() + span * k as i32;
-        let events = events_in(WEBSITE, from, span, count, visitors, 7 + k as u64);
-        let report = engine.ingest(events).await?;
-        assert!(report.rejected.is_empty(), "{:?}", report.rejected.first());
-        eprintln!("imported {} of {} events", (k + 1) * SLICE.min(n), n);
-    }
-    engine.flush().await?;
-    eprintln!("import took {:.1} s", t.elapsed().as_secs_f64());
-    Ok(())
 }
 
 fn median(mut v: Vec<f64>) -> f64 {
@@ -160,7 +134,7 @@ async fn main() -> Res<()> {
         std::env::var("TALLY_COMPARE_DIR").unwrap_or_else(|_| "target/compare".into()),
     );
     let dir = root.join(format!("events-{n}"));
-    prepare(&dir, n).await?;
+    prepare_data_dir(&dir, n).await?;
 
     let config = EngineConfig {
         target_partitions: threads,

@@ -280,6 +280,11 @@ impl ExecutionPlan for ResidentAggregateExec {
             props: Arc::clone(&self.props),
         };
         let batch = async move {
+            // Fair (first come, first served) admission keeps tail latency in line under load.
+            let _permit = Arc::clone(&me.snapshot.gate)
+                .acquire_owned()
+                .await
+                .map_err(|e| DataFusionError::External(Box::new(e)))?;
             tokio::task::spawn_blocking(move || me.compute())
                 .await
                 .map_err(|e| DataFusionError::External(Box::new(e)))?

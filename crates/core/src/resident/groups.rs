@@ -38,7 +38,7 @@ pub(crate) enum Groups {
     Campaign {
         columns: Vec<usize>,
         empty: Vec<u32>,
-        numbers: HashMap<Vec<u32>, u32>,
+        numbers: Fast<Vec<u32>>,
         keys: Vec<Vec<u32>>,
         scratch: Vec<u32>,
     },
@@ -101,7 +101,7 @@ impl Groups {
                     scratch: vec![NULL; columns.len()],
                     columns,
                     empty,
-                    numbers: HashMap::new(),
+                    numbers: Fast::default(),
                     keys: Vec::new(),
                 }
             }

@@ -74,6 +74,8 @@ fn batch_key(b: &RecordBatch) -> (usize, usize) {
 /// Resident columns of every website, under one byte budget.
 #[derive(Debug)]
 pub(crate) struct ResidentStore {
+    /// Kernels running at once: each spreads over the cores, so more would only queue there.
+    gate: Arc<tokio::sync::Semaphore>,
     budget: usize,
     bitset_bytes: usize,
     used: AtomicUsize,
@@ -86,6 +88,8 @@ pub(crate) struct ResidentSnapshot {
     pub(crate) chunks: Vec<Arc<Chunk>>,
     pub(crate) visitors: usize,
     pub(crate) bitset_bytes: usize,
+    /// Permits to run a kernel (see [`ResidentStore`]'s `gate`).
+    pub(crate) gate: Arc<tokio::sync::Semaphore>,
     site: Arc<Mutex<SiteResident>>,
 }
 
@@ -98,7 +102,9 @@ impl ResidentStore {
     /// A store that holds at most `budget` bytes (0 turns resident answers off), whose answers
     /// hold at most `bitset_bytes` of group bitsets each.
     pub(crate) fn new(budget: usize, bitset_bytes: usize) -> Self {
+        let cores = std::thread::available_parallelism().map_or(1, |c| c.get());
         ResidentStore {
+            gate: Arc::new(tokio::sync::Semaphore::new(cores)),
             budget,
             bitset_bytes,
             used: AtomicUsize::new(0),
@@ -210,6 +216,7 @@ impl ResidentStore {
             chunks,
             visitors,
             bitset_bytes: self.bitset_bytes,
+            gate: Arc::clone(&self.gate),
             site,
         }))
     }

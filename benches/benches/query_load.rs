@@ -1,0 +1,153 @@
+//! Load test of the analytics routes: concurrent clients on loopback send a dashboard's mix of
+//! queries (overview, time series with filters, countries, pages with a filter, referrers,
+//! devices, browsers, campaigns) to the real router over the generated data set for a fixed
+//! time, and the latency distribution is printed. The data directory is the one the DuckDB
+//! comparison uses (`benches/compare.sh`), imported on first use.
+//!
+//! ```sh
+//! cargo bench -p tally-benches --bench query_load   # TALLY_LOAD_EVENTS=4000000 TALLY_LOAD_CLIENTS=16 TALLY_LOAD_SECONDS=30
+//! ```
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::body::Bytes;
+use http_body_util::{BodyExt, Empty};
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
+use tally_benches::{WEBSITE, prepare_data_dir};
+use tally_collect::Collector;
+use tally_core::Engine;
+use tally_server::app::{AppState, Limits, router};
+use tally_server::keys::KeyStore;
+
+// The allocator `tally serve` uses (see crates/server/src/main.rs).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+/// A dashboard's questions, asked in turn by every client.
+const QUERIES: [&str; 8] = [
+    "/api/v1/analytics/overview",
+    "/api/v1/analytics/timeseries?startAt=2025-03-02&endAt=2025-03-31&interval=day&timezone=America/New_York&filter_country=is:US,CA&filter_device=is_not:mobile",
+    "/api/v1/analytics/countries?limit=10",
+    "/api/v1/analytics/pages?filter_page=contains:/blog",
+    "/api/v1/analytics/referrers",
+    "/api/v1/analytics/devices",
+    "/api/v1/analytics/browsers?filter_country=is:US",
+    "/api/v1/analytics/campaigns",
+];
+
+fn env_or(name: &str, default: u64) -> u64 {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+/// Peak resident set size of this process, in MiB.
+fn peak_rss_mib() -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok())
+        })
+        .map_or(0.0, |kb| kb / 1024.0)
+}
+
+fn main() {
+    let events = env_or("TALLY_LOAD_EVENTS", 4_000_000) as usize;
+    let clients = env_or("TALLY_LOAD_CLIENTS", 16);
+    let seconds = env_or("TALLY_LOAD_SECONDS", 30);
+    let root = std::env::var("TALLY_COMPARE_DIR").map_or_else(
+        |_| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/compare"),
+        PathBuf::from,
+    );
+    let dir = root.join(format!("events-{events}"));
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async move {
+        prepare_data_dir(&dir, events).await.unwrap();
+        let engine = Arc::new(Engine::open(&dir).await.unwrap());
+        let t = Instant::now();
+        engine.warm().await.unwrap();
+        let warm = t.elapsed();
+        let keys = Arc::new(KeyStore::open(&dir).unwrap());
+        let key = keys.create_website_key(WEBSITE).unwrap();
+        let collector = Arc::new(Collector::new(None, b"load").unwrap());
+        let limits = Limits {
+            requests_per_minute: u32::MAX,
+            ..Limits::default()
+        };
+        let state = AppState::new(Arc::clone(&engine), keys, limits, collector);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            axum::serve(
+                listener,
+                router(state).into_make_service_with_connect_info::<SocketAddr>(),
+            )
+            .await
+            .unwrap();
+        });
+
+        let http = Client::builder(TokioExecutor::new()).build_http::<Empty<Bytes>>();
+        let started = Instant::now();
+        let deadline = started + Duration::from_secs(seconds);
+        let tasks: Vec<_> = (0..clients)
+            .map(|c| {
+                let (http, key) = (http.clone(), key.clone());
+                tokio::spawn(async move {
+                    let mut latencies = Vec::new();
+                    let mut n = c as usize;
+                    while Instant::now() < deadline {
+                        let req = axum::http::Request::get(format!("http://{addr}{}", QUERIES[n % QUERIES.len()]))
+                            .header("authorization", format!("Bearer {key}"))
+                            .body(Empty::new())
+                            .unwrap();
+                        let t0 = Instant::now();
+                        let res = http.request(req).await.unwrap();
+                        let status = res.status();
+                        let body = res.into_body().collect().await.unwrap().to_bytes();
+                        assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+                        latencies.push((n % QUERIES.len(), t0.elapsed()));
+                        n += 1;
+                    }
+                    latencies
+                })
+            })
+            .collect();
+        let mut latencies = Vec::new();
+        for t in tasks {
+            latencies.extend(t.await.unwrap());
+        }
+        let elapsed = started.elapsed();
+        for (i, q) in QUERIES.iter().enumerate() {
+            let mut mine: Vec<Duration> = latencies.iter().filter(|l| l.0 == i).map(|l| l.1).collect();
+            mine.sort();
+            if let Some(median) = mine.get(mine.len() / 2) {
+                println!("  p50 {:7.1} ms  {q}", median.as_secs_f64() * 1e3);
+            }
+        }
+        let mut latencies: Vec<Duration> = latencies.into_iter().map(|l| l.1).collect();
+        latencies.sort();
+        let pct = |p: f64| latencies[((latencies.len() as f64 * p) as usize).min(latencies.len() - 1)];
+        println!(
+            "query_load: {events} events (resident in {:.1} s, {} MiB), {clients} clients, {:.1} s: {} requests, {:.0} requests/s; latency p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms; peak RSS {:.0} MiB",
+            warm.as_secs_f64(),
+            engine.resident_bytes() >> 20,
+            elapsed.as_secs_f64(),
+            latencies.len(),
+            latencies.len() as f64 / elapsed.as_secs_f64(),
+            pct(0.50).as_secs_f64() * 1e3,
+            pct(0.99).as_secs_f64() * 1e3,
+            latencies.last().unwrap().as_secs_f64() * 1e3,
+            peak_rss_mib(),
+        );
+    });
+}
