@@ -162,7 +162,24 @@ impl Grouping for Groups {
                     };
                 }
             }
-            Groups::Page { .. } | Groups::Campaign { .. } => {
+            Groups::Campaign { columns, empty, .. } => {
+                // Most rows carry no campaign: find the ones that do column by column, and
+                // number only those.
+                out.fill(NO_GROUP);
+                let mut carries = vec![false; n];
+                for (column, empty) in columns.iter().zip(empty.iter()) {
+                    let codes = &chunk.codes[*column][first..first + n];
+                    for (c, code) in carries.iter_mut().zip(codes) {
+                        *c |= *code != NULL && code != empty;
+                    }
+                }
+                for (i, o) in out.iter_mut().enumerate() {
+                    if carries[i] {
+                        *o = self.group(chunk, first + i).unwrap_or(NO_GROUP);
+                    }
+                }
+            }
+            Groups::Page { .. } => {
                 for (i, o) in out.iter_mut().enumerate() {
                     *o = self.group(chunk, first + i).unwrap_or(NO_GROUP);
                 }
