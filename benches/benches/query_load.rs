@@ -8,19 +8,18 @@
 //! cargo bench -p tally-benches --bench query_load   # TALLY_LOAD_EVENTS=4000000 TALLY_LOAD_CLIENTS=16 TALLY_LOAD_SECONDS=30
 //! ```
 
-use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::body::Bytes;
-use http_body_util::{BodyExt, Empty};
+use http_body_util::Empty;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use tally_benches::{WEBSITE, prepare_data_dir};
 use tally_collect::Collector;
 use tally_core::Engine;
-use tally_server::app::{AppState, Limits, router};
+use tally_server::app::{AppState, Limits};
 use tally_server::keys::KeyStore;
 
 // The allocator `tally serve` uses (see crates/server/src/main.rs).
@@ -39,24 +38,8 @@ const QUERIES: [&str; 8] = [
     "/api/v1/analytics/campaigns",
 ];
 
-fn env_or(name: &str, default: u64) -> u64 {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
-/// Peak resident set size of this process, in MiB.
-fn peak_rss_mib() -> f64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmHWM:"))
-                .and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok())
-        })
-        .map_or(0.0, |kb| kb / 1024.0)
-}
+mod support;
+use support::{env_or, quantile_ms, serve, timed};
 
 fn main() {
     let events = env_or("TALLY_LOAD_EVENTS", 4_000_000) as usize;
@@ -85,16 +68,7 @@ fn main() {
             ..Limits::default()
         };
         let state = AppState::new(Arc::clone(&engine), keys, limits, collector);
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        tokio::spawn(async move {
-            axum::serve(
-                listener,
-                router(state).into_make_service_with_connect_info::<SocketAddr>(),
-            )
-            .await
-            .unwrap();
-        });
+        let addr = serve(state).await;
 
         let http = Client::builder(TokioExecutor::new()).build_http::<Empty<Bytes>>();
         let started = Instant::now();
@@ -110,12 +84,7 @@ fn main() {
                             .header("authorization", format!("Bearer {key}"))
                             .body(Empty::new())
                             .unwrap();
-                        let t0 = Instant::now();
-                        let res = http.request(req).await.unwrap();
-                        let status = res.status();
-                        let body = res.into_body().collect().await.unwrap().to_bytes();
-                        assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
-                        latencies.push((n % QUERIES.len(), t0.elapsed()));
+                        latencies.push((n % QUERIES.len(), timed(&http, req).await));
                         n += 1;
                     }
                     latencies
@@ -130,13 +99,11 @@ fn main() {
         for (i, q) in QUERIES.iter().enumerate() {
             let mut mine: Vec<Duration> = latencies.iter().filter(|l| l.0 == i).map(|l| l.1).collect();
             mine.sort();
-            if let Some(median) = mine.get(mine.len() / 2) {
-                println!("  p50 {:7.1} ms  {q}", median.as_secs_f64() * 1e3);
-            }
+            println!("  p50 {:7.1} ms  {q}", quantile_ms(&mine, 0.5));
         }
         let mut latencies: Vec<Duration> = latencies.into_iter().map(|l| l.1).collect();
         latencies.sort();
-        let pct = |p: f64| latencies[((latencies.len() as f64 * p) as usize).min(latencies.len() - 1)];
+
         println!(
             "query_load: {events} events (resident in {:.1} s, {} MiB), {clients} clients, {:.1} s: {} requests, {:.0} requests/s; latency p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms; peak RSS {:.0} MiB",
             warm.as_secs_f64(),
@@ -144,10 +111,10 @@ fn main() {
             elapsed.as_secs_f64(),
             latencies.len(),
             latencies.len() as f64 / elapsed.as_secs_f64(),
-            pct(0.50).as_secs_f64() * 1e3,
-            pct(0.99).as_secs_f64() * 1e3,
-            latencies.last().unwrap().as_secs_f64() * 1e3,
-            peak_rss_mib(),
+            quantile_ms(&latencies, 0.50),
+            quantile_ms(&latencies, 0.99),
+            quantile_ms(&latencies, 1.0),
+            tally_benches::peak_rss_mib(),
         );
     });
 }

@@ -8,17 +8,16 @@
 //! TALLY_LOAD_CLIENTS=64 TALLY_LOAD_SECONDS=30 cargo bench -p tally-benches --bench tracker_load
 //! ```
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::body::Bytes;
-use http_body_util::{BodyExt, Full};
+use http_body_util::Full;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use tally_collect::Collector;
 use tally_core::{Engine, Query, Website};
-use tally_server::app::{AppState, Limits, router};
+use tally_server::app::{AppState, Limits};
 use tally_server::keys::KeyStore;
 
 // The allocator `tally serve` uses (see crates/server/src/main.rs).
@@ -33,12 +32,8 @@ const USER_AGENTS: [&str; 4] = [
 ];
 const PAGES: [&str; 5] = ["/", "/pricing", "/blog/launch", "/docs", "/signup"];
 
-fn env_or(name: &str, default: u64) -> u64 {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
+mod support;
+use support::{env_or, quantile_ms, serve, timed};
 
 fn payload(client: u64, n: u64) -> String {
     let visitor = client * 1_000_000 + n / 8; // eight page views per visitor
@@ -71,16 +66,7 @@ fn main() {
         let keys = Arc::new(KeyStore::open(dir.path()).unwrap());
         let collector = Arc::new(Collector::new(None, b"load").unwrap());
         let state = AppState::new(Arc::clone(&engine), keys, Limits::default(), collector);
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        tokio::spawn(async move {
-            axum::serve(
-                listener,
-                router(state).into_make_service_with_connect_info::<SocketAddr>(),
-            )
-            .await
-            .unwrap();
-        });
+        let addr = serve(state).await;
         let flusher = {
             let engine = Arc::clone(&engine);
             tokio::spawn(async move {
@@ -110,12 +96,7 @@ fn main() {
                             .header("user-agent", USER_AGENTS[((c + n) % 4) as usize])
                             .body(Full::new(Bytes::from(payload(c, n))))
                             .unwrap();
-                        let t0 = Instant::now();
-                        let res = http.request(req).await.unwrap();
-                        let status = res.status();
-                        let body = res.into_body().collect().await.unwrap().to_bytes();
-                        assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
-                        latencies.push(t0.elapsed());
+                        latencies.push(timed(&http, req).await);
                         n += 1;
                     }
                     latencies
@@ -130,16 +111,16 @@ fn main() {
         flusher.abort();
         engine.flush().await.unwrap();
         latencies.sort();
-        let pct = |p: f64| latencies[((latencies.len() as f64 * p) as usize).min(latencies.len() - 1)];
+
         let stored = engine.overview(&Query::new("load")).await.unwrap();
         println!(
             "tracker_load: {clients} clients, {:.1} s: {} events, {:.0} events/s; latency p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms; {} visitors stored",
             elapsed.as_secs_f64(),
             latencies.len(),
             latencies.len() as f64 / elapsed.as_secs_f64(),
-            pct(0.50).as_secs_f64() * 1e3,
-            pct(0.99).as_secs_f64() * 1e3,
-            latencies.last().unwrap().as_secs_f64() * 1e3,
+            quantile_ms(&latencies, 0.50),
+            quantile_ms(&latencies, 0.99),
+            quantile_ms(&latencies, 1.0),
             stored.visitors,
         );
     });

@@ -32,14 +32,36 @@ pub async fn prepare_data_dir(dir: &Path, n: usize) -> tally_core::Result<()> {
         let count = (n - k * SLICE).min(SLICE);
         let from = start() + span * k as i32;
         let report = engine
-            .ingest(events_in(WEBSITE, from, span, count, visitors, 7 + k as u64))
+            .ingest(events_in(
+                WEBSITE,
+                from,
+                span,
+                count,
+                visitors,
+                7 + k as u64,
+            ))
             .await?;
         if let Some((i, e)) = report.rejected.first() {
-            return Err(tally_core::Error::invalid(format!("event {i}"), e.to_string()));
+            return Err(tally_core::Error::invalid(
+                format!("event {i}"),
+                e.to_string(),
+            ));
         }
         eprintln!("imported {} of {n} events", (k * SLICE + count));
     }
     engine.flush().await?;
     eprintln!("import took {:.1} s", t.elapsed().as_secs_f64());
     Ok(())
+}
+
+/// Peak resident set size of this process in MiB (Linux; 0 elsewhere).
+pub fn peak_rss_mib() -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok())
+        })
+        .map_or(0.0, |kb| kb / 1024.0)
 }

@@ -17,8 +17,8 @@ use std::time::Instant;
 use chrono::NaiveDate;
 use chrono_tz::Tz;
 use serde_json::Value;
-use tally_core::query::time::local_days;
 use tally_benches::{WEBSITE, prepare_data_dir};
+use tally_core::query::time::local_days;
 use tally_core::{
     Breakdown, BreakdownResult, Dimension, Engine, EngineConfig, Filter, FilterOp, Interval,
     Overview, Paging, Query, Timeseries,
@@ -50,18 +50,6 @@ async fn time<T>(runs: usize, mut f: impl AsyncFnMut() -> tally_core::Result<T>)
         times.push(t.elapsed().as_secs_f64() * 1000.0);
     }
     Ok((median(times), last))
-}
-
-/// Peak resident set size of this process, in MiB.
-fn peak_rss_mib() -> f64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmHWM:"))
-                .and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok())
-        })
-        .map_or(0.0, |kb| kb / 1024.0)
 }
 
 fn num(v: &Value) -> f64 {
@@ -186,7 +174,7 @@ async fn main() -> Res<()> {
             .await
     })
     .await?;
-    let tally_rss = peak_rss_mib();
+    let tally_rss = tally_benches::peak_rss_mib();
     let resident_mib = engine.resident_bytes() as f64 / (1 << 20) as f64;
     drop(engine);
     if std::env::var_os("TALLY_COMPARE_TALLY_ONLY").is_some() {

@@ -382,6 +382,22 @@ impl Engine {
     }
 
     pub(crate) fn table(&self, site: &str, range: Option<DateRange>) -> Result<Arc<EventsTable>> {
+        let (lo, hi) = range.map_or((i64::MIN, i64::MAX), |r| {
+            (r.start.timestamp_micros(), r.end.timestamp_micros())
+        });
+        let (hot, segments) = self.snapshot_parts(site, lo, hi)?;
+        let segments = segments.iter().map(|s| self.segment_file(s)).collect();
+        Ok(Arc::new(EventsTable::new(events_schema(), hot, segments)))
+    }
+
+    /// A consistent snapshot of `site`: its hot batches (with those being flushed) and the
+    /// segments that can hold events in `[lo, hi)` µs.
+    pub(crate) fn snapshot_parts(
+        &self,
+        site: &str,
+        lo: i64,
+        hi: i64,
+    ) -> Result<(Vec<RecordBatch>, Vec<SegmentMeta>)> {
         let mut guard = self.state.write().map_err(poisoned)?;
         let st = &mut *guard;
         if !st.catalog.websites.contains_key(site) {
@@ -390,20 +406,17 @@ impl Engine {
                 id: site.to_owned(),
             });
         }
-        let (lo, hi) = range.map_or((i64::MIN, i64::MAX), |r| {
-            (r.start.timestamp_micros(), r.end.timestamp_micros())
-        });
         let segments = st
             .catalog
             .segments
             .iter()
             .filter(|s| s.website_id == site && s.overlaps(lo, hi))
-            .map(|s| self.segment_file(s))
+            .cloned()
             .collect();
         let data = st.sites.entry(site.to_owned()).or_default();
         let mut hot = data.flushing.clone();
         hot.extend(data.hot.snapshot()?);
-        Ok(Arc::new(EventsTable::new(events_schema(), hot, segments)))
+        Ok((hot, segments))
     }
 
     fn scope(&self, q: &Query) -> Result<Scope> {

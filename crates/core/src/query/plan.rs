@@ -304,27 +304,7 @@ impl Scope {
             .sort(sort)?
             .collect()
             .await?;
-        let k = names.len();
-        let mut rows = Vec::new();
-        for b in &batches {
-            let cols: Vec<Vec<Option<String>>> =
-                (0..k).map(|i| strings(b, i)).collect::<Result<_>>()?;
-            let visitors = ints(std::slice::from_ref(b), k)?;
-            let revenue = floats(std::slice::from_ref(b), k + 1)?;
-            let completions = ints(std::slice::from_ref(b), k + 2)?;
-            for r in 0..b.num_rows() {
-                rows.push(BreakdownRow {
-                    values: cols
-                        .iter()
-                        .map(|c| c[r].clone().unwrap_or_default())
-                        .collect(),
-                    visitors: to_u64(visitors[r]),
-                    revenue: revenue[r].unwrap_or(0.0),
-                    completions: to_u64(completions[r]),
-                });
-            }
-        }
-        Ok(rows)
+        breakdown_rows(&batches, names.len())
     }
 
     /// Per-bucket visitors, sessions and revenue for buckets starting at `starts`.
@@ -407,6 +387,30 @@ impl Scope {
         }
         Ok(out)
     }
+}
+
+/// Breakdown rows from batches of `k` value columns, then visitors, revenue and completions.
+pub(crate) fn breakdown_rows(batches: &[RecordBatch], k: usize) -> Result<Vec<BreakdownRow>> {
+    let mut rows = Vec::new();
+    for b in batches {
+        let cols: Vec<Vec<Option<String>>> =
+            (0..k).map(|i| strings(b, i)).collect::<Result<_>>()?;
+        let one = std::slice::from_ref(b);
+        let (visitors, revenue, completions) =
+            (ints(one, k)?, floats(one, k + 1)?, ints(one, k + 2)?);
+        for r in 0..b.num_rows() {
+            rows.push(BreakdownRow {
+                values: cols
+                    .iter()
+                    .map(|c| c[r].clone().unwrap_or_default())
+                    .collect(),
+                visitors: to_u64(visitors[r]),
+                revenue: revenue[r].unwrap_or(0.0),
+                completions: to_u64(completions[r]),
+            });
+        }
+    }
+    Ok(rows)
 }
 
 /// The grouped value expressions of a breakdown and the predicate for events that carry them.

@@ -8,9 +8,9 @@ use chrono::{DateTime, Utc};
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::physical_plan::{ExecutionPlan, collect, displayable};
 
-use crate::engine::{Engine, poisoned};
+use crate::engine::Engine;
 use crate::error::{Error, Result};
-use crate::query::plan::{floats, ints, strings, to_u64};
+use crate::query::plan::{breakdown_rows, floats, ints, to_u64};
 use crate::query::result::{BreakdownRow, Overview, Revenue};
 use crate::query::spec::{Breakdown, Query};
 use crate::resident::exec::{Question, ResidentAggregateExec};
@@ -26,28 +26,15 @@ fn range_us(q: &Query) -> (i64, i64) {
 impl Engine {
     /// The hot batches (with those being flushed) and every live segment of `site`.
     fn resident_parts(&self, site: &str) -> Result<(Vec<RecordBatch>, Vec<SegmentRef>)> {
-        let mut guard = self.state.write().map_err(poisoned)?;
-        let st = &mut *guard;
-        if !st.catalog.websites.contains_key(site) {
-            return Err(Error::NotFound {
-                what: "website",
-                id: site.to_owned(),
-            });
-        }
-        let segments = st
-            .catalog
-            .segments
-            .iter()
-            .filter(|s| s.website_id == site)
+        let (hot, segments) = self.snapshot_parts(site, i64::MIN, i64::MAX)?;
+        let segments = segments
+            .into_iter()
             .map(|s| SegmentRef {
-                file: s.file.clone(),
                 path: self.dir.join(&s.file),
+                file: s.file,
                 rows: s.rows,
             })
             .collect();
-        let data = st.sites.entry(site.to_owned()).or_default();
-        let mut hot = data.flushing.clone();
-        hot.extend(data.hot.snapshot()?);
         Ok((hot, segments))
     }
 
@@ -137,25 +124,7 @@ impl Engine {
                 Question::Breakdown(by.clone()),
             ))
             .await?;
-        let mut rows = Vec::new();
-        for b in &batches {
-            let values: Vec<Vec<Option<String>>> =
-                (0..k).map(|i| strings(b, i)).collect::<Result<_>>()?;
-            let one = std::slice::from_ref(b);
-            let (visitors, revenue, completions) =
-                (ints(one, k)?, floats(one, k + 1)?, ints(one, k + 2)?);
-            for r in 0..b.num_rows() {
-                rows.push(BreakdownRow {
-                    values: values
-                        .iter()
-                        .map(|c| c[r].clone().unwrap_or_default())
-                        .collect(),
-                    visitors: to_u64(visitors[r]),
-                    revenue: revenue[r].unwrap_or(0.0),
-                    completions: to_u64(completions[r]),
-                });
-            }
-        }
+        let rows = breakdown_rows(&batches, k)?;
         Ok(Some(rows))
     }
 

@@ -1,0 +1,55 @@
+//! What the HTTP load tests share: the real router on a loopback port, a client that sends a
+//! request and checks the answer, and settings from the environment.
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use axum::body::Bytes;
+use http_body_util::BodyExt;
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use tally_server::app::{AppState, router};
+
+/// A numeric setting from the environment, or `default`.
+pub fn env_or(name: &str, default: u64) -> u64 {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+/// Serves the router of `state` on a free loopback port, in the background.
+pub async fn serve(state: AppState) -> SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        axum::serve(
+            listener,
+            router(state).into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .await
+        .unwrap();
+    });
+    addr
+}
+
+/// Sends `req`, reads the whole answer, asserts a 200 and returns how long it took.
+pub async fn timed<B>(http: &Client<HttpConnector, B>, req: axum::http::Request<B>) -> Duration
+where
+    B: axum::body::HttpBody + Send + Unpin + 'static,
+    B::Data: Send,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let t0 = Instant::now();
+    let res = http.request(req).await.unwrap();
+    let status = res.status();
+    let body: Bytes = res.into_body().collect().await.unwrap().to_bytes();
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+    t0.elapsed()
+}
+
+/// The `p` quantile (0..=1) of sorted `latencies`, in milliseconds.
+pub fn quantile_ms(latencies: &[Duration], p: f64) -> f64 {
+    let i = ((latencies.len() as f64 * p) as usize).min(latencies.len().saturating_sub(1));
+    latencies.get(i).map_or(0.0, |d| d.as_secs_f64() * 1e3)
+}
