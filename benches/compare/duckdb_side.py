@@ -11,6 +11,7 @@ Usage: python duckdb_side.py SEGMENT_GLOB START_US END_US RUNS THREADS
 import json
 import statistics
 import sys
+import tempfile
 import time
 
 import duckdb
@@ -19,6 +20,8 @@ glob, start_us, end_us, runs, threads = sys.argv[1], int(sys.argv[2]), int(sys.a
 
 con = duckdb.connect()
 con.execute(f"SET threads = {threads}")
+# Spill files (large data sets) go to a temporary folder, not the working directory.
+con.execute(f"SET temp_directory = '{tempfile.mkdtemp(prefix='tally-compare-duckdb-')}'")
 t0 = time.perf_counter()
 con.execute(f"CREATE TABLE events AS SELECT * FROM read_parquet('{glob}')")
 load_s = time.perf_counter() - t0

@@ -35,9 +35,9 @@ struct Cli {
         env = "TALLY_DATA_DIR"
     )]
     data_dir: PathBuf,
-    /// Memory for resident columns, in MiB: the decoded events that overview, breakdowns and
-    /// time series are answered from (about 100 bytes an event). A website that does not fit
-    /// is answered from its Parquet segments, more slowly.
+    /// Memory for resident columns, in MiB (`serve` only): the decoded events that overview,
+    /// breakdowns and time series are answered from (about 100 bytes an event). A website that
+    /// does not fit is answered from its Parquet segments, more slowly.
     #[arg(long, global = true, default_value_t = 4096, env = "TALLY_RESIDENT_MB")]
     resident_mb: usize,
     #[command(subcommand)]
@@ -199,8 +199,14 @@ async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     std::fs::create_dir_all(&cli.data_dir)
         .with_context(|| format!("creating {}", cli.data_dir.display()))?;
+    // One-shot commands answer from Parquet: decoding every event first would cost more than
+    // the one answer it speeds up.
+    let resident_mb = match cli.command {
+        Command::Serve { .. } => cli.resident_mb,
+        _ => 0,
+    };
     let config = tally_core::EngineConfig {
-        resident_budget_bytes: cli.resident_mb.saturating_mul(1 << 20),
+        resident_budget_bytes: resident_mb.saturating_mul(1 << 20),
         ..tally_core::EngineConfig::default()
     };
     let engine = Arc::new(Engine::open_with(&cli.data_dir, config).await?);
