@@ -98,6 +98,8 @@ pub(crate) struct ResidentAggregateExec {
     end: i64,
     filters: Vec<Filter>,
     props: Arc<PlanProperties>,
+    /// Threads the kernel may use, decided when it is admitted.
+    threads: usize,
 }
 
 impl fmt::Debug for ResidentAggregateExec {
@@ -132,6 +134,7 @@ impl ResidentAggregateExec {
             end,
             filters: filters.to_vec(),
             props: Arc::new(props),
+            threads: 1,
         }
     }
 
@@ -146,6 +149,7 @@ impl ResidentAggregateExec {
             selection: selection.as_ref(),
             visitors: snap.visitors,
             bitset_bytes: snap.bitset_bytes,
+            threads: self.threads,
         };
         let schema = self.question.schema();
         let columns: Vec<ArrayRef> = match &self.question {
@@ -270,7 +274,7 @@ impl ExecutionPlan for ResidentAggregateExec {
         _partition: usize,
         _context: Arc<TaskContext>,
     ) -> DfResult<SendableRecordBatchStream> {
-        let me = ResidentAggregateExec {
+        let mut me = ResidentAggregateExec {
             question: self.question.clone(),
             snapshot: Arc::clone(&self.snapshot),
             website: self.website.clone(),
@@ -278,13 +282,23 @@ impl ExecutionPlan for ResidentAggregateExec {
             end: self.end,
             filters: self.filters.clone(),
             props: Arc::clone(&self.props),
+            threads: 1,
         };
         let batch = async move {
             // Fair (first come, first served) admission keeps tail latency in line under load.
-            let _permit = Arc::clone(&me.snapshot.gate)
+            let gate = Arc::clone(&me.snapshot.gate);
+            let _permit = Arc::clone(&gate)
                 .acquire_owned()
                 .await
                 .map_err(|e| DataFusionError::External(Box::new(e)))?;
+            // Alone, an answer spreads over every core; beside others, each keeps to one, so
+            // that none is slowed by splitting and merging.
+            let cores = std::thread::available_parallelism().map_or(1, |c| c.get());
+            me.threads = if gate.available_permits() + 1 >= cores {
+                cores
+            } else {
+                1
+            };
             tokio::task::spawn_blocking(move || me.compute())
                 .await
                 .map_err(|e| DataFusionError::External(Box::new(e)))?

@@ -71,6 +71,8 @@ pub(crate) struct View<'a> {
     /// Most bytes of per-group bitsets one answer may hold; past it, groups are deduplicated
     /// from `(group, id)` pairs instead.
     pub(crate) bitset_bytes: usize,
+    /// Threads one answer may spread over.
+    pub(crate) threads: usize,
 }
 
 impl View<'_> {
@@ -182,7 +184,7 @@ pub(crate) fn overview(v: &View) -> Overview {
     // Each core takes a share of the session numbers and scans every row for its sessions, so
     // the per-session arrays are split rather than merged.
     let width = (hi - lo) as usize + 1;
-    let threads = cores().min(width.div_ceil(1 << 16)).max(1);
+    let threads = v.threads.min(width.div_ceil(1 << 14)).max(1);
     let share = width.div_ceil(threads);
     let parts: Vec<SessionTotals> = std::thread::scope(|scope| {
         let handles: Vec<_> = (1..threads)
@@ -306,11 +308,6 @@ fn session_totals(v: &View, from: u32, to: u32) -> SessionTotals {
         out.duration_us += (last_ts[s] - first_ts[s]) as f64;
     }
     out
-}
-
-/// The cores a query may spread over.
-fn cores() -> usize {
-    std::thread::available_parallelism().map_or(1, |c| c.get())
 }
 
 /// Per visitor, revenue (`new + renewal`) of their payments in the range.
@@ -477,7 +474,7 @@ fn breakdown_by_bitsets<G: Grouping + Clone + Send>(
     n: usize,
 ) -> Vec<GroupTotals> {
     let blocks = v.blocks();
-    let threads = cores().min(blocks.len().div_ceil(64)).max(1);
+    let threads = v.threads.min(blocks.len().div_ceil(16)).max(1);
     let per = blocks.len().div_ceil(threads).max(1);
     let scan = |part: &[(usize, usize, usize)], mut grouping: G| {
         let mut sets = GroupSets::new(n, v.visitors);

@@ -3,7 +3,7 @@
 
 use tally_core::{Breakdown, Engine, Event, EventKind, Interval, Paging, Payment, Query};
 
-use crate::support::{days, fixture_engine, utc};
+use crate::support::{assert_close, days, fixture_engine, utc};
 
 async fn answers(e: &Engine) -> String {
     let q = Query::new("fixture");
@@ -174,4 +174,74 @@ async fn a_website_over_the_resident_budget_gives_the_same_answers() {
         "{}",
         engine.resident_bytes()
     );
+}
+
+/// Answers big enough to be split across the cores (sessions shared out, breakdown rows split
+/// and their bitsets merged) equal those of the DataFusion plans over Parquet.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn answers_split_across_cores_equal_the_plans() {
+    use tally_core::{Dimension, EngineConfig, Filter, FilterOp};
+    let dir = tempfile::tempdir().unwrap();
+    let engine = Engine::open(dir.path()).await.unwrap();
+    engine
+        .create_website(tally_core::synthetic::website())
+        .unwrap();
+    let report = engine
+        .ingest(tally_core::synthetic::events(120_000, 5))
+        .await
+        .unwrap();
+    assert!(report.rejected.is_empty());
+    engine.flush().await.unwrap();
+    let site = tally_core::synthetic::WEBSITE;
+    let all = Query::new(site);
+    let us = Query::new(site)
+        .with_filter(Filter::new(Dimension::Country, FilterOp::Is, vec!["US".into()]).unwrap());
+    let blog = Query::new(site).with_filter(
+        Filter::new(Dimension::Page, FilterOp::Contains, vec!["/blog".into()]).unwrap(),
+    );
+    let answers = async |e: &Engine| {
+        let mut out = Vec::new();
+        for q in [&all, &us, &blog] {
+            let o = e.overview(q).await.unwrap();
+            let mut rows = Vec::new();
+            for by in [Breakdown::Country, Breakdown::Page, Breakdown::Referrer] {
+                rows.push(e.breakdown(q, &by, Paging::default()).await.unwrap().rows);
+            }
+            out.push((o, rows));
+        }
+        out
+    };
+    let resident = answers(&engine).await;
+    drop(engine);
+    let plans_only = EngineConfig {
+        resident_budget_bytes: 0,
+        ..EngineConfig::default()
+    };
+    let engine = Engine::open_with(dir.path(), plans_only).await.unwrap();
+    let plans = answers(&engine).await;
+    // Equal up to the order in which sums were added.
+    for ((ro, rb), (po, pb)) in resident.iter().zip(&plans) {
+        let counts = |o: &tally_core::Overview| {
+            (
+                o.visitors,
+                o.sessions,
+                o.bounced_sessions,
+                o.paying_visitors,
+            )
+        };
+        assert_eq!(counts(ro), counts(po));
+        assert_close(ro.avg_session_duration_ms, po.avg_session_duration_ms);
+        assert_close(ro.revenue.total(), po.revenue.total());
+        assert_close(ro.revenue.refund, po.revenue.refund);
+        for (r, p) in rb.iter().zip(pb) {
+            assert_eq!(r.len(), p.len());
+            for (r, p) in r.iter().zip(p) {
+                assert_eq!(
+                    (&r.values, r.visitors, r.completions),
+                    (&p.values, p.visitors, p.completions)
+                );
+                assert_close(r.revenue, p.revenue);
+            }
+        }
+    }
 }
