@@ -95,28 +95,39 @@ fn queries(c: &mut Criterion) {
         )
         .with_filter(Filter::new(Dimension::Country, FilterOp::Is, vec!["US".into()]).unwrap());
 
-    let mut g = c.benchmark_group("query");
-    g.sample_size(20);
-    g.bench_function("overview_all_time", |b| {
-        b.iter(|| rt.block_on(engine.overview(&all)).unwrap())
+    // The same questions from resident columns and, over the resident budget, from Parquet.
+    let plans_only = rt.block_on(async {
+        let config = EngineConfig {
+            resident_budget_bytes: 0,
+            ..EngineConfig::default()
+        };
+        Engine::open_with(dir.path(), config).await.unwrap()
     });
-    g.bench_function("breakdown_pages_all_time", |b| {
-        b.iter(|| {
-            rt.block_on(engine.breakdown(&all, &Breakdown::Page, Paging::default()))
-                .unwrap()
-        })
-    });
-    g.bench_function("timeseries_daily_90d", |b| {
-        let q = all.clone().with_range(range);
-        b.iter(|| rt.block_on(engine.timeseries(&q, Interval::Day)).unwrap())
-    });
-    g.bench_function("timeseries_daily_30d_country_us", |b| {
-        b.iter(|| {
-            rt.block_on(engine.timeseries(&us_month, Interval::Day))
-                .unwrap()
-        })
-    });
-    g.finish();
+    rt.block_on(engine.warm()).unwrap();
+    for (group, engine) in [("query", &engine), ("query_parquet", &plans_only)] {
+        let mut g = c.benchmark_group(group);
+        g.sample_size(20);
+        g.bench_function("overview_all_time", |b| {
+            b.iter(|| rt.block_on(engine.overview(&all)).unwrap())
+        });
+        g.bench_function("breakdown_pages_all_time", |b| {
+            b.iter(|| {
+                rt.block_on(engine.breakdown(&all, &Breakdown::Page, Paging::default()))
+                    .unwrap()
+            })
+        });
+        g.bench_function("timeseries_daily_90d", |b| {
+            let q = all.clone().with_range(range);
+            b.iter(|| rt.block_on(engine.timeseries(&q, Interval::Day)).unwrap())
+        });
+        g.bench_function("timeseries_daily_30d_country_us", |b| {
+            b.iter(|| {
+                rt.block_on(engine.timeseries(&us_month, Interval::Day))
+                    .unwrap()
+            })
+        });
+        g.finish();
+    }
 }
 
 criterion_group!(benches, ingest, queries);
