@@ -109,6 +109,8 @@ pub(crate) struct Chunk {
     pub(crate) sorted: bool,
     pub(crate) min_ts: i64,
     pub(crate) max_ts: i64,
+    /// Lowest and highest session number of the rows (an empty band when there are none).
+    pub(crate) sessions: (u32, u32),
 }
 
 impl Chunk {
@@ -155,11 +157,15 @@ impl Chunk {
             sorted: true,
             min_ts: i64::MAX,
             max_ts: i64::MIN,
+            sessions: (0, 0),
         };
         for b in batches {
             chunk.append(b, dicts)?;
         }
         chunk.sorted = chunk.ts.is_sorted();
+        if let (Some(lo), Some(hi)) = (chunk.session.iter().min(), chunk.session.iter().max()) {
+            chunk.sessions = (*lo, *hi + 1);
+        }
         Ok(chunk)
     }
 

@@ -109,6 +109,21 @@ impl View<'_> {
         }
     }
 
+    /// Calls `f(chunk, first_row, mask)` for each block of chunk `c` in the range.
+    fn for_each_block_of(&self, c: usize, mut f: impl FnMut(&Chunk, usize, &[u8])) {
+        let chunk = &self.chunks[c];
+        let span = chunk.span(self.start, self.end);
+        let mut mask = vec![0u8; BLOCK.min(span.len())];
+        let mut first = span.start;
+        while first < span.end {
+            let last = (first + BLOCK).min(span.end);
+            let m = &mut mask[..last - first];
+            self.mark(chunk, first, m);
+            f(chunk, first, m);
+            first = last;
+        }
+    }
+
     /// Calls `f(chunk, first_row, mask)` for each block of [`View::blocks`] with its mask
     /// ([`View::mark`]).
     fn for_each_block(&self, mut f: impl FnMut(&Chunk, usize, &[u8])) {
@@ -178,33 +193,48 @@ const SESSION_SELECTED: u8 = 0b1_0000;
 /// The overview (DESIGN §4): session metrics over every event of a selected session in the
 /// range, revenue of selected visitors' payments in the range.
 pub(crate) fn overview(v: &View) -> Overview {
-    let Some((lo, hi)) = v.session_band() else {
-        return Overview::default();
-    };
-    // Each core takes a share of the session numbers and scans every row for its sessions, so
-    // the per-session arrays are split rather than merged.
-    let width = (hi - lo) as usize + 1;
-    let threads = v.threads.min(width.div_ceil(1 << 14)).max(1);
-    let share = width.div_ceil(threads);
-    let parts: Vec<SessionTotals> = std::thread::scope(|scope| {
+    let owned = owned_sessions(v.chunks);
+    // Rows whose session another chunk owns: folded first, merged when the owner is counted.
+    let mut visitors = BitSet::new(v.visitors);
+    let mut foreign: HashMap<u32, SessionState, BuildHasherDefault<Mix64>> = HashMap::default();
+    for (c, chunk) in v.chunks.iter().enumerate() {
+        let (lo, hi) = owned[c];
+        if chunk.sessions.0 >= lo && chunk.sessions.1 <= hi {
+            continue; // it owns every session it holds
+        }
+        v.for_each_block_of(c, |chunk, first, mask| {
+            let sessions = &chunk.session[first..first + mask.len()];
+            for (i, m) in mask.iter().enumerate() {
+                let s = sessions[i];
+                if m & IN_RANGE == 0 || (s >= lo && s < hi) {
+                    continue;
+                }
+                let selected = m & SELECTED != 0;
+                if selected {
+                    visitors.insert(chunk.visitor[first + i] as usize);
+                }
+                foreign.entry(s).or_default().add(
+                    chunk.ts[first + i],
+                    chunk.kind[first + i],
+                    selected,
+                );
+            }
+        });
+    }
+    // Each chunk counts the sessions it owns, the cores taking chunks in turn.
+    let threads = v.threads.min(v.chunks.len()).max(1);
+    let (foreign, owned) = (&foreign, &owned);
+    let parts: Vec<(SessionTotals, Vec<u32>)> = std::thread::scope(|scope| {
         let handles: Vec<_> = (1..threads)
-            .map(|t| {
-                let from = lo + (t * share) as u32;
-                let to = (from as usize + share).min(hi as usize + 1) as u32;
-                scope.spawn(move || session_totals(v, from, to))
-            })
+            .map(|t| scope.spawn(move || owned_totals(v, owned, foreign, t, threads)))
             .collect();
-        let mut parts = vec![session_totals(
-            v,
-            lo,
-            (lo as usize + share).min(hi as usize + 1) as u32,
-        )];
+        let mut parts = vec![owned_totals(v, owned, foreign, 0, threads)];
         parts.extend(handles.into_iter().filter_map(|h| h.join().ok()));
         parts
     });
-    let mut visitors = BitSet::new(v.visitors);
     let (mut sessions, mut bounced, mut duration) = (0u64, 0u64, 0f64);
-    for p in parts {
+    let mut merged: HashSet<u32> = HashSet::new();
+    for (p, used) in parts {
         visitors
             .words
             .iter_mut()
@@ -213,6 +243,15 @@ pub(crate) fn overview(v: &View) -> Overview {
         sessions += p.sessions;
         bounced += p.bounced;
         duration += p.duration_us;
+        merged.extend(used);
+    }
+    // Sessions none of whose rows lie in their owner: counted from their foreign rows alone.
+    for (s, state) in foreign {
+        if !merged.contains(s) && state.selected() {
+            sessions += 1;
+            bounced += u64::from(state.bounced());
+            duration += state.duration_us();
+        }
     }
     let visitor_count = visitors.count();
     let filtered = v.selection.is_some();
@@ -245,7 +284,87 @@ pub(crate) fn overview(v: &View) -> Overview {
     )
 }
 
-/// The session metrics of the sessions numbered `from..to`, and their visitors.
+/// One session's rows seen so far: first and last time, page views (0, 1, 2 = more), a goal,
+/// and whether one of its rows is selected.
+#[derive(Debug, Clone, Copy)]
+struct SessionState {
+    first: i64,
+    last: i64,
+    flags: u8,
+}
+
+impl Default for SessionState {
+    fn default() -> Self {
+        SessionState {
+            first: i64::MAX,
+            last: i64::MIN,
+            flags: 0,
+        }
+    }
+}
+
+impl SessionState {
+    #[inline]
+    fn add(&mut self, t: i64, kind: u8, selected: bool) {
+        self.first = self.first.min(t);
+        self.last = self.last.max(t);
+        self.flags = add_flags(self.flags, kind, selected);
+    }
+
+    fn merge(&mut self, o: &SessionState) {
+        self.first = self.first.min(o.first);
+        self.last = self.last.max(o.last);
+        let pv = ((self.flags & PV_MASK) + (o.flags & PV_MASK)).min(2);
+        self.flags = ((self.flags | o.flags) & !PV_MASK) | pv;
+    }
+
+    fn selected(&self) -> bool {
+        self.flags & SESSION_SELECTED != 0
+    }
+
+    fn bounced(&self) -> bool {
+        self.flags & PV_MASK == 1 && self.flags & GOAL == 0
+    }
+
+    fn duration_us(&self) -> f64 {
+        (self.last - self.first) as f64
+    }
+}
+
+/// `flags` with one more row of `kind`.
+#[inline]
+fn add_flags(flags: u8, kind: u8, selected: bool) -> u8 {
+    let mut f = flags | SEEN;
+    match kind {
+        kind_code::PAGEVIEW => f = (f & !PV_MASK) | ((f & PV_MASK) + 1).min(2),
+        kind_code::GOAL => f |= GOAL,
+        _ => {}
+    }
+    if selected {
+        f |= SESSION_SELECTED;
+    }
+    f
+}
+
+/// Which session numbers each chunk counts: disjoint bands, so that every session is counted
+/// by one chunk. A chunk's band is the part of its own session numbers no chunk with lower
+/// numbers has taken; chunks are mostly built in time order, so bands barely overlap.
+fn owned_sessions(chunks: &[Arc<Chunk>]) -> Vec<(u32, u32)> {
+    let mut order: Vec<usize> = (0..chunks.len()).collect();
+    order.sort_by_key(|&c| chunks[c].sessions);
+    let mut owned = vec![(0, 0); chunks.len()];
+    let mut taken = 0u32;
+    for c in order {
+        let (lo, hi) = chunks[c].sessions;
+        let lo = lo.max(taken);
+        let hi = hi.max(lo);
+        owned[c] = (lo, hi);
+        taken = hi;
+    }
+    owned
+}
+
+/// The session metrics of the sessions some chunks own, and the visitors of their rows.
 struct SessionTotals {
     visitors: BitSet,
     sessions: u64,
@@ -253,61 +372,80 @@ struct SessionTotals {
     duration_us: f64,
 }
 
-/// [`SessionTotals`] of the selected sessions numbered `from..to`, from every row of them in
-/// the range.
-fn session_totals(v: &View, from: u32, to: u32) -> SessionTotals {
-    let width = (to - from) as usize;
-    let mut first_ts = vec![i64::MAX; width];
-    let mut last_ts = vec![i64::MIN; width];
-    let mut flags = vec![0u8; width];
-    let mut visitors = BitSet::new(v.visitors);
-    v.for_each_block(|chunk, first, mask| {
-        let n = mask.len();
-        let (ts, kinds) = (&chunk.ts[first..first + n], &chunk.kind[first..first + n]);
-        let (sessions, who) = (
-            &chunk.session[first..first + n],
-            &chunk.visitor[first..first + n],
-        );
-        for i in 0..n {
-            let m = mask[i];
-            let s = sessions[i].wrapping_sub(from) as usize;
-            if m & IN_RANGE == 0 || s >= width {
-                continue;
-            }
-            let t = ts[i];
-            first_ts[s] = first_ts[s].min(t);
-            last_ts[s] = last_ts[s].max(t);
-            let mut f = flags[s] | SEEN;
-            match kinds[i] {
-                kind_code::PAGEVIEW => f = (f & !PV_MASK) | ((f & PV_MASK) + 1).min(2),
-                kind_code::GOAL => f |= GOAL,
-                _ => {}
-            }
-            if m & SELECTED != 0 {
-                f |= SESSION_SELECTED;
-                visitors.insert(who[i] as usize);
-            }
-            flags[s] = f;
-        }
-    });
+/// [`SessionTotals`] of the sessions owned by chunks `part`, `part + parts`, …, with their
+/// foreign rows merged in; also which foreign sessions were merged.
+fn owned_totals(
+    v: &View,
+    owned: &[(u32, u32)],
+    foreign: &HashMap<u32, SessionState, BuildHasherDefault<Mix64>>,
+    part: usize,
+    parts: usize,
+) -> (SessionTotals, Vec<u32>) {
     let mut out = SessionTotals {
-        visitors,
+        visitors: BitSet::new(v.visitors),
         sessions: 0,
         bounced: 0,
         duration_us: 0.0,
     };
-    for s in 0..width {
-        let f = flags[s];
-        if f & SESSION_SELECTED == 0 {
+    let mut merged = Vec::new();
+    let (mut first_ts, mut last_ts, mut flags) = (Vec::new(), Vec::new(), Vec::new());
+    for c in (part..v.chunks.len()).step_by(parts) {
+        let (lo, hi) = owned[c];
+        let width = (hi - lo) as usize;
+        if width == 0 || v.chunks[c].span(v.start, v.end).is_empty() {
             continue;
         }
-        out.sessions += 1;
-        if f & PV_MASK == 1 && f & GOAL == 0 {
-            out.bounced += 1;
+        first_ts.clear();
+        first_ts.resize(width, i64::MAX);
+        last_ts.clear();
+        last_ts.resize(width, i64::MIN);
+        flags.clear();
+        flags.resize(width, 0u8);
+        let visitors = &mut out.visitors;
+        v.for_each_block_of(c, |chunk, first, mask| {
+            let n = mask.len();
+            let (ts, kinds) = (&chunk.ts[first..first + n], &chunk.kind[first..first + n]);
+            let (sessions, who) = (
+                &chunk.session[first..first + n],
+                &chunk.visitor[first..first + n],
+            );
+            for i in 0..n {
+                let m = mask[i];
+                let s = sessions[i].wrapping_sub(lo) as usize;
+                if m & IN_RANGE == 0 || s >= width {
+                    continue;
+                }
+                let t = ts[i];
+                first_ts[s] = first_ts[s].min(t);
+                last_ts[s] = last_ts[s].max(t);
+                let selected = m & SELECTED != 0;
+                if selected {
+                    visitors.insert(who[i] as usize);
+                }
+                flags[s] = add_flags(flags[s], kinds[i], selected);
+            }
+        });
+        for s in 0..width {
+            let mut state = SessionState {
+                first: first_ts[s],
+                last: last_ts[s],
+                flags: flags[s],
+            };
+            if !foreign.is_empty() {
+                let id = lo + s as u32;
+                if let Some(f) = foreign.get(&id) {
+                    state.merge(f);
+                    merged.push(id);
+                }
+            }
+            if state.selected() {
+                out.sessions += 1;
+                out.bounced += u64::from(state.bounced());
+                out.duration_us += state.duration_us();
+            }
         }
-        out.duration_us += (last_ts[s] - first_ts[s]) as f64;
     }
-    out
+    (out, merged)
 }
 
 /// Per visitor, revenue (`new + renewal`) of their payments in the range.
