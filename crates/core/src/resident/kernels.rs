@@ -501,7 +501,9 @@ impl Pairs {
         for g in 0..n_groups {
             let ids = &mut scattered[starts[g]..starts[g + 1]];
             let (mut n, mut w) = (0u64, 0f64);
-            if ids.len() * 16 > id_space {
+            // Marking in one reused bitset costs a (cached) random access per id; sorting costs
+            // more from a few hundred ids on.
+            if ids.len() >= 256 {
                 let marks = marks.get_or_insert_with(|| BitSet::new(id_space));
                 for id in ids.iter() {
                     if marks.insert(*id as usize) {
@@ -687,7 +689,6 @@ fn breakdown_by_bitsets<G: Grouping + Clone + Send>(
 fn breakdown_by_pairs(v: &View, grouping: &mut impl Grouping) -> Vec<GroupTotals> {
     let mut pairs = Pairs::default();
     let mut completions: Vec<u64> = Vec::new();
-    let mut last_group = vec![u32::MAX; v.visitors];
     let mut groups = vec![NO_GROUP; BLOCK];
     v.for_each_block(|chunk, first, mask| {
         let n = mask.len();
@@ -703,15 +704,11 @@ fn breakdown_by_pairs(v: &View, grouping: &mut impl Grouping) -> Vec<GroupTotals
                 completions.resize(gi + 1, 0);
             }
             completions[gi] += 1;
-            let who = chunk.visitor[first + i];
-            // Most visitors keep one value of a dimension: skip repeats before they are stored.
-            if last_group[who as usize] != g {
-                last_group[who as usize] = g;
-                pairs.push(g, who);
-            }
+            // Repeats are dropped per group afterwards: a per-visitor "last group" check here
+            // costs a random access per row and spares little when groups are many.
+            pairs.push(g, chunk.visitor[first + i]);
         }
     });
-    drop(last_group);
     let n = grouping.len().max(completions.len());
     completions.resize(n, 0);
     let revenue = visitor_revenue(v);

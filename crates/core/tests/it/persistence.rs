@@ -177,7 +177,8 @@ async fn a_website_over_the_resident_budget_gives_the_same_answers() {
 }
 
 /// Answers big enough to be split across the cores (sessions shared out, breakdown rows split
-/// and their bitsets merged) equal those of the DataFusion plans over Parquet.
+/// and their bitsets merged), and groups big enough to be deduplicated in a bitset when counted
+/// from pairs, equal those of the DataFusion plans over Parquet.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn answers_split_across_cores_equal_the_plans() {
     use tally_core::{Dimension, EngineConfig, Filter, FilterOp};
@@ -213,6 +214,14 @@ async fn answers_split_across_cores_equal_the_plans() {
     };
     let resident = answers(&engine).await;
     drop(engine);
+    // Groups counted from sorted pairs (large groups marked in a bitset).
+    let pairs_only = EngineConfig {
+        group_bitsets_bytes: 0,
+        ..EngineConfig::default()
+    };
+    let engine = Engine::open_with(dir.path(), pairs_only).await.unwrap();
+    let pairs = answers(&engine).await;
+    drop(engine);
     let plans_only = EngineConfig {
         resident_budget_bytes: 0,
         ..EngineConfig::default()
@@ -220,7 +229,8 @@ async fn answers_split_across_cores_equal_the_plans() {
     let engine = Engine::open_with(dir.path(), plans_only).await.unwrap();
     let plans = answers(&engine).await;
     // Equal up to the order in which sums were added.
-    for ((ro, rb), (po, pb)) in resident.iter().zip(&plans) {
+    let both = resident.iter().chain(&pairs);
+    for ((ro, rb), (po, pb)) in both.zip(plans.iter().cycle()) {
         let counts = |o: &tally_core::Overview| {
             (
                 o.visitors,
