@@ -103,7 +103,14 @@ impl Hasher for Mix64 {
         self.0
     }
     fn write(&mut self, bytes: &[u8]) {
-        for b in bytes {
+        // Eight bytes at a time: keys of several codes (campaign fields) hash in a few steps.
+        let mut words = bytes.chunks_exact(8);
+        for w in &mut words {
+            let mut b = [0u8; 8];
+            b.copy_from_slice(w);
+            self.write_u64(u64::from_le_bytes(b));
+        }
+        for b in words.remainder() {
             self.write_u64(u64::from(*b));
         }
     }
