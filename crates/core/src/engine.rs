@@ -344,7 +344,7 @@ impl Engine {
             });
             if let (Ok(_), Some(file)) = (&saved, &flushed_file) {
                 // Before the batches leave `flushing`, so no query decodes the new file.
-                self.resident.adopt_flushed(&site, file, &batches)?;
+                self.resident.adopt_flushed(&site, file, &batches);
             }
             let data = st.sites.entry(site).or_default();
             data.flushing.clear();

@@ -244,12 +244,14 @@ impl ResidentStore {
 
     /// Hands the chunks of the hot batches a flush wrote to `file` over to that segment
     /// (decoding the batches no query had decoded yet), so the file need not be read back.
-    pub(crate) fn adopt_flushed(
-        &self,
-        website: &str,
-        file: &str,
-        batches: &[RecordBatch],
-    ) -> Result<()> {
+    ///
+    /// Only a cache: when it cannot be done the next query decodes the file, so it never fails
+    /// the flush, whose rows are already durable in the segment.
+    pub(crate) fn adopt_flushed(&self, website: &str, file: &str, batches: &[RecordBatch]) {
+        let _ = self.try_adopt_flushed(website, file, batches);
+    }
+
+    fn try_adopt_flushed(&self, website: &str, file: &str, batches: &[RecordBatch]) -> Result<()> {
         if self.budget == 0 {
             return Ok(());
         }
@@ -264,12 +266,16 @@ impl ResidentStore {
             let key = batch_key(b);
             let chunk = match st.hot.iter().position(|(h, _)| batch_key(h) == key) {
                 Some(i) => Some(st.hot.swap_remove(i).1),
-                None => self.build(st, b.num_rows(), || Ok(vec![b.clone()]))?,
+                // A batch that cannot be decoded is handled like one over the budget.
+                None => self
+                    .build(st, b.num_rows(), || Ok(vec![b.clone()]))
+                    .ok()
+                    .flatten(),
             };
             match chunk {
                 Some(c) => chunks.push(c),
                 None => {
-                    // Over budget: give back what was taken; the next query decides what fits.
+                    // Give back what was taken; the next query decides what fits.
                     let freed: usize = chunks.iter().map(|c| c.bytes()).sum();
                     st.bytes -= freed;
                     self.release(freed);
@@ -281,8 +287,13 @@ impl ResidentStore {
         Ok(())
     }
 
-    /// Gives the chunks of segments merged into `file` to it.
-    pub(crate) fn adopt_merged(&self, website: &str, file: &str, merged: &[String]) -> Result<()> {
+    /// Gives the chunks of segments merged into `file` to it (a cache, like
+    /// [`ResidentStore::adopt_flushed`]: never fails the compaction).
+    pub(crate) fn adopt_merged(&self, website: &str, file: &str, merged: &[String]) {
+        let _ = self.try_adopt_merged(website, file, merged);
+    }
+
+    fn try_adopt_merged(&self, website: &str, file: &str, merged: &[String]) -> Result<()> {
         let site = self.site(website)?;
         let mut st = lock(&site)?;
         if !merged.iter().all(|m| st.segments.contains_key(m)) {

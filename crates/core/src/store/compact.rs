@@ -60,8 +60,7 @@ impl Engine {
             next.save(&self.dir)?;
             st.catalog = next;
             drop(st);
-            self.resident
-                .adopt_merged(&site, &new_file, &merged_files)?;
+            self.resident.adopt_merged(&site, &new_file, &merged_files);
             self.retire(small.iter());
             merged += small.len();
         }
