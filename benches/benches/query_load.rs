@@ -14,8 +14,6 @@ use std::time::{Duration, Instant};
 
 use axum::body::Bytes;
 use http_body_util::Empty;
-use hyper_util::client::legacy::Client;
-use hyper_util::rt::TokioExecutor;
 use tally_benches::{WEBSITE, prepare_data_dir};
 use tally_collect::Collector;
 use tally_core::Engine;
@@ -39,7 +37,7 @@ const QUERIES: [&str; 8] = [
 ];
 
 mod support;
-use support::{env_or, quantile_ms, serve, timed};
+use support::{drive, env_or, quantile_ms, serve};
 
 fn main() {
     let events = env_or("TALLY_LOAD_EVENTS", 4_000_000) as usize;
@@ -70,38 +68,24 @@ fn main() {
         let state = AppState::new(Arc::clone(&engine), keys, limits, collector);
         let addr = serve(state).await;
 
-        let http = Client::builder(TokioExecutor::new()).build_http::<Empty<Bytes>>();
-        let started = Instant::now();
-        let deadline = started + Duration::from_secs(seconds);
-        let tasks: Vec<_> = (0..clients)
-            .map(|c| {
-                let (http, key) = (http.clone(), key.clone());
-                tokio::spawn(async move {
-                    let mut latencies = Vec::new();
-                    let mut n = c as usize;
-                    while Instant::now() < deadline {
-                        let req = axum::http::Request::get(format!("http://{addr}{}", QUERIES[n % QUERIES.len()]))
-                            .header("authorization", format!("Bearer {key}"))
-                            .body(Empty::new())
-                            .unwrap();
-                        latencies.push((n % QUERIES.len(), timed(&http, req).await));
-                        n += 1;
-                    }
-                    latencies
-                })
-            })
-            .collect();
-        let mut latencies = Vec::new();
-        for t in tasks {
-            latencies.extend(t.await.unwrap());
-        }
-        let elapsed = started.elapsed();
+        let query = |c: u64, n: u64| ((c + n) % QUERIES.len() as u64) as usize;
+        let (latencies, elapsed) = drive(clients, seconds, move |c, n| {
+            axum::http::Request::get(format!("http://{addr}{}", QUERIES[query(c, n)]))
+                .header("authorization", format!("Bearer {key}"))
+                .body(Empty::<Bytes>::new())
+                .unwrap()
+        })
+        .await;
         for (i, q) in QUERIES.iter().enumerate() {
-            let mut mine: Vec<Duration> = latencies.iter().filter(|l| l.0 == i).map(|l| l.1).collect();
+            let mut mine: Vec<Duration> = latencies
+                .iter()
+                .filter(|l| query(l.0, l.1) == i)
+                .map(|l| l.2)
+                .collect();
             mine.sort();
             println!("  p50 {:7.1} ms  {q}", quantile_ms(&mine, 0.5));
         }
-        let mut latencies: Vec<Duration> = latencies.into_iter().map(|l| l.1).collect();
+        let mut latencies: Vec<Duration> = latencies.into_iter().map(|l| l.2).collect();
         latencies.sort();
 
         println!(

@@ -9,12 +9,10 @@
 //! ```
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use axum::body::Bytes;
 use http_body_util::Full;
-use hyper_util::client::legacy::Client;
-use hyper_util::rt::TokioExecutor;
 use tally_collect::Collector;
 use tally_core::{Engine, Query, Website};
 use tally_server::app::{AppState, Limits};
@@ -33,7 +31,7 @@ const USER_AGENTS: [&str; 4] = [
 const PAGES: [&str; 5] = ["/", "/pricing", "/blog/launch", "/docs", "/signup"];
 
 mod support;
-use support::{env_or, quantile_ms, serve, timed};
+use support::{drive, env_or, quantile_ms, serve};
 
 fn payload(client: u64, n: u64) -> String {
     let visitor = client * 1_000_000 + n / 8; // eight page views per visitor
@@ -79,35 +77,16 @@ fn main() {
             })
         };
 
-        let http = Client::builder(TokioExecutor::new()).build_http::<Full<Bytes>>();
         let url = format!("http://{addr}/api/events");
-        let started = Instant::now();
-        let deadline = started + Duration::from_secs(seconds);
-        let tasks: Vec<_> = (0..clients)
-            .map(|c| {
-                let http = http.clone();
-                let url = url.clone();
-                tokio::spawn(async move {
-                    let mut latencies = Vec::new();
-                    let mut n = 0u64;
-                    while Instant::now() < deadline {
-                        let req = axum::http::Request::post(&url)
-                            .header("content-type", "application/json")
-                            .header("user-agent", USER_AGENTS[((c + n) % 4) as usize])
-                            .body(Full::new(Bytes::from(payload(c, n))))
-                            .unwrap();
-                        latencies.push(timed(&http, req).await);
-                        n += 1;
-                    }
-                    latencies
-                })
-            })
-            .collect();
-        let mut latencies = Vec::new();
-        for t in tasks {
-            latencies.extend(t.await.unwrap());
-        }
-        let elapsed = started.elapsed();
+        let (latencies, elapsed) = drive(clients, seconds, move |c, n| {
+            axum::http::Request::post(&url)
+                .header("content-type", "application/json")
+                .header("user-agent", USER_AGENTS[((c + n) % 4) as usize])
+                .body(Full::new(Bytes::from(payload(c, n))))
+                .unwrap()
+        })
+        .await;
+        let mut latencies: Vec<Duration> = latencies.into_iter().map(|l| l.2).collect();
         flusher.abort();
         engine.flush().await.unwrap();
         latencies.sort();
