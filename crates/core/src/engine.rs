@@ -9,6 +9,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 
+use datafusion::arrow::compute::concat_batches;
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::prelude::{DataFrame, SessionConfig, SessionContext};
 
@@ -22,10 +23,12 @@ use crate::query::result::{
 use crate::query::spec::{Breakdown, DateRange, Interval, Paging, Query};
 use crate::query::time::{bucket_starts, effective_interval};
 use crate::resident::ResidentStore;
-use crate::schema::events_schema;
-use crate::store::buffer::HotBuffer;
+use crate::schema::{events_schema, to_batch};
+use crate::store::buffer::{HotBuffer, SEAL_ROWS};
 use crate::store::catalog::{Catalog, SegmentMeta};
+use crate::store::lock::DirLock;
 use crate::store::table::{EventsTable, SegmentFile};
+use crate::store::wal::{self, Record, Wal};
 use crate::website::Website;
 
 /// Tuning knobs of an [`Engine`].
@@ -105,6 +108,10 @@ pub struct Engine {
     pub(crate) models: std::sync::Mutex<crate::live::ModelCache>,
     /// Decoded columns that overview, breakdowns and time series are answered from.
     pub(crate) resident: Arc<ResidentStore>,
+    /// Every acknowledged write not yet in a segment.
+    pub(crate) wal: Wal,
+    /// This process's hold on the data directory.
+    _lock: DirLock,
 }
 
 impl std::fmt::Debug for Engine {
@@ -116,7 +123,7 @@ impl std::fmt::Debug for Engine {
 }
 
 pub(crate) fn poisoned<T>(_: T) -> Error {
-    Error::invalid("engine", "internal lock poisoned by an earlier panic")
+    Error::Internal("engine lock poisoned by an earlier panic".into())
 }
 
 impl Engine {
@@ -130,14 +137,17 @@ impl Engine {
         let dir = dir.as_ref();
         std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
         let dir = dir.canonicalize().map_err(|e| Error::io(dir, e))?;
+        let lock = DirLock::acquire(&dir)?;
         let catalog = Catalog::load(&dir)?;
         catalog.remove_orphans(&dir)?;
+        let logged = wal::replay(&dir)?;
+        let wal = Wal::open(&dir)?;
         let mut session_config =
             SessionConfig::new().with_target_partitions(config.target_partitions.max(1));
         let parquet = &mut session_config.options_mut().execution.parquet;
         parquet.pushdown_filters = true;
         parquet.reorder_filters = true;
-        Ok(Engine {
+        let engine = Engine {
             dir,
             ctx: SessionContext::new_with_config(session_config),
             config: config.clone(),
@@ -153,7 +163,61 @@ impl Engine {
                 config.resident_budget_bytes,
                 config.group_bitsets_bytes,
             )),
-        })
+            wal,
+            _lock: lock,
+        };
+        engine.restore_logged(logged).await?;
+        Ok(engine)
+    }
+
+    /// Puts the logged writes that no segment holds back into the hot buffers, as they were
+    /// when the last process stopped.
+    async fn restore_logged(&self, logged: wal::Replayed) -> Result<()> {
+        for path in &logged.torn {
+            tracing::warn!(
+                "write-ahead log {} ends in a torn record (a write cut short, never acknowledged); ignored from there",
+                path.display()
+            );
+        }
+        let flushed = self
+            .state
+            .read()
+            .map_err(poisoned)?
+            .catalog
+            .wal_flushed
+            .clone();
+        let mut by_site: HashMap<String, Vec<RecordBatch>> = HashMap::new();
+        for (file, record) in logged.records {
+            let site = match &record {
+                Record::Rows { site, .. } | Record::Delete { site, .. } => site.clone(),
+            };
+            if flushed.get(&site).is_some_and(|through| file <= *through) {
+                continue;
+            }
+            let batches = by_site.entry(site.clone()).or_default();
+            match record {
+                Record::Rows { batch, .. } => batches.push(batch),
+                Record::Delete { deletion, .. } => {
+                    let kept = self
+                        .filter_batches(std::mem::take(batches), deletion.keep(&site)?)
+                        .await?;
+                    *batches = kept;
+                }
+            }
+        }
+        let mut st = self.state.write().map_err(poisoned)?;
+        for (site, batches) in by_site {
+            if batches.is_empty() {
+                continue;
+            }
+            let merged = concat_batches(&events_schema(), &batches)?;
+            let sealed = (0..merged.num_rows())
+                .step_by(SEAL_ROWS)
+                .map(|at| merged.slice(at, SEAL_ROWS.min(merged.num_rows() - at)))
+                .collect();
+            st.sites.entry(site).or_default().hot.restore(sealed);
+        }
+        Ok(())
     }
 
     /// The data directory.
@@ -258,30 +322,51 @@ impl Engine {
             };
             self.ensure_ingest_state(&site).await?;
             events.sort_by_key(|(_, e)| e.ts);
-            let mut st = self.state.write().map_err(poisoned)?;
-            let data = st.sites.entry(site.clone()).or_default();
-            let Some(ingest) = data.ingest.as_mut() else {
-                continue;
-            };
             let mut rows = Vec::with_capacity(events.len());
-            for (i, e) in events {
-                match enrich(e, &website, ingest) {
-                    Ok(Outcome::Stored(row)) => rows.push(*row),
-                    Ok(Outcome::Duplicate) => report.duplicates += 1,
-                    Err(err) => report.rejected.push((i, err)),
+            {
+                let mut st = self.state.write().map_err(poisoned)?;
+                let data = st.sites.entry(site.clone()).or_default();
+                let Some(ingest) = data.ingest.as_mut() else {
+                    continue;
+                };
+                for (i, e) in events {
+                    match enrich(e, &website, ingest) {
+                        Ok(Outcome::Stored(row)) => rows.push(*row),
+                        Ok(Outcome::Duplicate) => report.duplicates += 1,
+                        Err(err) => report.rejected.push((i, err)),
+                    }
                 }
             }
+            if rows.is_empty() {
+                continue;
+            }
+            // Logged before queries can see the rows; the ingest lock keeps log order and
+            // buffer order the same, and keeps a flush from sealing the log in between.
+            let batch = to_batch(&rows)?;
+            self.wal.append(&Record::Rows {
+                site: site.clone(),
+                batch: batch.clone(),
+            })?;
             report.accepted += rows.len();
             report
                 .event_ids
                 .extend(rows.iter().map(|r| r.event_id.clone()));
-            data.hot.push(rows)?;
+            let mut st = self.state.write().map_err(poisoned)?;
+            let data = st.sites.entry(site).or_default();
+            data.hot.push_built(rows, batch)?;
             to_flush |= data.hot.rows() >= self.config.flush_rows;
         }
         report.rejected.sort_by_key(|(i, _)| *i);
         drop(_serial);
+        // Waiting after the lock is released lets concurrent writers share one fsync. A
+        // duplicate payment waits too: the write it duplicates may still be on its way to disk.
+        self.wal.sync_through(self.wal.written()).await?;
         if to_flush {
-            self.flush().await?;
+            // The rows are durable in the log: a failed flush is retried by the next one and
+            // must not make the caller think they were not stored.
+            if let Err(e) = self.flush().await {
+                tracing::error!("flush after ingest failed (rows stay in the log): {e}");
+            }
         }
         Ok(report)
     }
@@ -315,9 +400,11 @@ impl Engine {
     /// [`crate::store::compact`]).
     pub async fn flush(&self) -> Result<FlushReport> {
         let _serial = self.flush_lock.lock().await;
-        let mut jobs = Vec::new();
-        {
+        let (sealed_log, mut taken) = {
+            // No write may land between sealing the log and taking the buffers.
+            let _ingest = self.ingest_lock.lock().await;
             let mut guard = self.state.write().map_err(poisoned)?;
+            let mut jobs = Vec::new();
             for (site, data) in guard.sites.iter_mut() {
                 if data.hot.rows() == 0 {
                     continue;
@@ -326,45 +413,34 @@ impl Engine {
                 data.flushing = batches.clone();
                 jobs.push((site.clone(), batches));
             }
-        }
+            let sealed_log = if jobs.is_empty() && !self.wal.holds_records() {
+                None
+            } else {
+                Some(self.wal.rotate()?)
+            };
+            (sealed_log, Taken { engine: self, jobs })
+        };
         let mut report = FlushReport::default();
-        let mut jobs = jobs.into_iter();
-        while let Some((site, batches)) = jobs.next() {
-            let written = self.write_new_segment(&site, batches.clone()).await;
+        while let Some((site, batches)) = taken.jobs.last().cloned() {
+            let meta = self.write_new_segment(&site, batches.clone()).await?;
             let mut st = self.state.write().map_err(poisoned)?;
-            let mut flushed_file = None;
-            let saved = written.and_then(|meta| {
-                let rows = meta.rows;
-                flushed_file = Some(meta.file.clone());
-                let mut next = st.catalog.clone();
-                next.segments.push(meta);
-                next.save(&self.dir)?;
-                st.catalog = next;
-                Ok(rows)
-            });
-            if let (Ok(_), Some(file)) = (&saved, &flushed_file) {
-                // Before the batches leave `flushing`, so no query decodes the new file.
-                self.resident.adopt_flushed(&site, file, &batches);
+            let mut next = st.catalog.clone();
+            let (rows, file) = (meta.rows, meta.file.clone());
+            next.segments.push(meta);
+            if let Some(sealed) = sealed_log {
+                next.wal_flushed.insert(site.clone(), sealed);
             }
-            let data = st.sites.entry(site).or_default();
-            data.flushing.clear();
-            match saved {
-                Ok(rows) => {
-                    report.segments += 1;
-                    report.rows += rows;
-                }
-                Err(e) => {
-                    // Nothing taken from a hot buffer may be lost: put back this job's rows and
-                    // those of the jobs not yet written.
-                    data.hot.restore(batches);
-                    for (site, batches) in jobs {
-                        let data = st.sites.entry(site).or_default();
-                        data.flushing.clear();
-                        data.hot.restore(batches);
-                    }
-                    return Err(e);
-                }
-            }
+            next.save(&self.dir)?;
+            st.catalog = next;
+            // Before the batches leave `flushing`, so no query decodes the new file.
+            self.resident.adopt_flushed(&site, &file, &batches);
+            st.sites.entry(site).or_default().flushing.clear();
+            taken.jobs.pop();
+            report.segments += 1;
+            report.rows += rows;
+        }
+        if let Some(sealed) = sealed_log {
+            self.wal.remove_through(sealed);
         }
         self.compact_locked().await?;
         self.remove_retired();
@@ -585,6 +661,29 @@ impl Engine {
             .catalog
             .segments
             .clone())
+    }
+}
+
+/// Hot rows a flush took and has not yet recorded in a segment. Dropped early (an error, or the
+/// flush's future cancelled), it puts them back ahead of newer rows, so nothing taken is lost.
+struct Taken<'a> {
+    engine: &'a Engine,
+    jobs: Vec<(String, Vec<RecordBatch>)>,
+}
+
+impl Drop for Taken<'_> {
+    fn drop(&mut self) {
+        if self.jobs.is_empty() {
+            return;
+        }
+        let Ok(mut st) = self.engine.state.write() else {
+            return;
+        };
+        for (site, batches) in self.jobs.drain(..) {
+            let data = st.sites.entry(site).or_default();
+            data.flushing.clear();
+            data.hot.restore(batches);
+        }
     }
 }
 

@@ -70,6 +70,17 @@ pub enum Error {
     #[error("parquet error: {0}")]
     Parquet(#[from] parquet::errors::ParquetError),
 
+    /// Another process has the data directory open for writing.
+    #[error(
+        "the data directory {path} is in use by {holder}; stop it, or run this command against it instead"
+    )]
+    Busy {
+        /// The data directory.
+        path: PathBuf,
+        /// Who holds it (`process 1234`).
+        holder: String,
+    },
+
     /// A fault of the engine itself (a broken invariant, a failed worker task): never the
     /// caller's doing.
     #[error("internal error: {0}")]

@@ -50,7 +50,7 @@ impl Query {
 }
 
 /// A half-open UTC range `[start, end)`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct DateRange {
     /// First instant included.
     pub start: DateTime<Utc>,

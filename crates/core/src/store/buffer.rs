@@ -37,6 +37,22 @@ impl HotBuffer {
         Ok(())
     }
 
+    /// Adds rows whose batch the caller built already (for the write-ahead log): a large batch
+    /// is sealed as it is rather than rebuilt, small ones gather as pending rows.
+    pub fn push_built(&mut self, rows: Vec<StoredEvent>, batch: RecordBatch) -> Result<()> {
+        if rows.len() < SEAL_ROWS / 4 {
+            return self.push(rows);
+        }
+        if !self.pending.is_empty() {
+            self.sealed.push(to_batch(&self.pending)?);
+            self.pending.clear();
+        }
+        self.rows += batch.num_rows();
+        self.sealed.push(batch);
+        self.pending_batch = None;
+        Ok(())
+    }
+
     /// Number of rows held.
     pub fn rows(&self) -> usize {
         self.rows

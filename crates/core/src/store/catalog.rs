@@ -60,6 +60,10 @@ pub struct Catalog {
     pub segments: Vec<SegmentMeta>,
     /// Id of the next segment.
     pub next_segment_id: u64,
+    /// Per website, the last write-ahead log file whose records for it are all in segments;
+    /// replay skips them (a flush saves this with the segment it wrote).
+    #[serde(default)]
+    pub wal_flushed: BTreeMap<String, u64>,
 }
 
 impl Default for Catalog {
@@ -69,6 +73,7 @@ impl Default for Catalog {
             websites: BTreeMap::new(),
             segments: Vec::new(),
             next_segment_id: 1,
+            wal_flushed: BTreeMap::new(),
         }
     }
 }

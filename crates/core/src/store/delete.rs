@@ -6,8 +6,10 @@
 //! a delete; replaced files are removed a minute later.
 
 use datafusion::arrow::array::{Array, AsArray};
+use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::prelude::{Expr, col, lit};
 use datafusion::scalar::ScalarValue;
+use serde::{Deserialize, Serialize};
 
 use crate::engine::{Engine, poisoned};
 use crate::error::{Error, Result};
@@ -15,9 +17,10 @@ use crate::query::spec::DateRange;
 use crate::schema::{TS_ZONE, col as c, events_schema, kind};
 use crate::store::catalog::SegmentMeta;
 use crate::store::table::EventsTable;
+use crate::store::wal::Record;
 
 /// Which goal events to delete: those matching every criterion given. At least one is needed.
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct GoalDeletion {
     /// Only this visitor's goals.
     pub visitor_id: Option<String>,
@@ -29,7 +32,7 @@ pub struct GoalDeletion {
 
 /// Which payments to delete. A transaction id alone decides; otherwise every criterion given
 /// must match, and at least one is needed.
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct PaymentDeletion {
     /// Exactly this payment.
     pub transaction_id: Option<String>,
@@ -100,21 +103,63 @@ impl PaymentDeletion {
     }
 }
 
+/// A logged delete: the write-ahead log records it so that replay removes the same rows from
+/// the hot buffer.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub(crate) enum Deletion {
+    Goals(GoalDeletion),
+    Payments(PaymentDeletion),
+}
+
+impl Deletion {
+    fn predicate(&self) -> Result<Expr> {
+        match self {
+            Deletion::Goals(g) => g.predicate(),
+            Deletion::Payments(p) => p.predicate(),
+        }
+    }
+
+    /// The rows of `website_id` a delete keeps.
+    pub(crate) fn keep(&self, website_id: &str) -> Result<Expr> {
+        Ok(col(c::WEBSITE_ID)
+            .eq(lit(website_id.to_owned()))
+            .and(self.predicate()?.is_not_true()))
+    }
+}
+
 impl Engine {
     /// Deletes goal events; returns how many.
     pub async fn delete_goals(&self, website_id: &str, what: &GoalDeletion) -> Result<u64> {
-        self.delete_where(website_id, what.predicate()?).await
+        self.delete_where(website_id, Deletion::Goals(what.clone()))
+            .await
     }
 
     /// Deletes payments; returns how many. A deleted transaction id may be recorded again.
     pub async fn delete_payments(&self, website_id: &str, what: &PaymentDeletion) -> Result<u64> {
-        self.delete_where(website_id, what.predicate()?).await
+        self.delete_where(website_id, Deletion::Payments(what.clone()))
+            .await
     }
 
-    /// Removes every row of `website_id` matching `pred`.
-    async fn delete_where(&self, website_id: &str, pred: Expr) -> Result<u64> {
-        let _ingest = self.ingest_lock.lock().await;
+    /// `batches` without the rows `keep` rejects.
+    pub(crate) async fn filter_batches(
+        &self,
+        batches: Vec<RecordBatch>,
+        keep: Expr,
+    ) -> Result<Vec<RecordBatch>> {
+        if batches.is_empty() {
+            return Ok(batches);
+        }
+        let table = std::sync::Arc::new(EventsTable::new(events_schema(), batches, Vec::new()));
+        let kept = self.ctx.read_table(table)?.filter(keep)?.collect().await?;
+        Ok(kept.into_iter().filter(|b| b.num_rows() > 0).collect())
+    }
+
+    /// Removes every row of `website_id` that `deletion` matches.
+    async fn delete_where(&self, website_id: &str, deletion: Deletion) -> Result<u64> {
+        let pred = deletion.predicate()?;
+        // Flush before ingest, the order every writer takes them in.
         let _flush = self.flush_lock.lock().await;
+        let _ingest = self.ingest_lock.lock().await;
         let site = col(c::WEBSITE_ID).eq(lit(website_id.to_owned()));
         let doomed = self.table(website_id, None)?;
         let batches = self
@@ -128,7 +173,13 @@ impl Engine {
         if deleted == 0 {
             return Ok(0);
         }
-        let keep = site.and(pred.clone().is_not_true());
+        let keep = deletion.keep(website_id)?;
+        // Logged first: replay removes the same rows from the hot buffer it rebuilds.
+        let logged = self.wal.append(&Record::Delete {
+            site: website_id.to_owned(),
+            deletion,
+        })?;
+        self.wal.sync_through(logged).await?;
 
         // Segments: rewrite the ones that hold a matching row.
         let segments: Vec<SegmentMeta> = {
@@ -179,12 +230,7 @@ impl Engine {
                 .hot
                 .snapshot()?
         };
-        let kept_hot = if hot.is_empty() {
-            Vec::new()
-        } else {
-            let table = std::sync::Arc::new(EventsTable::new(events_schema(), hot, Vec::new()));
-            self.ctx.read_table(table)?.filter(keep)?.collect().await?
-        };
+        let kept_hot = self.filter_batches(hot, keep).await?;
 
         let mut st = self.state.write().map_err(poisoned)?;
         let mut next = st.catalog.clone();
@@ -194,8 +240,7 @@ impl Engine {
         next.save(&self.dir)?;
         st.catalog = next;
         let data = st.sites.entry(website_id.to_owned()).or_default();
-        data.hot
-            .replace(kept_hot.into_iter().filter(|b| b.num_rows() > 0).collect());
+        data.hot.replace(kept_hot);
         if let Some(ingest) = data.ingest.as_mut() {
             for b in &batches {
                 let tx = b.column(0).as_string::<i32>();

@@ -2,6 +2,7 @@
 //! persistence.
 
 mod deletes;
+mod durability;
 mod fixture;
 mod model;
 mod persistence;

@@ -1,0 +1,132 @@
+//! Acknowledged writes survive a process that stops without flushing (the write-ahead log),
+//! replay never counts a row twice, and a flush that is cancelled or fails gives its rows back.
+
+use futures::FutureExt;
+use tally_core::{Breakdown, Engine, GoalDeletion, Paging, Query};
+
+use crate::support::{fixture_engine, utc};
+
+/// Everything a dashboard shows, as text to compare.
+async fn answers(e: &Engine) -> String {
+    let q = Query::new("fixture");
+    let o = e.overview(&q).await.unwrap();
+    let goals = e
+        .breakdown(&q, &Breakdown::Goal, Paging::default())
+        .await
+        .unwrap();
+    let pages = e
+        .breakdown(&q, &Breakdown::Page, Paging::default())
+        .await
+        .unwrap();
+    format!("{o:?}\n{goals:?}\n{pages:?}")
+}
+
+fn newsletter() -> GoalDeletion {
+    GoalDeletion {
+        name: Some("newsletter_signup".into()),
+        ..Default::default()
+    }
+}
+
+#[tokio::test]
+async fn unflushed_writes_and_deletes_come_back_after_a_stop_without_flush() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = fixture_engine(dir.path()).await;
+    assert!(engine.hot_rows().unwrap() > 0);
+    assert_eq!(
+        engine.delete_goals("fixture", &newsletter()).await.unwrap(),
+        2
+    );
+    let before = answers(&engine).await;
+    let hot = engine.hot_rows().unwrap();
+    drop(engine); // no flush: as if the process had been killed
+
+    let reopened = Engine::open(dir.path()).await.unwrap();
+    assert_eq!(reopened.hot_rows().unwrap(), hot);
+    assert_eq!(answers(&reopened).await, before);
+    assert!(!before.contains("newsletter_signup"));
+
+    // Flushed, the log is no longer needed, and a second restart reads the segments alone.
+    reopened.flush().await.unwrap();
+    assert_eq!(reopened.hot_rows().unwrap(), 0);
+    drop(reopened);
+    let again = Engine::open(dir.path()).await.unwrap();
+    assert_eq!(again.hot_rows().unwrap(), 0);
+    assert_eq!(answers(&again).await, before);
+}
+
+#[tokio::test]
+async fn a_log_file_left_behind_by_a_flush_is_not_replayed_twice() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = fixture_engine(dir.path()).await;
+    let before = answers(&engine).await;
+    let wal = dir.path().join("wal");
+    let saved: Vec<(std::path::PathBuf, Vec<u8>)> = std::fs::read_dir(&wal)
+        .unwrap()
+        .map(|e| {
+            let p = e.unwrap().path();
+            let bytes = std::fs::read(&p).unwrap();
+            (p, bytes)
+        })
+        .collect();
+    assert!(saved.iter().any(|(_, b)| !b.is_empty()));
+    engine.flush().await.unwrap();
+    drop(engine);
+    // A crash after the catalog was saved and before the log files were removed.
+    for (path, bytes) in &saved {
+        std::fs::write(path, bytes).unwrap();
+    }
+    let reopened = Engine::open(dir.path()).await.unwrap();
+    assert_eq!(reopened.hot_rows().unwrap(), 0);
+    assert_eq!(answers(&reopened).await, before);
+}
+
+#[tokio::test]
+async fn a_cancelled_flush_gives_its_rows_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = fixture_engine(dir.path()).await;
+    let before = answers(&engine).await;
+    let hot = engine.hot_rows().unwrap();
+    // Polled once, the flush takes the buffers and waits on its writer; then it is dropped,
+    // as when the request that triggered it goes away.
+    assert!(engine.flush().now_or_never().is_none());
+    assert_eq!(engine.hot_rows().unwrap(), hot);
+    assert_eq!(answers(&engine).await, before);
+    engine.flush().await.unwrap();
+    drop(engine);
+    let reopened = Engine::open(dir.path()).await.unwrap();
+    assert_eq!(answers(&reopened).await, before);
+}
+
+#[tokio::test]
+async fn a_second_engine_on_the_same_directory_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = fixture_engine(dir.path()).await;
+    let err = Engine::open(dir.path()).await.unwrap_err();
+    assert!(matches!(err, tally_core::Error::Busy { .. }), "{err}");
+    assert!(err.to_string().contains("in use by process"), "{err}");
+    drop(engine);
+    Engine::open(dir.path()).await.unwrap();
+}
+
+#[tokio::test]
+async fn writes_after_a_restart_are_logged_too() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = fixture_engine(dir.path()).await;
+    engine.flush().await.unwrap();
+    drop(engine);
+    let engine = Engine::open(dir.path()).await.unwrap();
+    let pv = tally_core::Event::pageview(
+        "fixture",
+        "late-visitor",
+        utc("2025-03-12T23:00:00Z"),
+        "example.com",
+        "/late",
+    );
+    assert_eq!(engine.ingest(vec![pv]).await.unwrap().accepted, 1);
+    let before = answers(&engine).await;
+    assert!(before.contains("/late"));
+    drop(engine);
+    let reopened = Engine::open(dir.path()).await.unwrap();
+    assert_eq!(answers(&reopened).await, before);
+}
