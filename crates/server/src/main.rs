@@ -17,6 +17,7 @@ use clap::{Parser, Subcommand};
 use serde_json::json;
 use tally_collect::{Collector, GeoDb};
 use tally_core::{Engine, Website};
+use tally_server::admin;
 use tally_server::app::{AppState, Limits, router};
 use tally_server::keys::{KeyStore, Role, Scope};
 
@@ -177,10 +178,6 @@ enum TokenAction {
     },
 }
 
-fn print(value: &serde_json::Value) {
-    println!("{value}");
-}
-
 fn new_website_id() -> anyhow::Result<String> {
     let mut b = [0u8; 12];
     getrandom::fill(&mut b).map_err(|e| anyhow::anyhow!("no randomness: {e}"))?;
@@ -209,7 +206,28 @@ async fn main() -> anyhow::Result<()> {
         resident_budget_bytes: resident_mb.saturating_mul(1 << 20),
         ..tally_core::EngineConfig::default()
     };
-    let engine = Arc::new(Engine::open_with(&cli.data_dir, config).await?);
+    let engine = match Engine::open_with(&cli.data_dir, config).await {
+        Ok(engine) => Arc::new(engine),
+        Err(busy @ tally_core::Error::Busy { .. }) => {
+            if matches!(cli.command, Command::Serve { .. }) {
+                return Err(busy.into());
+            }
+            // A running `tally serve` owns the directory: it runs the command for us.
+            let request = admin::Request {
+                args: std::env::args_os()
+                    .skip(1)
+                    .map(|a| a.to_string_lossy().into_owned())
+                    .collect(),
+                cwd: std::env::current_dir()?,
+            };
+            let socket = cli.data_dir.join(admin::SOCKET);
+            return match admin::forward(&socket, &request).await? {
+                Some(()) => Ok(()),
+                None => Err(busy.into()),
+            };
+        }
+        Err(e) => return Err(e.into()),
+    };
     let keys = Arc::new(KeyStore::open(&cli.data_dir)?);
     match cli.command {
         Command::Serve {
@@ -237,7 +255,43 @@ async fn main() -> anyhow::Result<()> {
             state.trust_proxy = trust_proxy;
             serve(engine, state, &addr, demo, flush_every).await
         }
-        Command::Website { action } => website(&engine, &keys, action),
+        command => {
+            let cwd = std::env::current_dir()?;
+            run(command, &engine, &keys, &admin::Output::Terminal, &cwd).await
+        }
+    }
+}
+
+/// Runs a command that came over the admin channel, on this server's engine and keys.
+async fn run_remote(
+    request: admin::Request,
+    engine: Arc<Engine>,
+    keys: Arc<KeyStore>,
+    out: admin::Output,
+) -> anyhow::Result<()> {
+    let cli = Cli::try_parse_from(std::iter::once("tally".to_owned()).chain(request.args))
+        .map_err(|e| anyhow::anyhow!("{}", e.render()))?;
+    if matches!(cli.command, Command::Serve { .. }) {
+        bail!("this data directory is already being served");
+    }
+    run(cli.command, &engine, &keys, &out, &request.cwd).await
+}
+
+/// Runs every command but `serve`, writing to `out`; file names are relative to `cwd`.
+async fn run(
+    command: Command,
+    engine: &Engine,
+    keys: &KeyStore,
+    out: &admin::Output,
+    cwd: &Path,
+) -> anyhow::Result<()> {
+    match command {
+        Command::Serve { .. } => bail!("`serve` is not run this way"),
+        Command::Website { action } => {
+            let answer = website(engine, keys, action)?;
+            out.stdout(answer.to_string()).await;
+            Ok(())
+        }
         Command::Token {
             action:
                 TokenAction::Create {
@@ -262,10 +316,11 @@ async fn main() -> anyhow::Result<()> {
                 "member" => Role::Member,
                 other => bail!("unknown role `{other}` (owner, member)"),
             };
-            print(&json!({ "token": keys.create_token(&website, &scopes, role)? }));
+            let token = keys.create_token(&website, &scopes, role)?;
+            out.stdout(json!({ "token": token }).to_string()).await;
             Ok(())
         }
-        Command::Import { website, file } => import(&engine, &website, &file).await,
+        Command::Import { website, file } => import(engine, &website, &cwd.join(file), out).await,
         Command::Query {
             endpoint,
             website,
@@ -282,13 +337,13 @@ async fn main() -> anyhow::Result<()> {
             let params = tally_api::Params::from_pairs(pairs);
             let now = chrono::Utc::now();
             let answer = match endpoint.as_str() {
-                "realtime" => tally_api::live::realtime(&engine, &website, &params, now).await,
+                "realtime" => tally_api::live::realtime(engine, &website, &params, now).await,
                 "realtime/map" => {
-                    tally_api::live::realtime_map(&engine, &website, &params, now).await
+                    tally_api::live::realtime_map(engine, &website, &params, now).await
                 }
                 path => match path.strip_prefix("visitors/") {
                     Some(visitor) => {
-                        tally_api::live::visitor(&engine, &website, visitor, &params, now)
+                        tally_api::live::visitor(engine, &website, visitor, &params, now)
                             .await
                             .and_then(|found| {
                                 found.ok_or_else(|| {
@@ -301,14 +356,14 @@ async fn main() -> anyhow::Result<()> {
                     None => {
                         let endpoint = tally_api::Endpoint::from_path(path)
                             .with_context(|| format!("unknown endpoint `{path}`"))?;
-                        tally_api::answer(&engine, &website, endpoint, &params).await
+                        tally_api::answer(engine, &website, endpoint, &params).await
                     }
                 },
             };
             match answer {
-                Ok(body) => println!("{body}"),
+                Ok(body) => out.stdout(body).await,
                 Err(e) => {
-                    println!("{}", serde_json::to_string(&e.envelope())?);
+                    out.stdout(serde_json::to_string(&e.envelope())?).await;
                     bail!("{}", e.message);
                 }
             }
@@ -317,8 +372,13 @@ async fn main() -> anyhow::Result<()> {
     }
 }
 
-fn website(engine: &Engine, keys: &KeyStore, action: WebsiteAction) -> anyhow::Result<()> {
-    match action {
+/// Runs a `website` action; returns what to print.
+fn website(
+    engine: &Engine,
+    keys: &KeyStore,
+    action: WebsiteAction,
+) -> anyhow::Result<serde_json::Value> {
+    Ok(match action {
         WebsiteAction::Create {
             domain,
             name,
@@ -332,7 +392,7 @@ fn website(engine: &Engine, keys: &KeyStore, action: WebsiteAction) -> anyhow::R
             w.timezone = timezone;
             w.currency = currency.to_ascii_uppercase();
             engine.create_website(w.clone())?;
-            print(&json!({ "websiteId": w.id, "apiKey": keys.create_website_key(&w.id)? }));
+            json!({ "websiteId": w.id, "apiKey": keys.create_website_key(&w.id)? })
         }
         WebsiteAction::Set {
             website,
@@ -376,18 +436,26 @@ fn website(engine: &Engine, keys: &KeyStore, action: WebsiteAction) -> anyhow::R
                 w.connected_providers = c;
             }
             engine.update_website(w.clone())?;
-            print(&serde_json::to_value(&w)?);
+            serde_json::to_value(&w)?
         }
-        WebsiteAction::Show { website } => print(&serde_json::to_value(engine.website(&website)?)?),
-    }
-    Ok(())
+        WebsiteAction::Show { website } => serde_json::to_value(engine.website(&website)?)?,
+    })
 }
 
-async fn import(engine: &Engine, website: &str, file: &Path) -> anyhow::Result<()> {
+async fn import(
+    engine: &Engine,
+    website: &str,
+    file: &Path,
+    out: &admin::Output,
+) -> anyhow::Result<()> {
     engine.website(website)?;
     let f = std::fs::File::open(file).with_context(|| format!("opening {}", file.display()))?;
     let size = f.metadata().map(|m| m.len()).unwrap_or(0);
-    let bar = indicatif::ProgressBar::new(size);
+    let bar = if out.is_terminal() {
+        indicatif::ProgressBar::new(size)
+    } else {
+        indicatif::ProgressBar::hidden()
+    };
     bar.set_style(
         indicatif::ProgressStyle::with_template("{bar:40} {bytes}/{total_bytes} {msg}")
             .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
@@ -413,30 +481,30 @@ async fn import(engine: &Engine, website: &str, file: &Path) -> anyhow::Result<(
             Ok(e) if e.website_id == website => batch.push((number, e)),
             Ok(e) => {
                 rejected += 1;
-                bar.suspend(|| {
-                    eprintln!(
-                        "line {number}: website_id `{}` is not the imported website",
-                        e.website_id
-                    )
-                });
+                let why = format!(
+                    "line {number}: website_id `{}` is not the imported website",
+                    e.website_id
+                );
+                out.stderr(&bar, why).await;
             }
             Err(e) => {
                 rejected += 1;
-                bar.suspend(|| eprintln!("line {number}: {e}"));
+                out.stderr(&bar, format!("line {number}: {e}")).await;
             }
         }
         if batch.len() >= 100_000 {
-            let (i, r) = ingest_batch(engine, &mut batch, &bar).await?;
+            let (i, r) = ingest_batch(engine, &mut batch, &bar, out).await?;
             imported += i;
             rejected += r;
         }
     }
-    let (i, r) = ingest_batch(engine, &mut batch, &bar).await?;
+    let (i, r) = ingest_batch(engine, &mut batch, &bar, out).await?;
     imported += i;
     rejected += r;
     engine.flush().await?;
     bar.finish_and_clear();
-    print(&json!({ "imported": imported, "rejected": rejected }));
+    out.stdout(json!({ "imported": imported, "rejected": rejected }).to_string())
+        .await;
     std::io::stdout().flush()?;
     Ok(())
 }
@@ -445,20 +513,20 @@ async fn ingest_batch(
     engine: &Engine,
     batch: &mut Vec<(usize, tally_core::Event)>,
     bar: &indicatif::ProgressBar,
+    out: &admin::Output,
 ) -> anyhow::Result<(usize, usize)> {
     let lines: Vec<usize> = batch.iter().map(|(n, _)| *n).collect();
     let events = batch.drain(..).map(|(_, e)| e).collect();
     let report = engine.ingest(events).await?;
     for (i, e) in &report.rejected {
-        bar.suspend(|| eprintln!("line {}: {e}", lines[*i]));
+        out.stderr(bar, format!("line {}: {e}", lines[*i])).await;
     }
     if report.duplicates > 0 {
-        bar.suspend(|| {
-            eprintln!(
-                "{} payments repeated a stored transaction id and were skipped",
-                report.duplicates
-            )
-        });
+        let note = format!(
+            "{} payments repeated a stored transaction id and were skipped",
+            report.duplicates
+        );
+        out.stderr(bar, note).await;
     }
     Ok((report.accepted, report.rejected.len()))
 }
@@ -481,6 +549,20 @@ async fn serve(
             "Try:\n  curl -H 'Authorization: Bearer {key}' 'http://{local}/api/v1/analytics/overview'"
         );
     }
+    // Other `tally` commands on this data directory run here, through the admin socket.
+    let socket = engine.dir().join(admin::SOCKET);
+    let admin_listener = admin::bind(&socket)?;
+    let admin_channel = {
+        let (engine, keys) = (Arc::clone(&engine), Arc::clone(&state.keys));
+        tokio::spawn(async move {
+            let run = move |request, out| {
+                run_remote(request, Arc::clone(&engine), Arc::clone(&keys), out)
+            };
+            if let Err(e) = admin::serve(admin_listener, run).await {
+                tracing::error!(error = %e, "admin channel stopped; other tally commands cannot reach this server");
+            }
+        })
+    };
     // Decode the websites' segments into resident columns now rather than on first query.
     let warming = {
         let engine = Arc::clone(&engine);
@@ -525,6 +607,8 @@ async fn serve(
         .await?;
     flusher.abort();
     warming.abort();
+    admin_channel.abort();
+    let _ = std::fs::remove_file(&socket);
     engine.flush().await?;
     tracing::info!("stopped; events flushed");
     Ok(())

@@ -148,3 +148,101 @@ impl Drop for Server {
         let _ = self.child.wait();
     }
 }
+
+/// `tally` with its exit status and both outputs, for commands expected to fail.
+fn tally_status(dir: &std::path::Path, args: &[&str]) -> (bool, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_tally"))
+        .arg("--data-dir")
+        .arg(dir)
+        .args(args)
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success(), text)
+}
+
+#[test]
+fn commands_next_to_a_running_server_go_through_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), &[]);
+    let addr = server.addr.clone();
+
+    // The server holds the directory; the CLI hands each command to it.
+    let created = tally(
+        dir.path(),
+        &["website", "create", "--domain", "example.com"],
+    );
+    let site = created["websiteId"].as_str().unwrap().to_owned();
+    let key = created["apiKey"].as_str().unwrap().to_owned();
+    tally(
+        dir.path(),
+        &["website", "set", "--website", &site, "--rate", "EUR=1.1"],
+    );
+    let token = tally(
+        dir.path(),
+        &[
+            "token",
+            "create",
+            "--website",
+            &site,
+            "--scopes",
+            "analytics:read",
+        ],
+    )["token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let fixture = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../fixtures/events-small.ndjson"
+    ))
+    .unwrap();
+    let lines: Vec<&str> = fixture
+        .lines()
+        .filter(|l| !l.contains("\"website_id\""))
+        .collect();
+    std::fs::write(dir.path().join("in.ndjson"), lines.join("\n")).unwrap();
+    // A relative file name is the client's, not the server's.
+    let out = Command::new(env!("CARGO_BIN_EXE_tally"))
+        .current_dir(dir.path())
+        .arg("--data-dir")
+        .arg(dir.path())
+        .args(["import", "--website", &site, "in.ndjson"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        report["imported"],
+        40,
+        "{report} {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    // The running server knows the new website, its key and the token at once.
+    let (status, body) = get(&addr, "/api/v1/analytics/overview", &key);
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["data"][0]["visitors"], 10);
+    let path = format!("/api/v1/analytics/overview?websiteId={site}");
+    let (status, body) = get(&addr, &path, &token);
+    assert_eq!(status, 200, "{body}");
+
+    // Errors come back as the command's own.
+    let (ok, text) = tally_status(dir.path(), &["website", "show", "--website", "nope"]);
+    assert!(!ok && text.contains("website not found: nope"), "{text}");
+    // A second server is refused with who holds the directory.
+    let (ok, text) = tally_status(dir.path(), &["serve", "--addr", "127.0.0.1:0"]);
+    assert!(!ok && text.contains("in use by process"), "{text}");
+
+    drop(server); // SIGKILL
+    let q = tally(dir.path(), &["query", "overview", "--website", &site]);
+    assert_eq!(q["data"][0]["visitors"], 10);
+}
