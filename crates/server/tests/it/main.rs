@@ -1,6 +1,7 @@
 //! Integration tests of the server: every route through `Router::oneshot`, and one end-to-end
 //! run of the real binary.
 
+mod crash;
 mod e2e;
 mod live;
 mod routes;
