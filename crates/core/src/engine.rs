@@ -9,7 +9,6 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 
-use datafusion::arrow::compute::concat_batches;
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::prelude::{DataFrame, SessionConfig, SessionContext};
 
@@ -186,36 +185,33 @@ impl Engine {
             .catalog
             .wal_flushed
             .clone();
-        let mut by_site: HashMap<String, Vec<RecordBatch>> = HashMap::new();
+        let mut by_site: HashMap<String, HotBuffer> = HashMap::new();
         for (file, record) in logged.records {
             let site = match &record {
-                Record::Rows { site, .. } | Record::Delete { site, .. } => site.clone(),
+                Record::Rows { site, .. }
+                | Record::Events { site, .. }
+                | Record::Delete { site, .. } => site.clone(),
             };
             if flushed.get(&site).is_some_and(|through| file <= *through) {
                 continue;
             }
-            let batches = by_site.entry(site.clone()).or_default();
+            let hot = by_site.entry(site.clone()).or_default();
             match record {
-                Record::Rows { batch, .. } => batches.push(batch),
+                Record::Rows { batch, .. } => hot.push_batch(batch)?,
+                Record::Events { rows, .. } => hot.push(rows)?,
                 Record::Delete { deletion, .. } => {
                     let kept = self
-                        .filter_batches(std::mem::take(batches), deletion.keep(&site)?)
+                        .filter_batches(hot.snapshot()?, deletion.keep(&site)?)
                         .await?;
-                    *batches = kept;
+                    hot.replace(kept);
                 }
             }
         }
         let mut st = self.state.write().map_err(poisoned)?;
-        for (site, batches) in by_site {
-            if batches.is_empty() {
-                continue;
+        for (site, hot) in by_site {
+            if hot.rows() > 0 {
+                st.sites.entry(site).or_default().hot = hot;
             }
-            let merged = concat_batches(&events_schema(), &batches)?;
-            let sealed = (0..merged.num_rows())
-                .step_by(SEAL_ROWS)
-                .map(|at| merged.slice(at, SEAL_ROWS.min(merged.num_rows() - at)))
-                .collect();
-            st.sites.entry(site).or_default().hot.restore(sealed);
         }
         Ok(())
     }
@@ -342,18 +338,29 @@ impl Engine {
             }
             // Logged before queries can see the rows; the ingest lock keeps log order and
             // buffer order the same, and keeps a flush from sealing the log in between.
-            let batch = to_batch(&rows)?;
-            self.wal.append(&Record::Rows {
-                site: site.clone(),
-                batch: batch.clone(),
-            })?;
             report.accepted += rows.len();
             report
                 .event_ids
                 .extend(rows.iter().map(|r| r.event_id.clone()));
+            let record = if rows.len() >= SEAL_ROWS / 4 {
+                Record::Rows {
+                    site: site.clone(),
+                    batch: to_batch(&rows)?,
+                }
+            } else {
+                Record::Events {
+                    site: site.clone(),
+                    rows,
+                }
+            };
+            self.wal.append(&record)?;
             let mut st = self.state.write().map_err(poisoned)?;
             let data = st.sites.entry(site).or_default();
-            data.hot.push_built(rows, batch)?;
+            match record {
+                Record::Rows { batch, .. } => data.hot.push_batch(batch)?,
+                Record::Events { rows, .. } => data.hot.push(rows)?,
+                Record::Delete { .. } => {}
+            }
             to_flush |= data.hot.rows() >= self.config.flush_rows;
         }
         report.rejected.sort_by_key(|(i, _)| *i);

@@ -14,6 +14,8 @@ use datafusion::arrow::array::{
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use datafusion::arrow::record_batch::RecordBatch;
 
+use serde::{Deserialize, Serialize};
+
 use crate::error::Result;
 use crate::event::SessionAttrs;
 
@@ -75,6 +77,30 @@ pub mod kind {
     pub const PAYMENT: &str = "payment";
     pub const IDENTIFY: &str = "identify";
     pub const EXTERNAL_LINK: &str = "external_link";
+    /// Every kind.
+    pub const ALL: [&str; 5] = [PAGEVIEW, GOAL, PAYMENT, IDENTIFY, EXTERNAL_LINK];
+}
+
+/// One of the [`kind`] constants. (An alias, so that serde does not take the `&'static str`
+/// for a string borrowed from its input.)
+pub type KindName = &'static str;
+
+/// A stored kind as its name, read back as the `&'static str` constant of [`kind`].
+mod kind_name {
+    use serde::de::Error as _;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(kind: &&'static str, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(kind)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<&'static str, D::Error> {
+        let name = String::deserialize(d)?;
+        super::kind::ALL
+            .into_iter()
+            .find(|k| *k == name)
+            .ok_or_else(|| D::Error::custom(format!("unknown event kind `{name}`")))
+    }
 }
 
 /// The time zone string of the `ts` column.
@@ -158,7 +184,7 @@ pub fn session_hash(visitor_id: &str, session_id: &str) -> u64 {
 }
 
 /// The payment columns of a stored payment.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct StoredPayment {
     /// Amount in the website currency.
     pub amount: f64,
@@ -181,15 +207,16 @@ pub struct StoredPayment {
 }
 
 /// One row of the events table: an event after ingest resolved its session, attributes,
-/// id and currency.
-#[derive(Debug, Clone, PartialEq)]
+/// id and currency. Serialized (JSON) in the write-ahead log.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct StoredEvent {
     /// Website id.
     pub website_id: String,
     /// Microseconds since the Unix epoch, UTC.
     pub ts_us: i64,
     /// `pageview`, `goal` or `payment`.
-    pub kind: &'static str,
+    #[serde(with = "kind_name")]
+    pub kind: KindName,
     /// Visitor id.
     pub visitor_id: String,
     /// Session id (given or derived).
@@ -218,7 +245,7 @@ pub struct StoredEvent {
 }
 
 /// The customer columns of a stored `identify` event.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct StoredIdentity {
     /// The site's user id (`customer_id`).
     pub user_id: String,

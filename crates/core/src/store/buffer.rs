@@ -37,12 +37,9 @@ impl HotBuffer {
         Ok(())
     }
 
-    /// Adds rows whose batch the caller built already (for the write-ahead log): a large batch
-    /// is sealed as it is rather than rebuilt, small ones gather as pending rows.
-    pub fn push_built(&mut self, rows: Vec<StoredEvent>, batch: RecordBatch) -> Result<()> {
-        if rows.len() < SEAL_ROWS / 4 {
-            return self.push(rows);
-        }
+    /// Adds a batch of rows as it is (a large write, or one replayed from the log), after the
+    /// rows already held.
+    pub fn push_batch(&mut self, batch: RecordBatch) -> Result<()> {
         if !self.pending.is_empty() {
             self.sealed.push(to_batch(&self.pending)?);
             self.pending.clear();

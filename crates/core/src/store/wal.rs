@@ -6,6 +6,12 @@
 //! body = [tag: u8][website id length: u16 LE][website id][payload]
 //!   tag 1, rows:   payload = one Arrow IPC stream (schema and one batch of stored events)
 //!   tag 2, delete: payload = JSON of the deletion (which goals or payments)
+//!   tag 3, events: payload = JSON array of stored events
+//! ```
+//! Small writes (a tracker event, one goal) are logged as JSON events, a few hundred bytes
+//! each; an IPC stream carries its schema and would cost kilobytes per event. Large writes
+//! (imports) are logged as the Arrow batch the hot buffer keeps anyway.
+//! ```text
 //! ```
 //! Writers append under a short lock and then wait for [`Wal::sync_through`] their end position;
 //! the first waiter fsyncs for everyone written so far (group commit), so concurrent tracker
@@ -28,6 +34,7 @@ use datafusion::arrow::ipc::writer::StreamWriter;
 use datafusion::arrow::record_batch::RecordBatch;
 
 use crate::error::{Error, Result};
+use crate::schema::StoredEvent;
 use crate::store::delete::Deletion;
 use crate::store::segment::sync_dir;
 
@@ -38,6 +45,7 @@ const MAX_RECORD_BYTES: usize = 1 << 30;
 const HEADER_BYTES: usize = 8;
 const TAG_ROWS: u8 = 1;
 const TAG_DELETE: u8 = 2;
+const TAG_EVENTS: u8 = 3;
 
 /// One logged write.
 #[derive(Debug, Clone)]
@@ -48,6 +56,13 @@ pub(crate) enum Record {
         site: String,
         /// The rows, in the events schema.
         batch: RecordBatch,
+    },
+    /// A few stored events appended to a website's hot buffer.
+    Events {
+        /// The website.
+        site: String,
+        /// The rows.
+        rows: Vec<StoredEvent>,
     },
     /// Rows removed from a website's hot buffer by a delete.
     Delete {
@@ -233,6 +248,7 @@ fn encode(record: &Record) -> Result<Vec<u8>> {
     let (tag, site) = match record {
         Record::Rows { site, .. } => (TAG_ROWS, site),
         Record::Delete { site, .. } => (TAG_DELETE, site),
+        Record::Events { site, .. } => (TAG_EVENTS, site),
     };
     let site_len = u16::try_from(site.len())
         .map_err(|_| Error::invalid("website_id", "longer than 65535 bytes"))?;
@@ -248,6 +264,10 @@ fn encode(record: &Record) -> Result<Vec<u8>> {
         Record::Delete { deletion, .. } => {
             serde_json::to_writer(&mut body, deletion)
                 .map_err(|e| Error::Internal(format!("cannot encode a deletion: {e}")))?;
+        }
+        Record::Events { rows, .. } => {
+            serde_json::to_writer(&mut body, rows)
+                .map_err(|e| Error::Internal(format!("cannot encode events: {e}")))?;
         }
     }
     Ok(body)
@@ -270,6 +290,10 @@ fn decode(body: &[u8]) -> Option<Record> {
         TAG_DELETE => {
             let deletion = serde_json::from_slice(payload).ok()?;
             Some(Record::Delete { site, deletion })
+        }
+        TAG_EVENTS => {
+            let rows = serde_json::from_slice(payload).ok()?;
+            Some(Record::Events { site, rows })
         }
         _ => None,
     }
@@ -370,6 +394,10 @@ mod tests {
                 (site.clone(), n.values().to_vec())
             }
             Record::Delete { site, .. } => (format!("delete {site}"), Vec::new()),
+            Record::Events { site, rows } => (
+                format!("events {site}"),
+                rows.iter().map(|r| r.ts_us).collect(),
+            ),
         }
     }
 

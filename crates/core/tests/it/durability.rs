@@ -130,3 +130,25 @@ async fn writes_after_a_restart_are_logged_too() {
     let reopened = Engine::open(dir.path()).await.unwrap();
     assert_eq!(answers(&reopened).await, before);
 }
+
+#[tokio::test]
+async fn a_large_write_logged_as_one_batch_comes_back_too() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = Engine::open(dir.path()).await.unwrap();
+    engine
+        .create_website(tally_core::Website::new("big", "big.example"))
+        .unwrap();
+    let events =
+        tally_core::synthetic::events_between("big", utc("2025-01-01T00:00:00Z"), 10, 6_000, 3);
+    let stored = engine.ingest(events).await.unwrap().accepted;
+    assert!(stored > 4_000, "{stored}");
+    let q = Query::new("big");
+    let before = format!("{:?}", engine.overview(&q).await.unwrap());
+    drop(engine);
+    let reopened = Engine::open(dir.path()).await.unwrap();
+    assert_eq!(reopened.hot_rows().unwrap(), stored);
+    assert_eq!(
+        format!("{:?}", reopened.overview(&q).await.unwrap()),
+        before
+    );
+}
