@@ -167,6 +167,15 @@ impl Params {
                 (op, values)
             };
             out.push(Filter::new(dimension, op, values).map_err(ApiError::from)?);
+            if out.len() > tally_core::query::spec::MAX_FILTERS {
+                return Err(ApiError::bad_param(
+                    key,
+                    format!(
+                        "one filter too many: at most {} filters are allowed",
+                        tally_core::query::spec::MAX_FILTERS
+                    ),
+                ));
+            }
         }
         Ok(out)
     }

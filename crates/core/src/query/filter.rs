@@ -104,7 +104,20 @@ pub fn filter_expr(f: &Filter) -> Expr {
 
 /// All filters ANDed; `None` when there are none.
 pub fn filters_expr(filters: &[Filter]) -> Option<Expr> {
-    filters.iter().map(filter_expr).reduce(Expr::and)
+    balanced(filters.iter().map(filter_expr).collect(), Expr::and)
+}
+
+/// `exprs` joined by `join` as a balanced tree: its depth grows with the log of their number,
+/// so a long value list cannot overflow the stack of the recursive passes over expressions.
+fn balanced(mut exprs: Vec<Expr>, join: fn(Expr, Expr) -> Expr) -> Option<Expr> {
+    match exprs.len() {
+        0 => None,
+        1 => exprs.pop(),
+        n => {
+            let right = exprs.split_off(n / 2);
+            Some(join(balanced(exprs, join)?, balanced(right, join)?))
+        }
+    }
 }
 
 fn lits(values: &[String]) -> Vec<Expr> {
@@ -119,11 +132,11 @@ fn in_list(column: Expr, values: &[String]) -> Expr {
 }
 
 fn any_contains(column: Expr, values: &[String]) -> Expr {
-    values
+    let each = values
         .iter()
         .map(|v| contains(lower(column.clone()), lit(v.to_lowercase())))
-        .reduce(Expr::or)
-        .unwrap_or_else(|| lit(false))
+        .collect();
+    balanced(each, Expr::or).unwrap_or_else(|| lit(false))
 }
 
 #[cfg(test)]
@@ -136,6 +149,21 @@ mod tests {
         let s = filter_expr(&f).to_string();
         assert!(s.contains("referrer_name"), "{s}");
         assert!(s.contains("www.google.com"), "{s}");
+    }
+
+    #[test]
+    fn long_value_lists_make_shallow_expressions() {
+        fn depth(e: &Expr) -> usize {
+            match e {
+                Expr::BinaryExpr(b) => 1 + depth(&b.left).max(depth(&b.right)),
+                _ => 1,
+            }
+        }
+        let values = (0..100).map(|i| format!("/p{i}")).collect();
+        let f = Filter::new(Dimension::Page, FilterOp::Contains, values).unwrap();
+        let filters = vec![f; 32];
+        let e = filters_expr(&filters).unwrap();
+        assert!(depth(&e) <= 15, "depth {}", depth(&e));
     }
 
     #[test]

@@ -197,13 +197,37 @@ pub struct Filter {
     pub values: Vec<String>,
 }
 
+/// Most values one filter may list.
+pub const MAX_FILTER_VALUES: usize = 100;
+/// Longest filter value, in bytes.
+pub const MAX_FILTER_VALUE_BYTES: usize = 1024;
+/// Most filters one query may have.
+pub const MAX_FILTERS: usize = 32;
+
 impl Filter {
-    /// A filter; an empty value list is an error that names `filter_<dim>`.
-    pub fn new(dimension: Dimension, op: FilterOp, values: Vec<String>) -> Result<Self> {
+    /// A filter of distinct values (repeats are dropped). An empty list, more than
+    /// [`MAX_FILTER_VALUES`] values or a value over [`MAX_FILTER_VALUE_BYTES`] is an error that
+    /// names `filter_<dim>`.
+    pub fn new(dimension: Dimension, op: FilterOp, mut values: Vec<String>) -> Result<Self> {
+        let field = || format!("filter_{}", dimension.name());
         if values.is_empty() {
+            return Err(Error::invalid(field(), "needs at least one value"));
+        }
+        let mut seen = std::collections::HashSet::new();
+        values.retain(|v| seen.insert(v.clone()));
+        if values.len() > MAX_FILTER_VALUES {
             return Err(Error::invalid(
-                format!("filter_{}", dimension.name()),
-                "needs at least one value",
+                field(),
+                format!(
+                    "lists {} values; at most {MAX_FILTER_VALUES} are allowed",
+                    values.len()
+                ),
+            ));
+        }
+        if values.iter().any(|v| v.len() > MAX_FILTER_VALUE_BYTES) {
+            return Err(Error::invalid(
+                field(),
+                format!("has a value longer than {MAX_FILTER_VALUE_BYTES} bytes"),
             ));
         }
         Ok(Filter {

@@ -535,3 +535,51 @@ async fn unknown_routes_and_methods_use_the_envelope() {
     let (s, e) = call(&f.app, Method::PUT, "/api/v1/goals", Some(&f.key_a), None).await;
     assert_error(s, &e, 405);
 }
+
+#[tokio::test]
+async fn long_or_many_filters_are_a_400_not_a_crash() {
+    let f = fixture(Limits::default()).await;
+    let get = |uri: String| {
+        let app = f.app.clone();
+        let key = f.key_a.clone();
+        async move { call(&app, Method::GET, &uri, Some(&key), None).await }
+    };
+    // 1,500 values once crashed the process (a stack overflow in the nested OR).
+    let many_values = (0..1500)
+        .map(|i| format!("a{i}"))
+        .collect::<Vec<_>>()
+        .join(",");
+    let uri = format!("/api/v1/analytics/overview?filter_page=contains:{many_values}");
+    let (status, body) = get(uri).await;
+    assert_error(status, &body, 400);
+    let message = body["error"]["message"].as_str().unwrap();
+    assert!(message.contains("filter_page"), "{message}");
+
+    // Repeats of one value count once.
+    let uri = format!(
+        "/api/v1/analytics/overview?filter_page=contains:{}",
+        vec!["/"; 1500].join(",")
+    );
+    let (status, body) = get(uri).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+
+    let many_filters = vec!["filter_page=contains:a"; 1500].join("&");
+    let (status, body) = get(format!("/api/v1/analytics/overview?{many_filters}")).await;
+    assert_error(status, &body, 400);
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("at most 32 filters"),
+        "{body}"
+    );
+
+    // The most a query may ask: 32 filters of 100 distinct values each, answered.
+    let hundred = (0..100)
+        .map(|i| format!("/p{i}"))
+        .collect::<Vec<_>>()
+        .join(",");
+    let widest = vec![format!("filter_page=contains:{hundred}"); 32].join("&");
+    let (status, body) = get(format!("/api/v1/analytics/pages?{widest}")).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+}
