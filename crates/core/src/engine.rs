@@ -137,7 +137,14 @@ impl Engine {
         std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
         let dir = dir.canonicalize().map_err(|e| Error::io(dir, e))?;
         let lock = DirLock::acquire(&dir)?;
-        let catalog = Catalog::load(&dir)?;
+        let mut catalog = Catalog::load(&dir)?;
+        let (moved, report) = catalog.check_files(&dir);
+        for line in &report {
+            tracing::error!("{line}");
+        }
+        if moved {
+            catalog.save(&dir)?;
+        }
         catalog.remove_orphans(&dir)?;
         let logged = wal::replay(&dir)?;
         let wal = Wal::open(&dir)?;
@@ -657,6 +664,18 @@ impl Engine {
             .values()
             .map(|d| d.hot.rows())
             .sum())
+    }
+
+    /// Segments left out of answers because their file was missing or damaged at open (see
+    /// the log for which); they come back when the file is restored and the engine reopened.
+    pub fn unavailable_segments(&self) -> Result<Vec<SegmentMeta>> {
+        Ok(self
+            .state
+            .read()
+            .map_err(poisoned)?
+            .catalog
+            .unavailable
+            .clone())
     }
 
     /// The live segments.

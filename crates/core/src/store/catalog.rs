@@ -5,7 +5,7 @@
 //! crash sees the old catalog or the new one, never a mix. Segment files it does not list are
 //! leftovers of an interrupted flush and are removed at open.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -64,6 +64,11 @@ pub struct Catalog {
     /// replay skips them (a flush saves this with the segment it wrote).
     #[serde(default)]
     pub wal_flushed: BTreeMap<String, u64>,
+    /// Segments whose file was missing or of the wrong size at open: left out of answers (so
+    /// one lost file does not fail every query) and kept here, so that they come back once the
+    /// file is restored.
+    #[serde(default)]
+    pub unavailable: Vec<SegmentMeta>,
 }
 
 impl Default for Catalog {
@@ -74,6 +79,7 @@ impl Default for Catalog {
             segments: Vec::new(),
             next_segment_id: 1,
             wal_flushed: BTreeMap::new(),
+            unavailable: Vec::new(),
         }
     }
 }
@@ -125,10 +131,61 @@ impl Catalog {
         format!("{SEGMENTS_DIR}/{website_id}/{id:010}.parquet")
     }
 
+    /// Sets aside the segments whose file is missing or not the size recorded, and takes back
+    /// set-aside ones whose file is whole again. Returns whether anything moved, with a line
+    /// per segment for the operator.
+    pub fn check_files(&mut self, dir: &Path) -> (bool, Vec<String>) {
+        let whole = |s: &SegmentMeta| match fs::metadata(dir.join(&s.file)) {
+            Ok(m) if m.len() == s.bytes => Ok(()),
+            Ok(m) => Err(format!("has {} bytes, {} expected", m.len(), s.bytes)),
+            Err(e) => Err(e.to_string()),
+        };
+        let before: BTreeSet<u64> = self.unavailable.iter().map(|s| s.id).collect();
+        let mut report = Vec::new();
+        let (mut kept, mut set_aside) = (Vec::new(), Vec::new());
+        for s in self.segments.drain(..) {
+            match whole(&s) {
+                Ok(()) => kept.push(s),
+                Err(why) => {
+                    report.push(format!(
+                        "segment {} of website {} ({} events) is left out of answers until the file is restored: {why}",
+                        s.file, s.website_id, s.rows
+                    ));
+                    set_aside.push(s);
+                }
+            }
+        }
+        for s in self.unavailable.drain(..) {
+            match whole(&s) {
+                Ok(()) => {
+                    report.push(format!(
+                        "segment {} is whole again and back in answers",
+                        s.file
+                    ));
+                    kept.push(s);
+                }
+                Err(why) => {
+                    report.push(format!("segment {} is still unavailable: {why}", s.file));
+                    set_aside.push(s);
+                }
+            }
+        }
+        let after: BTreeSet<u64> = set_aside.iter().map(|s| s.id).collect();
+        let moved = after != before;
+        kept.sort_by_key(|s| s.id);
+        self.segments = kept;
+        self.unavailable = set_aside;
+        (moved, report)
+    }
+
     /// Removes files under `segments/` that the catalog does not list.
     pub fn remove_orphans(&self, dir: &Path) -> Result<Vec<PathBuf>> {
-        let live: std::collections::HashSet<PathBuf> =
-            self.segments.iter().map(|s| dir.join(&s.file)).collect();
+        let live: std::collections::HashSet<PathBuf> = self
+            .segments
+            .iter()
+            .chain(&self.unavailable)
+            .map(|s| dir.join(&s.file))
+            .collect();
         let mut removed = Vec::new();
         let root = dir.join(SEGMENTS_DIR);
         let Ok(sites) = fs::read_dir(&root) else {
@@ -173,6 +230,38 @@ mod tests {
         let back = Catalog::load(dir.path()).unwrap();
         assert_eq!(back.websites, c.websites);
         assert_eq!(back.segments, c.segments);
+    }
+
+    #[test]
+    fn a_missing_segment_file_is_set_aside_and_comes_back_when_restored() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut c = Catalog::default();
+        let file = Catalog::segment_file("w", 1);
+        fs::create_dir_all(dir.path().join("segments/w")).unwrap();
+        fs::write(dir.path().join(&file), b"0123456789").unwrap();
+        c.segments.push(SegmentMeta {
+            id: 1,
+            website_id: "w".into(),
+            file: file.clone(),
+            rows: 3,
+            min_ts_us: 1,
+            max_ts_us: 2,
+            bytes: 10,
+        });
+        assert_eq!(c.check_files(dir.path()), (false, vec![]));
+
+        fs::rename(dir.path().join(&file), dir.path().join("saved")).unwrap();
+        let (moved, report) = c.check_files(dir.path());
+        assert!(moved);
+        assert!(report[0].contains("left out of answers"), "{report:?}");
+        assert!(c.segments.is_empty());
+        assert_eq!(c.unavailable.len(), 1);
+        assert_eq!(c.check_files(dir.path()).0, false);
+
+        fs::rename(dir.path().join("saved"), dir.path().join(&file)).unwrap();
+        assert!(c.check_files(dir.path()).0);
+        assert_eq!(c.segments.len(), 1);
+        assert!(c.unavailable.is_empty());
     }
 
     #[test]

@@ -152,3 +152,35 @@ async fn a_large_write_logged_as_one_batch_comes_back_too() {
         before
     );
 }
+
+#[tokio::test]
+async fn a_missing_segment_file_is_left_out_not_a_failure_of_every_query() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = fixture_engine(dir.path()).await;
+    engine.flush().await.unwrap();
+    let before = answers(&engine).await;
+    let segment = engine
+        .segments()
+        .unwrap()
+        .into_iter()
+        .find(|s| s.website_id == "fixture")
+        .unwrap();
+    drop(engine);
+
+    let path = dir.path().join(&segment.file);
+    let saved = dir.path().join("saved.parquet");
+    std::fs::rename(&path, &saved).unwrap();
+    let engine = Engine::open(dir.path()).await.unwrap();
+    assert_eq!(
+        engine.unavailable_segments().unwrap(),
+        vec![segment.clone()]
+    );
+    let o = engine.overview(&Query::new("fixture")).await.unwrap();
+    assert_eq!(o.visitors, 0, "the only segment is gone");
+    drop(engine);
+
+    std::fs::rename(&saved, &path).unwrap();
+    let engine = Engine::open(dir.path()).await.unwrap();
+    assert!(engine.unavailable_segments().unwrap().is_empty());
+    assert_eq!(answers(&engine).await, before);
+}
