@@ -256,7 +256,7 @@ mod tests {
         assert!(report[0].contains("left out of answers"), "{report:?}");
         assert!(c.segments.is_empty());
         assert_eq!(c.unavailable.len(), 1);
-        assert_eq!(c.check_files(dir.path()).0, false);
+        assert!(!c.check_files(dir.path()).0);
 
         fs::rename(dir.path().join("saved"), dir.path().join(&file)).unwrap();
         assert!(c.check_files(dir.path()).0);
