@@ -462,18 +462,28 @@ async fn import(
     );
     let (mut imported, mut rejected, mut batch) = (0usize, 0usize, Vec::new());
     let mut reader = BufReader::new(f);
-    let mut line = String::new();
+    let mut bytes = Vec::new();
     let mut number = 0usize;
     loop {
-        line.clear();
+        bytes.clear();
         let n = reader
-            .read_line(&mut line)
+            .read_until(b'\n', &mut bytes)
             .with_context(|| format!("reading {}", file.display()))?;
         if n == 0 {
             break;
         }
         number += 1;
         bar.inc(n as u64);
+        // A line that is not UTF-8 is one bad line, not the end of the import.
+        let line = match std::str::from_utf8(&bytes) {
+            Ok(line) => line,
+            Err(e) => {
+                rejected += 1;
+                let why = format!("line {number}: not UTF-8 ({e})");
+                out.stderr(&bar, why).await;
+                continue;
+            }
+        };
         if line.trim().is_empty() {
             continue;
         }

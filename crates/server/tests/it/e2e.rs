@@ -59,12 +59,17 @@ fn import_serve_and_query_over_http() {
         .filter(|l| !l.contains("\"website_id\""))
         .collect();
     let file = dir.path().join("in.ndjson");
-    std::fs::write(&file, format!("{}\nnot json\n", lines.join("\n"))).unwrap();
+    let mut content = format!("{}\nnot json\n", lines.join("\n")).into_bytes();
+    // A line that is not UTF-8 is rejected alone; the lines after it still go in.
+    let split = content.len() / 2;
+    let at = split + content[split..].iter().position(|b| *b == b'\n').unwrap() + 1;
+    content.splice(at..at, b"{\"type\":\"pageview\xff\"}\n".iter().copied());
+    std::fs::write(&file, content).unwrap();
     let report = tally(
         dir.path(),
         &["import", "--website", &site, file.to_str().unwrap()],
     );
-    assert_eq!(report["rejected"], 1);
+    assert_eq!(report["rejected"], 2);
     assert_eq!(report["imported"], 40); // 41 lines, one repeated transaction skipped
 
     let q = tally(dir.path(), &["query", "overview", "--website", &site]);
