@@ -34,30 +34,39 @@ pub fn get(addr: &str, path: &str, key: &str) -> (u16, serde_json::Value) {
     )
 }
 
-#[test]
-fn import_serve_and_query_over_http() {
-    let dir = tempfile::tempdir().unwrap();
-    let created = tally(
-        dir.path(),
-        &["website", "create", "--domain", "example.com"],
-    );
+/// A website for the fixture events (with their EUR rate), created with the CLI: `(id, key)`.
+fn fixture_website(dir: &std::path::Path) -> (String, String) {
+    let created = tally(dir, &["website", "create", "--domain", "example.com"]);
     let site = created["websiteId"].as_str().unwrap().to_owned();
     let key = created["apiKey"].as_str().unwrap().to_owned();
     tally(
-        dir.path(),
+        dir,
         &["website", "set", "--website", &site, "--rate", "EUR=1.1"],
     );
+    (site, key)
+}
 
-    // the fixture with one bad line added
+/// The fixture's events of its main website, as NDJSON lines without a `website_id`.
+fn fixture_lines() -> Vec<String> {
     let fixture = std::fs::read_to_string(concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/../../fixtures/events-small.ndjson"
     ))
     .unwrap();
-    let lines: Vec<&str> = fixture
+    fixture
         .lines()
         .filter(|l| !l.contains("\"website_id\""))
-        .collect();
+        .map(str::to_owned)
+        .collect()
+}
+
+#[test]
+fn import_serve_and_query_over_http() {
+    let dir = tempfile::tempdir().unwrap();
+    let (site, key) = fixture_website(dir.path());
+
+    // the fixture with one bad line added
+    let lines = fixture_lines();
     let file = dir.path().join("in.ndjson");
     let mut content = format!("{}\nnot json\n", lines.join("\n")).into_bytes();
     // A line that is not UTF-8 is rejected alone; the lines after it still go in.
@@ -177,16 +186,7 @@ fn commands_next_to_a_running_server_go_through_it() {
     let addr = server.addr.clone();
 
     // The server holds the directory; the CLI hands each command to it.
-    let created = tally(
-        dir.path(),
-        &["website", "create", "--domain", "example.com"],
-    );
-    let site = created["websiteId"].as_str().unwrap().to_owned();
-    let key = created["apiKey"].as_str().unwrap().to_owned();
-    tally(
-        dir.path(),
-        &["website", "set", "--website", &site, "--rate", "EUR=1.1"],
-    );
+    let (site, key) = fixture_website(dir.path());
     let token = tally(
         dir.path(),
         &[
@@ -201,15 +201,7 @@ fn commands_next_to_a_running_server_go_through_it() {
         .as_str()
         .unwrap()
         .to_owned();
-    let fixture = std::fs::read_to_string(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../fixtures/events-small.ndjson"
-    ))
-    .unwrap();
-    let lines: Vec<&str> = fixture
-        .lines()
-        .filter(|l| !l.contains("\"website_id\""))
-        .collect();
+    let lines = fixture_lines();
     std::fs::write(dir.path().join("in.ndjson"), lines.join("\n")).unwrap();
     // A relative file name is the client's, not the server's.
     let out = Command::new(env!("CARGO_BIN_EXE_tally"))
