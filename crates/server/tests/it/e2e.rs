@@ -6,13 +6,19 @@ use std::net::TcpStream;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-pub fn tally(dir: &std::path::Path, args: &[&str]) -> serde_json::Value {
-    let out = Command::new(env!("CARGO_BIN_EXE_tally"))
+/// Runs the `tally` binary on `dir`.
+fn run_tally(dir: &std::path::Path, args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_tally"))
         .arg("--data-dir")
         .arg(dir)
         .args(args)
         .output()
-        .unwrap();
+        .unwrap()
+}
+
+/// `tally`'s JSON answer; the command must succeed.
+pub fn tally(dir: &std::path::Path, args: &[&str]) -> serde_json::Value {
+    let out = run_tally(dir, args);
     assert!(
         out.status.success(),
         "{args:?}: {}",
@@ -165,12 +171,7 @@ impl Drop for Server {
 
 /// `tally` with its exit status and both outputs, for commands expected to fail.
 fn tally_status(dir: &std::path::Path, args: &[&str]) -> (bool, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_tally"))
-        .arg("--data-dir")
-        .arg(dir)
-        .args(args)
-        .output()
-        .unwrap();
+    let out = run_tally(dir, args);
     let text = format!(
         "{}{}",
         String::from_utf8_lossy(&out.stdout),
