@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 
 use crate::error::Result;
-use crate::event::{Event, EventKind};
+use crate::event::{Event, EventKind, SessionAttrs};
 use crate::referrer;
 use crate::schema::{StoredEvent, StoredIdentity, StoredPayment, kind};
 use crate::session::Sessionizer;
@@ -232,17 +232,18 @@ fn properties_json(props: &BTreeMap<String, String>) -> Option<String> {
 
 /// Rebuilds a website's ingest state from its stored events (`events`: the website's whole
 /// table), so that a reopened engine continues sessions and still refuses repeated payments.
+///
+/// Two passes, so that only narrow columns are ever sorted or held: the ids, times and
+/// customer columns in time order give each visitor's sessions, transactions and profile; then
+/// the session attributes are streamed once and kept for each visitor's latest session only.
 pub(crate) async fn restore(events: datafusion::prelude::DataFrame) -> Result<IngestState> {
-    use datafusion::arrow::array::AsArray;
+    use datafusion::arrow::array::{Array, AsArray, StringArray};
     use datafusion::arrow::datatypes::TimestampMicrosecondType;
     use datafusion::prelude::col;
+    use futures::StreamExt;
 
     use crate::schema::col as c;
 
-    let batches = events
-        .sort(vec![col(c::TS).sort(true, true)])?
-        .collect()
-        .await?;
     let mut state = IngestState {
         next_event_seq: std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
@@ -250,52 +251,53 @@ pub(crate) async fn restore(events: datafusion::prelude::DataFrame) -> Result<In
             .unwrap_or(0),
         ..IngestState::default()
     };
-    // Pass 1: session ids, times and transactions; remember each visitor's last row.
-    let mut last_row: HashMap<String, (usize, usize)> = HashMap::new();
-    for (bi, b) in batches.iter().enumerate() {
-        let str_col = |name: &str| b.column_by_name(name).map(|a| a.as_string::<i32>().clone());
-        let (Some(visitor), Some(session), Some(kind_col), Some(tx)) = (
-            str_col(c::VISITOR_ID),
-            str_col(c::SESSION_ID),
-            str_col(c::KIND),
-            str_col(c::TRANSACTION_ID),
-        ) else {
-            continue;
-        };
-        let (Some(names), Some(emails), Some(customer_ids)) = (
-            str_col(c::CUSTOMER_NAME),
-            str_col(c::CUSTOMER_EMAIL),
-            str_col(c::CUSTOMER_ID),
-        ) else {
-            continue;
-        };
-        let refunded = b
-            .column_by_name(c::REFUNDED)
-            .and_then(|a| a.as_boolean_opt().cloned());
-        let Some(ts) = b
-            .column_by_name(c::TS)
-            .map(|a| a.as_primitive::<TimestampMicrosecondType>().clone())
-        else {
-            continue;
-        };
+    let narrow = [
+        c::TS,
+        c::VISITOR_ID,
+        c::SESSION_ID,
+        c::KIND,
+        c::TRANSACTION_ID,
+        c::REFUNDED,
+        c::CUSTOMER_NAME,
+        c::CUSTOMER_EMAIL,
+        c::CUSTOMER_ID,
+    ];
+    let batches = events
+        .clone()
+        .select_columns(&narrow)?
+        .sort(vec![col(c::TS).sort(true, true)])?
+        .collect()
+        .await?;
+    // Pass 1: sessions, transactions and profiles, every visitor with the same empty attributes.
+    let unset: Arc<SessionAttrs> = Arc::default();
+    for b in &batches {
+        let s = |i: usize| b.column(i).as_string::<i32>();
+        let (ts, visitor, session, kind_col, tx) = (
+            b.column(0).as_primitive::<TimestampMicrosecondType>(),
+            s(1),
+            s(2),
+            s(3),
+            s(4),
+        );
+        let refunded = b.column(5).as_boolean_opt();
+        let (names, emails, customer_ids) = (s(6), s(7), s(8));
+        fn opt(a: &StringArray, r: usize) -> Option<&str> {
+            a.is_valid(r).then(|| a.value(r))
+        }
         for r in 0..b.num_rows() {
             let v = visitor.value(r);
-            let empty = Arc::default();
+            let k = kind_col.value(r);
             state.sessions.replay(
                 v,
                 session.value(r),
                 ts.value(r),
-                kind_col.value(r) == kind::PAGEVIEW,
-                empty,
+                k == kind::PAGEVIEW,
+                Arc::clone(&unset),
             );
-            if !datafusion::arrow::array::Array::is_null(&tx, r) {
+            if tx.is_valid(r) {
                 state.transactions.insert(tx.value(r).to_owned());
             }
-            let k = kind_col.value(r);
             if k == kind::PAYMENT || k == kind::IDENTIFY {
-                fn opt(a: &datafusion::arrow::array::StringArray, r: usize) -> Option<&str> {
-                    datafusion::arrow::array::Array::is_valid(a, r).then(|| a.value(r))
-                }
                 state
                     .profiles
                     .entry(v.to_owned())
@@ -303,22 +305,39 @@ pub(crate) async fn restore(events: datafusion::prelude::DataFrame) -> Result<In
                     .observe(ProfileEvent {
                         kind: k,
                         ts_us: ts.value(r),
-                        refunded: refunded.as_ref().is_some_and(|a| {
-                            datafusion::arrow::array::Array::is_valid(a, r) && a.value(r)
-                        }),
-                        name: opt(&names, r),
-                        email: opt(&emails, r),
-                        customer_id: opt(&customer_ids, r),
+                        refunded: refunded.is_some_and(|a| a.is_valid(r) && a.value(r)),
+                        name: opt(names, r),
+                        email: opt(emails, r),
+                        customer_id: opt(customer_ids, r),
                     });
             }
-            last_row.insert(v.to_owned(), (bi, r));
         }
     }
-    // Pass 2: the attributes each visitor's latest session carries, read once per visitor.
-    for (visitor, (bi, r)) in last_row {
-        state
-            .sessions
-            .set_attrs(&visitor, Arc::new(crate::schema::attrs_at(&batches[bi], r)));
+    drop(batches);
+    // Pass 2: the attributes of each visitor's latest event (a session's attributes can change
+    // once, when a page view lands in a session that a goal started).
+    let mut rows = events.execute_stream().await?;
+    while let Some(b) = rows.next().await {
+        let b = b?;
+        let (Some(ts), Some(visitor), Some(session)) = (
+            b.column_by_name(c::TS)
+                .map(|a| a.as_primitive::<TimestampMicrosecondType>()),
+            b.column_by_name(c::VISITOR_ID).map(|a| a.as_string::<i32>()),
+            b.column_by_name(c::SESSION_ID).map(|a| a.as_string::<i32>()),
+        ) else {
+            continue;
+        };
+        for r in 0..b.num_rows() {
+            let v = visitor.value(r);
+            if state
+                .sessions
+                .needs_attrs(v, session.value(r), ts.value(r), &unset)
+            {
+                state
+                    .sessions
+                    .set_attrs(v, Arc::new(crate::schema::attrs_at(&b, r)));
+            }
+        }
     }
     Ok(state)
 }

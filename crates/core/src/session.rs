@@ -143,6 +143,21 @@ impl Sessionizer {
         self.visitors.get(visitor_id).map_or(0, |v| v.sessions)
     }
 
+    /// Whether an event of `visitor_id`'s at `ts_us` in `session_id` is the visitor's latest
+    /// (whose attributes the session has now) and the attributes are still the `unset` ones it
+    /// was replayed with.
+    pub fn needs_attrs(
+        &self,
+        visitor_id: &str,
+        session_id: &str,
+        ts_us: i64,
+        unset: &Arc<SessionAttrs>,
+    ) -> bool {
+        self.visitors.get(visitor_id).is_some_and(|v| {
+            v.last_ts_us == ts_us && &*v.session_id == session_id && Arc::ptr_eq(&v.attrs, unset)
+        })
+    }
+
     /// Sets the attributes of a visitor's current session (after [`Sessionizer::replay`]).
     pub fn set_attrs(&mut self, visitor_id: &str, attrs: Arc<SessionAttrs>) {
         if let Some(v) = self.visitors.get_mut(visitor_id) {
