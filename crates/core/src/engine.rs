@@ -385,6 +385,21 @@ impl Engine {
         Ok(report)
     }
 
+    /// Rebuilds every website's ingest state (sessions, transaction ids, profiles) and visitor
+    /// profile statistics now, so that the first write or visitor lookup after a restart does
+    /// not pay for it. A write to a website waits while its state is being rebuilt.
+    pub async fn warm_ingest(&self) -> Result<()> {
+        for w in self.websites()? {
+            {
+                // Under the ingest lock: a delete meanwhile must see the state it edits.
+                let _serial = self.ingest_lock.lock().await;
+                self.ensure_ingest_state(&w.id).await?;
+            }
+            self.conversion_stats(&w.id).await?;
+        }
+        Ok(())
+    }
+
     /// Loads a website's session state from its stored events, once per process.
     pub(crate) async fn ensure_ingest_state(&self, site: &str) -> Result<()> {
         let loaded = self

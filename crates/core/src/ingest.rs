@@ -322,8 +322,10 @@ pub(crate) async fn restore(events: datafusion::prelude::DataFrame) -> Result<In
         let (Some(ts), Some(visitor), Some(session)) = (
             b.column_by_name(c::TS)
                 .map(|a| a.as_primitive::<TimestampMicrosecondType>()),
-            b.column_by_name(c::VISITOR_ID).map(|a| a.as_string::<i32>()),
-            b.column_by_name(c::SESSION_ID).map(|a| a.as_string::<i32>()),
+            b.column_by_name(c::VISITOR_ID)
+                .map(|a| a.as_string::<i32>()),
+            b.column_by_name(c::SESSION_ID)
+                .map(|a| a.as_string::<i32>()),
         ) else {
             continue;
         };

@@ -573,10 +573,17 @@ async fn serve(
             }
         })
     };
-    // Decode the websites' segments into resident columns now rather than on first query.
+    // Rebuild what writes need and decode the websites' segments into resident columns now,
+    // rather than on the first write or query.
     let warming = {
         let engine = Arc::clone(&engine);
         tokio::spawn(async move {
+            // Writes first: a tracker event waits for its website's ingest state.
+            let t = std::time::Instant::now();
+            match engine.warm_ingest().await {
+                Ok(()) => tracing::info!(seconds = t.elapsed().as_secs_f64(), "ingest state ready"),
+                Err(e) => tracing::error!(error = %e, "rebuilding ingest state failed"),
+            }
             let t = std::time::Instant::now();
             match engine.warm().await {
                 Ok(()) => tracing::info!(
