@@ -92,6 +92,18 @@ pub(crate) struct State {
     pub(crate) sites: HashMap<String, SiteData>,
 }
 
+impl State {
+    /// The one way the catalog changes: `change` edits a copy, which is saved atomically and
+    /// only then swapped in, so a failed save leaves both the file and the memory as they were.
+    pub(crate) fn commit(&mut self, dir: &Path, change: impl FnOnce(&mut Catalog)) -> Result<()> {
+        let mut next = self.catalog.clone();
+        change(&mut next);
+        next.save(dir)?;
+        self.catalog = next;
+        Ok(())
+    }
+}
+
 /// The analytics engine over one data directory.
 pub struct Engine {
     pub(crate) dir: PathBuf,
@@ -264,11 +276,9 @@ impl Engine {
             }
             _ => {}
         }
-        let mut next = st.catalog.clone();
-        next.websites.insert(website.id.clone(), website);
-        next.save(&self.dir)?;
-        st.catalog = next;
-        Ok(())
+        st.commit(&self.dir, |next| {
+            next.websites.insert(website.id.clone(), website);
+        })
     }
 
     /// A website's settings.
@@ -453,14 +463,13 @@ impl Engine {
         while let Some((site, batches)) = taken.jobs.last().cloned() {
             let meta = self.write_new_segment(&site, batches.clone()).await?;
             let mut st = self.state.write().map_err(poisoned)?;
-            let mut next = st.catalog.clone();
             let (rows, file) = (meta.rows, meta.file.clone());
-            next.segments.push(meta);
-            if let Some(sealed) = sealed_log {
-                next.wal_flushed.insert(site.clone(), sealed);
-            }
-            next.save(&self.dir)?;
-            st.catalog = next;
+            st.commit(&self.dir, |next| {
+                next.segments.push(meta);
+                if let Some(sealed) = sealed_log {
+                    next.wal_flushed.insert(site.clone(), sealed);
+                }
+            })?;
             // Before the batches leave `flushing`, so no query decodes the new file.
             self.resident.adopt_flushed(&site, &file, &batches);
             st.sites.entry(site).or_default().flushing.clear();

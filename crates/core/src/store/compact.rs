@@ -54,11 +54,10 @@ impl Engine {
             let new_file = meta.file.clone();
             let ids: Vec<u64> = small.iter().map(|s| s.id).collect();
             let mut st = self.state.write().map_err(poisoned)?;
-            let mut next = st.catalog.clone();
-            next.segments.retain(|s| !ids.contains(&s.id));
-            next.segments.push(meta);
-            next.save(&self.dir)?;
-            st.catalog = next;
+            st.commit(&self.dir, |next| {
+                next.segments.retain(|s| !ids.contains(&s.id));
+                next.segments.push(meta);
+            })?;
             drop(st);
             self.resident.adopt_merged(&site, &new_file, &merged_files);
             self.retire(small.iter());

@@ -233,12 +233,19 @@ impl Engine {
         let kept_hot = self.filter_batches(hot, keep).await?;
 
         let mut st = self.state.write().map_err(poisoned)?;
-        let mut next = st.catalog.clone();
-        self.retire(next.segments.iter().filter(|s| replaced.contains(&s.id)));
-        next.segments.retain(|s| !replaced.contains(&s.id));
-        next.segments.extend(added);
-        next.save(&self.dir)?;
-        st.catalog = next;
+        let retired: Vec<SegmentMeta> = st
+            .catalog
+            .segments
+            .iter()
+            .filter(|s| replaced.contains(&s.id))
+            .cloned()
+            .collect();
+        st.commit(&self.dir, |next| {
+            next.segments.retain(|s| !replaced.contains(&s.id));
+            next.segments.extend(added);
+        })?;
+        // Only once the catalog no longer lists them: a failed save keeps them live.
+        self.retire(retired.iter());
         let data = st.sites.entry(website_id.to_owned()).or_default();
         data.hot.replace(kept_hot);
         if let Some(ingest) = data.ingest.as_mut() {
