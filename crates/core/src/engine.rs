@@ -22,13 +22,16 @@ use crate::query::result::{
 use crate::query::spec::{Breakdown, DateRange, Interval, Paging, Query};
 use crate::query::time::{bucket_starts, effective_interval};
 use crate::resident::ResidentStore;
-use crate::schema::{events_schema, to_batch};
+use crate::schema::{StoredEvent, events_schema, to_batch};
 use crate::store::buffer::{HotBuffer, SEAL_ROWS};
 use crate::store::catalog::{Catalog, SegmentMeta};
 use crate::store::lock::DirLock;
 use crate::store::table::{EventsTable, SegmentFile};
 use crate::store::wal::{self, Record, Wal};
 use crate::website::Website;
+
+/// Most rows in one write-ahead log record.
+const LOG_RECORD_ROWS: usize = 64 * 1024;
 
 /// Tuning knobs of an [`Engine`].
 #[derive(Debug, Clone)]
@@ -359,26 +362,8 @@ impl Engine {
             report
                 .event_ids
                 .extend(rows.iter().map(|r| r.event_id.clone()));
-            let record = if rows.len() >= SEAL_ROWS / 4 {
-                Record::Rows {
-                    site: site.clone(),
-                    batch: to_batch(&rows)?,
-                }
-            } else {
-                Record::Events {
-                    site: site.clone(),
-                    rows,
-                }
-            };
-            self.wal.append(&record)?;
-            let mut st = self.state.write().map_err(poisoned)?;
-            let data = st.sites.entry(site).or_default();
-            match record {
-                Record::Rows { batch, .. } => data.hot.push_batch(batch)?,
-                Record::Events { rows, .. } => data.hot.push(rows)?,
-                Record::Delete { .. } => {}
-            }
-            to_flush |= data.hot.rows() >= self.config.flush_rows;
+            let hot_rows = self.log_and_buffer(&site, rows)?;
+            to_flush |= hot_rows >= self.config.flush_rows;
         }
         report.rejected.sort_by_key(|(i, _)| *i);
         drop(_serial);
@@ -393,6 +378,39 @@ impl Engine {
             }
         }
         Ok(report)
+    }
+
+    /// Appends `rows` of `site` to the write-ahead log, then to its hot buffer, in records of
+    /// at most [`LOG_RECORD_ROWS`] rows (a record must stay far below the log's size limit
+    /// however large the write). Returns the rows the hot buffer holds. The caller holds the
+    /// ingest lock.
+    fn log_and_buffer(&self, site: &str, mut rows: Vec<StoredEvent>) -> Result<usize> {
+        let mut hot_rows = 0;
+        while !rows.is_empty() {
+            let rest = rows.split_off(rows.len().min(LOG_RECORD_ROWS));
+            let chunk = std::mem::replace(&mut rows, rest);
+            let record = if chunk.len() >= SEAL_ROWS / 4 {
+                Record::Rows {
+                    site: site.to_owned(),
+                    batch: to_batch(&chunk)?,
+                }
+            } else {
+                Record::Events {
+                    site: site.to_owned(),
+                    rows: chunk,
+                }
+            };
+            self.wal.append(&record)?;
+            let mut st = self.state.write().map_err(poisoned)?;
+            let hot = &mut st.sites.entry(site.to_owned()).or_default().hot;
+            match record {
+                Record::Rows { batch, .. } => hot.push_batch(batch)?,
+                Record::Events { rows, .. } => hot.push(rows)?,
+                Record::Delete { .. } => {}
+            }
+            hot_rows = hot.rows();
+        }
+        Ok(hot_rows)
     }
 
     /// Rebuilds every website's ingest state (sessions, transaction ids, profiles) and visitor

@@ -157,6 +157,13 @@ impl Wal {
     /// [`Wal::sync_through`].
     pub(crate) fn append(&self, record: &Record) -> Result<u64> {
         let body = encode(record)?;
+        if body.len() > MAX_RECORD_BYTES {
+            // Replay would take it for a torn record: refuse it before anyone is told "ok".
+            return Err(Error::Internal(format!(
+                "a write-ahead log record of {} bytes is over the {MAX_RECORD_BYTES}-byte limit",
+                body.len()
+            )));
+        }
         let mut framed = Vec::with_capacity(HEADER_BYTES + body.len());
         framed.extend_from_slice(&(body.len() as u32).to_le_bytes());
         framed.extend_from_slice(&crc32fast::hash(&body).to_le_bytes());
