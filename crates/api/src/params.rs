@@ -309,11 +309,13 @@ fn parse_instant(name: &str, s: &str, tz: Tz, end: bool) -> Result<DateTime<Utc>
     if !end {
         return Ok(t);
     }
-    Ok(t + if has_fraction {
+    let step = if has_fraction {
         Duration::milliseconds(1)
     } else {
         Duration::seconds(1)
-    })
+    };
+    // The last representable instant has no end after it.
+    t.checked_add_signed(step).ok_or_else(bad)
 }
 
 #[cfg(test)]
@@ -322,6 +324,18 @@ mod tests {
 
     fn p(q: &str) -> Params {
         Params::parse(q)
+    }
+
+    #[test]
+    fn the_last_representable_instant_is_a_400_not_a_panic() {
+        for q in [
+            "startAt=2024-01-01&endAt=+262143-12-31T23:59:59Z",
+            "startAt=2024-01-01&endAt=+262143-12-31T23:59:59",
+            "startAt=2024-01-01&endAt=+262143-12-31",
+        ] {
+            let err = p(q).date_range(chrono_tz::UTC).unwrap_err();
+            assert_eq!(err.status, 400, "{q}");
+        }
     }
 
     #[test]

@@ -38,9 +38,11 @@ pub fn authenticate(
         .get(axum::http::header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .ok_or_else(|| HttpError::new(401, "Missing API key: send Authorization: Bearer <key>"))?;
+    // The scheme name is case-insensitive (RFC 9110 §11.1).
     let key = raw
-        .strip_prefix("Bearer ")
-        .map(str::trim)
+        .split_once(' ')
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map(|(_, key)| key.trim())
         .filter(|k| !k.is_empty())
         .ok_or_else(|| HttpError::new(401, "Authorization must be `Bearer <key>`"))?;
     let credential = keys

@@ -583,3 +583,24 @@ async fn long_or_many_filters_are_a_400_not_a_crash() {
     let (status, body) = get(format!("/api/v1/analytics/pages?{widest}")).await;
     assert_eq!(status, StatusCode::OK, "{body}");
 }
+
+#[tokio::test]
+async fn the_bearer_scheme_is_case_insensitive() {
+    let f = fixture(Limits::default()).await;
+    for scheme in ["bearer", "BEARER", "Bearer"] {
+        let req = Request::builder()
+            .uri("/api/v1/analytics/overview")
+            .header("authorization", format!("{scheme} {}", f.key_a))
+            .body(Body::empty())
+            .unwrap();
+        let res = f.app.clone().oneshot(req).await.unwrap();
+        assert_eq!(res.status(), StatusCode::OK, "{scheme}");
+    }
+    let req = Request::builder()
+        .uri("/api/v1/analytics/overview")
+        .header("authorization", format!("Basic {}", f.key_a))
+        .body(Body::empty())
+        .unwrap();
+    let res = f.app.clone().oneshot(req).await.unwrap();
+    assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+}
