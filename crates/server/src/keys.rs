@@ -157,7 +157,13 @@ impl KeyStore {
             reason,
         };
         let file = match fs::read_to_string(&path) {
-            Ok(text) => serde_json::from_str(&text).map_err(|e| err(e.to_string()))?,
+            Ok(text) => {
+                // A file written by an older version may be readable by everyone.
+                use std::os::unix::fs::PermissionsExt;
+                fs::set_permissions(&path, fs::Permissions::from_mode(0o600))
+                    .map_err(|e| err(e.to_string()))?;
+                serde_json::from_str(&text).map_err(|e| err(e.to_string()))?
+            }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 let f = KeyFile {
                     secret: random_hex(32)?,
@@ -274,7 +280,22 @@ fn save(path: &Path, f: &KeyFile) -> Result<(), KeyError> {
         path: path.to_owned(),
         reason: e.to_string(),
     })?;
-    let mut file = fs::File::create(&tmp).map_err(err)?;
+    // Owner-only: the file holds the secret every key and visitor hash derives from.
+    let mut file = {
+        use std::os::unix::fs::OpenOptionsExt;
+        fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&tmp)
+            .map_err(err)?
+    };
+    {
+        use std::os::unix::fs::PermissionsExt;
+        file.set_permissions(fs::Permissions::from_mode(0o600))
+            .map_err(err)?;
+    }
     file.write_all(&text)
         .and_then(|()| file.sync_all())
         .map_err(err)?;
@@ -284,6 +305,29 @@ fn save(path: &Path, f: &KeyFile) -> Result<(), KeyError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_key_file_is_owner_only_even_if_it_was_not() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let mode = || {
+            fs::metadata(dir.path().join(KEYS_FILE))
+                .unwrap()
+                .permissions()
+                .mode()
+                & 0o777
+        };
+        let store = KeyStore::open(dir.path()).unwrap();
+        store.create_website_key("w1").unwrap();
+        assert_eq!(mode(), 0o600);
+        fs::set_permissions(
+            dir.path().join(KEYS_FILE),
+            fs::Permissions::from_mode(0o644),
+        )
+        .unwrap();
+        KeyStore::open(dir.path()).unwrap();
+        assert_eq!(mode(), 0o600);
+    }
 
     #[test]
     fn keys_verify_and_only_digests_are_stored() {
