@@ -192,21 +192,7 @@ async fn ingest_state_warmed_at_open_refuses_a_repeat_payment() {
     fixture_engine(dir.path()).await.flush().await.unwrap();
     let engine = Engine::open(dir.path()).await.unwrap();
     engine.warm_ingest().await.unwrap();
-    let repeat = tally_core::Event::new(
-        "fixture",
-        "v1",
-        utc("2025-03-12T21:00:00Z"),
-        tally_core::EventKind::Payment(tally_core::Payment {
-            amount: 29.99,
-            currency: "USD".into(),
-            transaction_id: "tx_1".into(),
-            renewal: false,
-            refunded: false,
-            email: None,
-            name: None,
-            customer_id: None,
-        }),
-    );
+    let repeat = crate::support::repeat_of_tx_1();
     let report = engine.ingest(vec![repeat]).await.unwrap();
     assert_eq!((report.accepted, report.duplicates), (0, 1));
 }

@@ -1,9 +1,9 @@
 //! Answers survive a flush and a restart, and ingest after a restart continues where it left
 //! off (sessions, duplicate payments).
 
-use tally_core::{Breakdown, Engine, Event, EventKind, Interval, Paging, Payment, Query};
+use tally_core::{Breakdown, Engine, Event, Interval, Paging, Query};
 
-use crate::support::{assert_close, days, fixture_engine, utc};
+use crate::support::{assert_close, days, fixture_engine, repeat_of_tx_1, utc};
 
 async fn answers(e: &Engine) -> String {
     let q = Query::new("fixture");
@@ -55,17 +55,7 @@ async fn ingest_after_a_restart_continues_sessions_and_refuses_repeat_payments()
         "example.com",
         "/",
     );
-    let repeat_payment = EventKind::Payment(Payment {
-        amount: 29.99,
-        currency: "USD".into(),
-        transaction_id: "tx_1".into(),
-        renewal: false,
-        refunded: false,
-        email: None,
-        name: None,
-        customer_id: None,
-    });
-    let repeat = Event::new("fixture", "v1", utc("2025-03-12T21:00:00Z"), repeat_payment);
+    let repeat = repeat_of_tx_1();
     let report = engine.ingest(vec![pv, repeat]).await.unwrap();
     assert_eq!((report.accepted, report.duplicates), (1, 1));
     let after = engine.overview(&Query::new("fixture")).await.unwrap();

@@ -56,3 +56,18 @@ pub fn close(a: f64, b: f64) -> bool {
 pub fn assert_close(actual: f64, expected: f64) {
     assert!(close(actual, expected), "{actual} != {expected}");
 }
+
+/// A payment repeating the fixture's stored transaction `tx_1`.
+pub fn repeat_of_tx_1() -> Event {
+    let payment = tally_core::EventKind::Payment(tally_core::Payment {
+        amount: 29.99,
+        currency: "USD".into(),
+        transaction_id: "tx_1".into(),
+        renewal: false,
+        refunded: false,
+        email: None,
+        name: None,
+        customer_id: None,
+    });
+    Event::new("fixture", "v1", utc("2025-03-12T21:00:00Z"), payment)
+}
