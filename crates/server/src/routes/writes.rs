@@ -66,16 +66,32 @@ fn required<'a>(v: &'a Option<String>, field: &str) -> Result<&'a str> {
 }
 
 /// Removes HTML markup and script content, keeping the text.
-fn strip_html(value: &str) -> String {
-    let cleaned = ammonia::Builder::empty().clean(value).to_string();
-    // ammonia returns HTML-escaped text; metadata is stored as plain text.
-    cleaned
-        .replace("&lt;", "<")
-        .replace("&gt;", ">")
-        .replace("&quot;", "\"")
-        .replace("&#39;", "'")
-        .replace("&amp;", "&")
+fn strip_html(value: &str) -> Result<String> {
+    // ammonia returns HTML-escaped text, and metadata is stored as plain text: un-escaping can
+    // reveal markup that was entity-encoded (`&lt;script&gt;`), so strip again until nothing
+    // changes. Each round removes a tag or one level of encoding; deeper nesting is refused.
+    let mut text = value.to_owned();
+    for _ in 0..MAX_STRIP_ROUNDS {
+        let cleaned = ammonia::Builder::empty().clean(&text).to_string();
+        let plain = cleaned
+            .replace("&lt;", "<")
+            .replace("&gt;", ">")
+            .replace("&quot;", "\"")
+            .replace("&#39;", "'")
+            .replace("&amp;", "&");
+        if plain == text {
+            return Ok(plain);
+        }
+        text = plain;
+    }
+    Err(bad(
+        "metadata",
+        "a value nests encoded markup too deeply to be made plain text",
+    ))
 }
+
+/// Rounds of tag stripping before a value is refused.
+const MAX_STRIP_ROUNDS: usize = 8;
 
 #[derive(Debug, Deserialize)]
 struct GoalBody {
@@ -110,7 +126,7 @@ fn goal_metadata(raw: BTreeMap<String, Value>) -> Result<BTreeMap<String, String
             Value::Null => continue,
             other => other.to_string(),
         };
-        let text = strip_html(&text);
+        let text = strip_html(&text)?;
         if text.chars().count() > MAX_METADATA_VALUE_LEN {
             return Err(bad(
                 "metadata",
@@ -349,4 +365,30 @@ pub async fn delete_payments(
         time_range,
         deleted_count: deleted,
     }]))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stripped_metadata_never_holds_markup() {
+        for (input, want) in [
+            ("<b>pro</b><script>alert(1)</script>", "pro"),
+            ("&lt;script&gt;alert(1)&lt;/script&gt;", ""),
+            ("&amp;lt;img src=x onerror=alert(1)&amp;gt;", ""),
+            ("a < b && c > d", "a < b && c > d"),
+            ("Tom & Jerry's \"show\"", "Tom & Jerry's \"show\""),
+        ] {
+            let got = strip_html(input).unwrap();
+            assert_eq!(got, want, "{input}");
+            assert_eq!(strip_html(&got).unwrap(), got, "stable: {input}");
+        }
+        let deep = (0..12).fold("<i>x</i>".to_owned(), |s, _| {
+            s.replace('&', "&amp;")
+                .replace('<', "&lt;")
+                .replace('>', "&gt;")
+        });
+        assert!(strip_html(&deep).is_err());
+    }
 }
