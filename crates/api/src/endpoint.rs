@@ -164,7 +164,7 @@ pub async fn answer(
     params: &Params,
 ) -> Result<String> {
     let website = engine.website(website_id)?;
-    params.only(&endpoint.known_params())?;
+    params.ignore_unknown(&endpoint.known_params());
     if endpoint == Endpoint::Metadata {
         return to_json(&Success::new([Metadata::from(&website)]));
     }

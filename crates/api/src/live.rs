@@ -34,7 +34,7 @@ pub async fn realtime(
     params: &Params,
     now: DateTime<Utc>,
 ) -> Result<String> {
-    params.only(&[])?;
+    params.ignore_unknown(&[]);
     let visitors = engine.realtime_visitors(website_id, now).await?;
     to_json(&Success::new([Realtime { visitors }]))
 }
@@ -46,7 +46,7 @@ pub async fn realtime_map(
     params: &Params,
     now: DateTime<Utc>,
 ) -> Result<String> {
-    params.only(&[])?;
+    params.ignore_unknown(&[]);
     let live = engine.live(website_id, now).await?;
     let has_model = live.model.has_payments();
     let profiles: std::collections::HashMap<&str, &VisitorProfile> = live
@@ -121,7 +121,7 @@ pub async fn visitor(
     params: &Params,
     now: DateTime<Utc>,
 ) -> Result<Option<String>> {
-    params.only(&[])?;
+    params.ignore_unknown(&[]);
     let Some(v) = engine.visitor(website_id, visitor_id).await? else {
         return Ok(None);
     };

@@ -3,8 +3,6 @@
 //!
 //! Every rejection is an [`ApiError`] with status 400 whose message names the parameter.
 
-use std::collections::BTreeMap;
-
 use chrono::{DateTime, Duration, NaiveDate, NaiveDateTime, TimeZone, Utc};
 use chrono_tz::Tz;
 use tally_core::query::time::{check_timestamp, local_day_start};
@@ -206,22 +204,19 @@ impl Params {
         Ok(Some(out))
     }
 
-    /// Rejects parameters this endpoint does not know (so a typo is not silently ignored).
-    pub fn only(&self, known: &[&str]) -> Result<()> {
-        let counts: BTreeMap<&str, usize> =
-            self.pairs.iter().fold(BTreeMap::new(), |mut m, (k, _)| {
-                *m.entry(k.as_str()).or_default() += 1;
-                m
-            });
-        for name in counts.keys() {
-            if !name.starts_with("filter_") && !known.contains(name) {
-                return Err(ApiError::bad_param(
-                    name,
-                    "is not a parameter of this endpoint",
-                ));
-            }
+    /// Logs (at debug level) the parameters this endpoint does not use, and otherwise ignores
+    /// them, as DataFast does: integrations in the wild send extra ones (`range=all`,
+    /// `groupBy=…`) and must keep working. Known parameters with bad values are still a 400.
+    pub fn ignore_unknown(&self, known: &[&str]) {
+        let unknown: std::collections::BTreeSet<&str> = self
+            .pairs
+            .iter()
+            .map(|(k, _)| k.as_str())
+            .filter(|k| !k.starts_with("filter_") && !known.contains(k))
+            .collect();
+        if !unknown.is_empty() {
+            tracing::debug!(?unknown, "ignored parameters this endpoint does not use");
         }
-        Ok(())
     }
 }
 

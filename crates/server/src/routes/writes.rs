@@ -279,7 +279,7 @@ pub async fn delete_goals(
     headers: HeaderMap,
 ) -> Result<Response> {
     let (_, website, params) = writer(&st, &headers, query.as_deref())?;
-    params.only(&["datafast_visitor_id", "name", "startAt", "endAt"])?;
+    params.ignore_unknown(&["datafast_visitor_id", "name", "startAt", "endAt"]);
     let visitor = params.get("datafast_visitor_id")?.map(str::to_owned);
     let name = params.get("name")?.map(|n| {
         n.trim()
@@ -319,13 +319,13 @@ pub async fn delete_payments(
     headers: HeaderMap,
 ) -> Result<Response> {
     let (_, website, params) = writer(&st, &headers, query.as_deref())?;
-    params.only(&[
+    params.ignore_unknown(&[
         "transaction_id",
         "tx_id",
         "datafast_visitor_id",
         "startAt",
         "endAt",
-    ])?;
+    ]);
     let tx = match (params.get("transaction_id")?, params.get("tx_id")?) {
         (Some(t), _) | (None, Some(t)) => Some(t.to_owned()),
         _ => None,

@@ -604,3 +604,41 @@ async fn the_bearer_scheme_is_case_insensitive() {
     let res = f.app.clone().oneshot(req).await.unwrap();
     assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
 }
+
+/// Requests that integrations written against DataFast send, with parameters the docs do not
+/// list: DataFast ignores those, and so does Tally (issue 15, item 8).
+#[tokio::test]
+async fn parameters_a_route_does_not_use_are_ignored() {
+    let f = fixture(Limits::default()).await;
+    for uri in [
+        "/api/v1/analytics/overview?range=all",
+        "/api/v1/analytics/timeseries?startAt=2025-03-01&endAt=2025-03-31&interval=day&fields=visitors,sessions,revenue,conversion_rate,name&groupBy=referrer",
+        "/api/v1/analytics/metadata?fields=domain,name,logo",
+        "/api/v1/analytics/pages?limit=5&sort=desc",
+        "/api/v1/analytics/realtime?filter_country=is:US&foo=1",
+        "/api/v1/analytics/realtime/map?bar=2",
+    ] {
+        let (status, body) = call(&f.app, Method::GET, uri, Some(&f.key_a), None).await;
+        assert_eq!(status, StatusCode::OK, "{uri}: {body}");
+        let with_token = format!(
+            "{uri}{}websiteId=site_a",
+            if uri.contains('?') { "&" } else { "?" }
+        );
+        let (status, body) = call(&f.app, Method::GET, &with_token, Some(&f.token_ro), None).await;
+        assert_eq!(status, StatusCode::OK, "{with_token}: {body}");
+    }
+    // A known parameter with a bad value is still a 400 naming it.
+    let (status, body) = call(
+        &f.app,
+        Method::GET,
+        "/api/v1/analytics/pages?limit=lots&groupBy=x",
+        Some(&f.key_a),
+        None,
+    )
+    .await;
+    assert_error(status, &body, 400);
+    assert!(
+        body["error"]["message"].as_str().unwrap().contains("limit"),
+        "{body}"
+    );
+}
