@@ -9,7 +9,6 @@ use tally_core::schema::kind;
 use tally_core::{Engine, SessionAttrs};
 
 use crate::display::money::{Rounded, round_to};
-use crate::display::name::random_name;
 use crate::error::{Result, to_json};
 use crate::params::Params;
 use crate::response::Success;
@@ -224,18 +223,16 @@ fn map_visitor(v: &LiveVisitor) -> MapVisitor {
         is_customer: v.profile.first_payment_us.is_some(),
         customer_name: v.profile.customer_name.clone(),
         customer_email: v.profile.customer_email.clone(),
-        profile_data: profile_data(&v.visitor_id, &v.profile),
+        profile_data: profile_data(&v.profile),
         conversion_likelihood: v.prediction.as_ref().map(likelihood),
     }
 }
 
-fn profile_data(visitor_id: &str, p: &VisitorProfile) -> ProfileData {
+/// As the seed shows: a visitor no `identify` event named has a `null` display name and
+/// `isRandomName: true` (the dashboard invents a label; the API does not).
+fn profile_data(p: &VisitorProfile) -> ProfileData {
     ProfileData {
-        display_name: Some(
-            p.display_name
-                .clone()
-                .unwrap_or_else(|| random_name(visitor_id)),
-        ),
+        display_name: p.display_name.clone(),
         user_id: p.user_id.clone(),
         has_profile: p.user_id.is_some(),
         is_random_name: p.display_name.is_none(),

@@ -1,8 +1,7 @@
-//! How values are shown: country names and flags, currency symbols, time series labels, money,
-//! and the generated names of anonymous visitors.
+//! How values are shown: country names and flags, currency symbols, time series labels and
+//! money.
 
 pub mod country;
 pub mod currency;
 pub mod label;
 pub mod money;
-pub mod name;

@@ -61,12 +61,7 @@ async fn parameters_an_endpoint_does_not_use_are_ignored_as_datafast_does() {
     let plain = answer(&engine, "fixture", Endpoint::Overview, &Params::parse(""))
         .await
         .unwrap();
-    for query in [
-        "limit=10",
-        "range=all",
-        "groupBy=referrer&foo",
-        "sort=x",
-    ] {
+    for query in ["limit=10", "range=all", "groupBy=referrer&foo", "sort=x"] {
         let with_extra = answer(
             &engine,
             "fixture",
