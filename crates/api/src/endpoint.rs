@@ -323,15 +323,33 @@ async fn timeseries(
             )
         })?,
     };
-    let s = engine.timeseries(&c.query, interval).await?;
+    // Without dates (the docs' "last 30 days" example is `interval=day&limit=30`): every
+    // bucket from the first event up to now, paged from the newest, oldest first in a page.
+    let mut query = c.query.clone();
+    let from_newest = query.range.is_none();
+    if from_newest && let Some((first, last)) = engine.time_span(&query).await? {
+        let end = last.max(chrono::Utc::now()) + chrono::TimeDelta::microseconds(1);
+        query.range = Some(tally_core::DateRange::new(first, end)?);
+    }
+    let s = engine.timeseries(&query, interval).await?;
     let tz: Tz = s.timezone;
     let revenue = want("revenue");
     let total = s.buckets.len();
+    let skip = if from_newest {
+        total.saturating_sub(c.paging.offset.saturating_add(c.paging.limit))
+    } else {
+        c.paging.offset
+    };
+    let take = if from_newest {
+        total.saturating_sub(c.paging.offset).saturating_sub(skip)
+    } else {
+        c.paging.limit
+    };
     let data = s
         .buckets
         .iter()
-        .skip(c.paging.offset)
-        .take(c.paging.limit)
+        .skip(skip)
+        .take(take)
         .map(|b| SeriesPoint {
             visitors: want("visitors").then_some(b.visitors),
             name: bucket_label(&b.start.with_timezone(&tz), s.interval),

@@ -9,6 +9,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 
+use chrono::TimeDelta;
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::prelude::{DataFrame, SessionConfig, SessionContext};
 
@@ -610,14 +611,8 @@ impl Engine {
         let tz = q.timezone.unwrap_or_else(|| website.tz());
         let range = match q.range {
             Some(r) => Some(r),
-            None => match self.resident_time_span(q).await? {
-                Some(span) => span,
-                None => self.scope(q)?.time_span().await?,
-            }
-            .and_then(|(lo, hi)| {
-                let start = chrono::DateTime::from_timestamp_micros(lo)?;
-                let end = chrono::DateTime::from_timestamp_micros(hi.saturating_add(1))?;
-                DateRange::new(start, end).ok()
+            None => self.time_span(q).await?.and_then(|(first, last)| {
+                DateRange::new(first, last + TimeDelta::microseconds(1)).ok()
             }),
         };
         let Some(range) = range else {
@@ -676,6 +671,24 @@ impl Engine {
             range_start: range.start,
             range_end: range.end,
         })
+    }
+
+    /// When the first and the last event `q` selects (range and filters applied) happened;
+    /// `None` when it selects none.
+    pub async fn time_span(
+        &self,
+        q: &Query,
+    ) -> Result<Option<(chrono::DateTime<chrono::Utc>, chrono::DateTime<chrono::Utc>)>> {
+        let span = match self.resident_time_span(q).await? {
+            Some(span) => span,
+            None => self.scope(q)?.time_span().await?,
+        };
+        Ok(span.and_then(|(lo, hi)| {
+            Some((
+                chrono::DateTime::from_timestamp_micros(lo)?,
+                chrono::DateTime::from_timestamp_micros(hi)?,
+            ))
+        }))
     }
 
     /// Whether `visitor_id` has at least one page view on `website_id` (goals created through

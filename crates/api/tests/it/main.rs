@@ -4,4 +4,5 @@
 mod errors;
 mod golden;
 mod props;
+mod series;
 mod support;
