@@ -403,6 +403,11 @@ mod tests {
             .filters()
             .unwrap();
         assert_eq!(f[0].values, ["US", "CA"]);
+        // The documentation's own example (issue 15, item 1).
+        let seed = p("filter_country=is:United States,Canada")
+            .filters()
+            .unwrap();
+        assert_eq!(seed[0].values, ["US", "CA"]);
         assert_eq!(
             (f[1].dimension, f[1].op),
             (Dimension::Page, FilterOp::Contains)

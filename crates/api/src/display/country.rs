@@ -1,16 +1,76 @@
 //! Country names and flags.
 //!
-//! Names are the ISO 3166-1 short names of the `isocountry` crate, with one override where the
-//! DataFast documentation shows a different name (`United Kingdom`). Flags are the SVGs the
-//! documentation links to.
+//! Names are the ones people use (`United States`, `South Korea`, `Russia`, as the DataFast
+//! documentation shows them), falling back to the ISO 3166-1 short names of the `isocountry`
+//! crate. A filter value may be a code, the shown name, the ISO name or a common alias (`USA`,
+//! `UK`, `Great Britain`, `Ivory Coast`, …). Flags are the SVGs the documentation links to.
 
 use isocountry::CountryCode;
 
 /// Where the documented flag images live (`…/3x2/US.svg`).
 pub const FLAG_BASE_URL: &str = "https://purecatamphetamine.github.io/country-flag-icons/3x2";
 
-/// Names the DataFast documentation shows differently from the ISO short name.
-const DISPLAY_OVERRIDES: &[(&str, &str)] = &[("GB", "United Kingdom")];
+/// Names shown instead of the ISO short name (which is often the formal one, `Korea (Republic
+/// of)`).
+const DISPLAY_OVERRIDES: &[(&str, &str)] = &[
+    ("BN", "Brunei"),
+    ("BO", "Bolivia"),
+    ("CD", "DR Congo"),
+    ("CV", "Cape Verde"),
+    ("FK", "Falkland Islands"),
+    ("FM", "Micronesia"),
+    ("GB", "United Kingdom"),
+    ("IR", "Iran"),
+    ("KP", "North Korea"),
+    ("KR", "South Korea"),
+    ("LA", "Laos"),
+    ("MD", "Moldova"),
+    ("MF", "Saint Martin"),
+    ("MK", "North Macedonia"),
+    ("PS", "Palestine"),
+    ("RU", "Russia"),
+    ("SX", "Sint Maarten"),
+    ("SY", "Syria"),
+    ("SZ", "Eswatini"),
+    ("TW", "Taiwan"),
+    ("TZ", "Tanzania"),
+    ("US", "United States"),
+    ("VA", "Vatican City"),
+    ("VE", "Venezuela"),
+    ("VG", "British Virgin Islands"),
+    ("VI", "U.S. Virgin Islands"),
+    ("VN", "Vietnam"),
+];
+
+/// Other names a filter value may use for a country.
+const ALIASES: &[(&str, &str)] = &[
+    ("America", "US"),
+    ("Britain", "GB"),
+    ("Burma", "MM"),
+    ("Czech Republic", "CZ"),
+    ("Democratic Republic of the Congo", "CD"),
+    ("East Timor", "TL"),
+    ("England", "GB"),
+    ("Great Britain", "GB"),
+    ("Holland", "NL"),
+    ("Hong Kong SAR", "HK"),
+    ("Ivory Coast", "CI"),
+    ("Korea", "KR"),
+    ("Macau", "MO"),
+    ("Macedonia", "MK"),
+    ("Republic of Korea", "KR"),
+    ("Republic of the Congo", "CG"),
+    ("Swaziland", "SZ"),
+    ("Türkiye", "TR"),
+    ("Turkiye", "TR"),
+    ("U.S.", "US"),
+    ("U.S.A.", "US"),
+    ("UAE", "AE"),
+    ("UK", "GB"),
+    ("United States", "US"),
+    ("USA", "US"),
+    ("Vatican", "VA"),
+];
 
 /// The display name of an ISO alpha-2 code; the code itself when it is not a known country.
 pub fn country_name(code: &str) -> String {
@@ -38,6 +98,12 @@ pub fn codes_for_value(value: &str) -> Option<String> {
     if let Ok(c) = CountryCode::for_alpha3_caseless(v) {
         return Some(c.alpha2().to_owned());
     }
+    if let Some((_, code)) = ALIASES
+        .iter()
+        .find(|(alias, _)| alias.eq_ignore_ascii_case(v))
+    {
+        return Some((*code).to_owned());
+    }
     CountryCode::iter()
         .find(|c| {
             c.name().eq_ignore_ascii_case(v) || country_name(c.alpha2()).eq_ignore_ascii_case(v)
@@ -63,7 +129,9 @@ mod tests {
 
     #[test]
     fn names_match_the_documentation() {
-        assert_eq!(country_name("US"), "United States of America");
+        assert_eq!(country_name("US"), "United States");
+        assert_eq!(country_name("KR"), "South Korea");
+        assert_eq!(country_name("VN"), "Vietnam");
         assert_eq!(country_name("FR"), "France");
         assert_eq!(country_name("GB"), "United Kingdom");
         assert_eq!(country_name("DE"), "Germany");
@@ -76,7 +144,22 @@ mod tests {
 
     #[test]
     fn filter_values_may_be_names_or_codes() {
-        assert_eq!(codes_for_value("United States").as_deref(), None);
+        for (value, code) in [
+            ("United States", "US"),
+            ("USA", "US"),
+            ("UK", "GB"),
+            ("great britain", "GB"),
+            ("South Korea", "KR"),
+            ("Korea (Republic of)", "KR"),
+            ("Russia", "RU"),
+            ("Russian Federation", "RU"),
+            ("Vietnam", "VN"),
+            ("Viet Nam", "VN"),
+            ("Iran", "IR"),
+            ("Ivory Coast", "CI"),
+        ] {
+            assert_eq!(codes_for_value(value).as_deref(), Some(code), "{value}");
+        }
         assert_eq!(
             codes_for_value("United States of America").as_deref(),
             Some("US")
