@@ -150,7 +150,7 @@ pub(crate) fn enrich(
                 return Ok(Outcome::Duplicate);
             }
             Some(StoredPayment {
-                amount: website.convert(p.amount, &p.currency)?,
+                amount: website.convert(p.amount, &p.currency, event.ts.date_naive())?,
                 original_amount: p.amount,
                 original_currency: p.currency.clone(),
                 renewal: p.renewal,

@@ -49,6 +49,7 @@ pub mod import;
 mod ingest;
 pub mod live;
 pub mod query;
+pub mod rates;
 pub mod referrer;
 mod resident;
 pub mod schema;

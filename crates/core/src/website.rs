@@ -129,23 +129,25 @@ impl Website {
         Ok(())
     }
 
-    /// Converts `amount` in `currency` to the website currency.
-    pub fn convert(&self, amount: f64, currency: &str) -> Result<f64> {
+    /// Converts `amount` in `currency`, paid on `day`, to the website currency: at the rate in
+    /// the website settings when there is one, else at the ECB reference rate of that day
+    /// ([`crate::rates`]).
+    pub fn convert(&self, amount: f64, currency: &str, day: chrono::NaiveDate) -> Result<f64> {
         if currency == self.currency {
             return Ok(amount);
         }
-        self.exchange_rates
-            .get(currency)
-            .map(|rate| amount * rate)
-            .ok_or_else(|| {
-                Error::invalid(
-                    "currency",
-                    format!(
-                        "no exchange rate from {currency} to {} in the website settings",
-                        self.currency
-                    ),
-                )
-            })
+        if let Some(rate) = self.exchange_rates.get(currency) {
+            return Ok(amount * rate);
+        }
+        crate::rates::convert(amount, currency, &self.currency, day).ok_or_else(|| {
+            Error::invalid(
+                "currency",
+                format!(
+                    "no exchange rate from {currency} to {} on {day}: neither in the ECB reference rates nor in the website settings",
+                    self.currency
+                ),
+            )
+        })
     }
 
     /// The hosts whose referrers count as the site itself.
@@ -180,15 +182,16 @@ mod tests {
     #[test]
     fn conversion_uses_the_rate_or_names_the_currency() {
         let mut w = Website::new("w", "example.com");
+        let day = chrono::NaiveDate::from_ymd_opt(2026, 10, 30).unwrap();
         w.exchange_rates.insert("EUR".into(), 1.5);
-        assert_eq!(w.convert(10.0, "USD").unwrap(), 10.0);
-        assert_eq!(w.convert(10.0, "EUR").unwrap(), 15.0);
-        assert!(
-            w.convert(1.0, "GBP")
-                .unwrap_err()
-                .to_string()
-                .contains("GBP")
-        );
+        assert_eq!(w.convert(10.0, "USD", day).unwrap(), 10.0);
+        // The operator's rate wins over the ECB's.
+        assert_eq!(w.convert(10.0, "EUR", day).unwrap(), 15.0);
+        // Without one, the ECB rate of the day: 1 EUR = 0.8338 GBP = 1.1172 USD.
+        let gbp = w.convert(1.0, "GBP", day).unwrap();
+        assert!((gbp - 1.1172 / 0.8338).abs() < 1e-9, "{gbp}");
+        let err = w.convert(1.0, "XYZ", day).unwrap_err().to_string();
+        assert!(err.contains("XYZ") && err.contains("currency"), "{err}");
     }
 
     #[test]

@@ -65,7 +65,7 @@ impl Model {
             }
             let payment = match &e.kind {
                 EventKind::Payment(p) => {
-                    let Ok(amount) = site.convert(p.amount, &p.currency) else {
+                    let Ok(amount) = site.convert(p.amount, &p.currency, e.ts.date_naive()) else {
                         continue;
                     };
                     if !seen_tx.insert((e.website_id.clone(), p.transaction_id.clone())) {

@@ -421,6 +421,40 @@ async fn payments_are_idempotent_converted_and_deleted() {
     )
     .await;
     assert_eq!(o["data"][0]["revenue"], 110);
+
+    // No GBP rate in the settings: the ECB rates of the payment's day convert it
+    // (2025-03-10: 1 EUR = 1.0845 USD = 0.83849 GBP), as DataFast does (issue 15, item 5).
+    let gbp = json!({ "amount": 50, "currency": "GBP", "transaction_id": "tx_gbp", "datafast_visitor_id": "va", "timestamp": "2025-03-10T11:00:00Z" });
+    let (s, body) = call(
+        &f.app,
+        Method::POST,
+        "/api/v1/payments",
+        Some(&f.key_a),
+        Some(gbp),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{body}");
+    let (_, o) = call(
+        &f.app,
+        Method::GET,
+        "/api/v1/analytics/overview",
+        Some(&f.key_a),
+        None,
+    )
+    .await;
+    let want = 110.0 + 50.0 / 0.83849 * 1.0845;
+    let got = o["data"][0]["revenue"].as_f64().unwrap();
+    assert!((got - want).abs() < 0.006, "{got} vs {want}");
+    let (s, body) = call(
+        &f.app,
+        Method::DELETE,
+        "/api/v1/payments?transaction_id=tx_gbp",
+        Some(&f.key_a),
+        None,
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{body}");
+
     for (bad, field) in [
         (
             json!({ "currency": "USD", "transaction_id": "t" }),
@@ -433,7 +467,8 @@ async fn payments_are_idempotent_converted_and_deleted() {
         (json!({ "amount": 1, "transaction_id": "t" }), "currency"),
         (json!({ "amount": 1, "currency": "USD" }), "transaction_id"),
         (
-            json!({ "amount": 1, "currency": "GBP", "transaction_id": "t" }),
+            // GBP is converted at the ECB rate; a code the ECB does not quote is refused.
+            json!({ "amount": 1, "currency": "XYZ", "transaction_id": "t" }),
             "currency",
         ),
     ] {
