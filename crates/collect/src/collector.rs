@@ -12,6 +12,7 @@ use tally_core::import::{parse_page_url, referrer_host};
 use tally_core::{Event, EventKind, Identity, Payment, SessionAttrs, Website};
 
 use crate::agent::AgentParser;
+use crate::bot_log::BotLog;
 use crate::error::{Error, Result};
 use crate::geo::{GeoDb, Location};
 use crate::payload::TrackerPayload;
@@ -57,6 +58,8 @@ pub struct Collector {
     /// `(website, visitor id)` of recent bot requests, so that their visitor profile can say
     /// "a bot" rather than "unknown".
     bot_visitors: quick_cache::sync::Cache<(String, String), ()>,
+    /// Where bot visitors are remembered across restarts, when the collector has a home.
+    bot_log: Option<BotLog>,
 }
 
 /// Bot visitor ids remembered, across websites.
@@ -81,7 +84,20 @@ impl Collector {
             secret: secret.to_vec(),
             stats: Mutex::new(HashMap::new()),
             bot_visitors: quick_cache::sync::Cache::new(BOT_VISITORS_REMEMBERED),
+            bot_log: None,
         })
+    }
+
+    /// Remembers bot visitors in the file at `path` (in the data directory), so that after a
+    /// restart a bot's visitor id is still known as one; the ones it holds are loaded now.
+    pub fn with_bot_log(mut self, path: &std::path::Path) -> Result<Self> {
+        let (log, entries) = BotLog::open(path)
+            .map_err(|e| Error::Data(format!("bot visitor log {}: {e}", path.display())))?;
+        for entry in entries {
+            self.bot_visitors.insert(entry, ());
+        }
+        self.bot_log = Some(log);
+        Ok(self)
     }
 
     /// Whether a GeoIP database is loaded.
@@ -154,8 +170,16 @@ impl Collector {
         let agent = self.agents.parse(user_agent);
         if agent.bot {
             if let Some(v) = payload.visitor_id.as_deref().filter(|v| !v.is_empty()) {
-                self.bot_visitors
-                    .insert((website.id.clone(), v.to_owned()), ());
+                let key = (website.id.clone(), v.to_owned());
+                if self.bot_visitors.get(&key).is_none() {
+                    if let Some(log) = &self.bot_log
+                        && let Err(e) = log.record(&website.id, v)
+                    {
+                        // Only the memory across restarts is lost; the request is still a bot's.
+                        tracing::warn!(error = %e, "could not remember a bot visitor");
+                    }
+                    self.bot_visitors.insert(key, ());
+                }
             }
             return Ok(Collected::Bot);
         }

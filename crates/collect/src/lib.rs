@@ -30,6 +30,7 @@
 //! ```
 
 pub mod agent;
+pub mod bot_log;
 pub mod bots;
 pub mod collector;
 pub mod error;

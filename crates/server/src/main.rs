@@ -21,6 +21,9 @@ use tally_server::admin;
 use tally_server::app::{AppState, Limits, router};
 use tally_server::keys::{KeyStore, Role, Scope};
 
+/// Where `tally serve` remembers bot visitors across restarts, in the data directory.
+const BOT_LOG_FILE: &str = "bot-visitors.log";
+
 #[derive(Parser)]
 #[command(
     name = "tally",
@@ -250,7 +253,8 @@ async fn main() -> anyhow::Result<()> {
                 ),
                 None => None,
             };
-            let collector = Collector::new(geo, &keys.derive_key("cookieless-visitor-ids"))?;
+            let collector = Collector::new(geo, &keys.derive_key("cookieless-visitor-ids"))?
+                .with_bot_log(&engine.dir().join(BOT_LOG_FILE))?;
             let mut state = AppState::new(Arc::clone(&engine), keys, limits, Arc::new(collector));
             state.trust_proxy = trust_proxy;
             serve(engine, state, &addr, demo, flush_every).await

@@ -23,8 +23,9 @@ fn env_or(name: &str, default: usize) -> usize {
         .unwrap_or(default)
 }
 
-/// Posts one tracker page view; `true` only for a `"status":"success"` answer.
-fn post_pageview(addr: &str, site: &str, visitor: &str) -> bool {
+/// Posts one tracker page view to a website of domain `crash.example` from a browser with
+/// User-Agent `ua`; `true` only for a `"status":"success"` answer.
+pub fn post_pageview(addr: &str, site: &str, visitor: &str, ua: &str) -> bool {
     let body = json!({
         "websiteId": site,
         "domain": "crash.example",
@@ -48,7 +49,7 @@ fn post_pageview(addr: &str, site: &str, visitor: &str) -> bool {
         "POST /api/events HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\n\
          Origin: https://crash.example\r\nUser-Agent: {}\r\nContent-Length: {}\r\n\
          Connection: close\r\n\r\n{body}",
-        crate::tracker::CHROME_MAC,
+        ua,
         body.len()
     );
     if s.write_all(request.as_bytes()).is_err() {
@@ -112,7 +113,7 @@ fn every_acknowledged_event_survives_sigkill() {
                     while !stop.load(Ordering::SeqCst) {
                         let visitor = format!("r{round}-c{c}-{sent}");
                         sent += 1;
-                        if post_pageview(&addr, &site, &visitor) {
+                        if post_pageview(&addr, &site, &visitor, crate::tracker::CHROME_MAC) {
                             acked.lock().unwrap().push(visitor);
                         }
                     }

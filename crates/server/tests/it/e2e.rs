@@ -244,3 +244,38 @@ fn commands_next_to_a_running_server_go_through_it() {
     let q = tally(dir.path(), &["query", "overview", "--website", &site]);
     assert_eq!(q["data"][0]["visitors"], 10);
 }
+
+#[test]
+fn a_bot_visitor_is_still_a_bot_after_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let created = tally(
+        dir.path(),
+        &["website", "create", "--domain", "crash.example"],
+    );
+    let site = created["websiteId"].as_str().unwrap().to_owned();
+    let key = created["apiKey"].as_str().unwrap().to_owned();
+
+    let server = Server::start(dir.path(), &[]);
+    let ua = crate::tracker::GOOGLEBOT;
+    // A bot's request is answered `{"status":"ignored"}`, not stored.
+    assert!(!crate::crash::post_pageview(
+        &server.addr,
+        &site,
+        "bot-1",
+        ua
+    ));
+    let (status, body) = get(&server.addr, "/api/v1/visitors/bot-1", &key);
+    assert_eq!(status, 400, "{body}");
+    drop(server); // SIGKILL
+
+    // The seed's 400 for a bot, not a 404 for an unknown visitor (issue 15, item 7).
+    let server = Server::start(dir.path(), &[]);
+    let (status, body) = get(&server.addr, "/api/v1/visitors/bot-1", &key);
+    assert_eq!(status, 400, "{body}");
+    assert!(
+        body["error"]["message"].as_str().unwrap().contains("bot"),
+        "{body}"
+    );
+    let (status, _) = get(&server.addr, "/api/v1/visitors/nobody", &key);
+    assert_eq!(status, 404);
+}
