@@ -3,7 +3,7 @@
 //!
 //! Every rejection is an [`ApiError`] with status 400 whose message names the parameter.
 
-use chrono::{DateTime, Duration, NaiveDate, NaiveDateTime, TimeZone, Utc};
+use chrono::{DateTime, Duration, NaiveDate, NaiveDateTime, TimeZone, Timelike, Utc};
 use chrono_tz::Tz;
 use tally_core::query::time::{check_timestamp, local_day_start};
 use tally_core::{DateRange, Dimension, Filter, FilterOp, Paging};
@@ -243,19 +243,27 @@ fn country_values(key: &str, op: FilterOp, values: Vec<String>) -> Result<(Filte
     Ok((op, codes))
 }
 
-/// The date of a `…T00:00:00Z` (start) or `…T23:59:59Z` (end) timestamp.
+/// The date of a UTC midnight (start) or of a UTC `23:59:59` (end, with or without a fraction
+/// of nines: `.999`), written with `Z` or a zero offset (`+00:00`): how clients write "this
+/// whole day".
 fn full_day_utc(s: &str, start: bool) -> Option<NaiveDate> {
-    let (date, time) = s.split_once('T')?;
-    let ok = if start {
-        ["00:00:00Z", "00:00:00.000Z"].contains(&time)
-    } else {
-        ["23:59:59Z", "23:59:59.999Z"].contains(&time)
-    };
-    if ok {
-        NaiveDate::parse_from_str(date, "%Y-%m-%d").ok()
-    } else {
-        None
+    let t = DateTime::parse_from_rfc3339(s).ok()?;
+    if t.offset().local_minus_utc() != 0 {
+        return None;
     }
+    let (hms, nanos) = ((t.hour(), t.minute(), t.second()), t.nanosecond());
+    let ok = if start {
+        hms == (0, 0, 0) && nanos == 0
+    } else {
+        hms == (23, 59, 59) && (nanos == 0 || all_nines(nanos))
+    };
+    ok.then(|| t.date_naive())
+}
+
+/// Whether a fraction of a second written in nanoseconds is `.9`, `.99`, … `.999999999`.
+fn all_nines(nanos: u32) -> bool {
+    let digits = format!("{nanos:09}");
+    digits.trim_end_matches('0').chars().all(|c| c == '9') && digits.starts_with('9')
 }
 
 fn local_dates(tz: Tz, first: NaiveDate, last: NaiveDate) -> Result<DateRange> {
@@ -319,6 +327,28 @@ mod tests {
 
     fn p(q: &str) -> Params {
         Params::parse(q)
+    }
+
+    #[test]
+    fn whole_utc_days_are_read_as_local_dates_however_they_are_written() {
+        let tz: Tz = "America/New_York".parse().unwrap();
+        let want = p("startAt=2024-01-01&endAt=2024-01-31")
+            .date_range(tz)
+            .unwrap();
+        for q in [
+            "startAt=2024-01-01T00:00:00Z&endAt=2024-01-31T23:59:59Z",
+            "startAt=2024-01-01T00:00:00.000Z&endAt=2024-01-31T23:59:59.999Z",
+            "startAt=2024-01-01T00:00:00+00:00&endAt=2024-01-31T23:59:59.999+00:00",
+            "startAt=2024-01-01T00:00:00%2B00:00&endAt=2024-01-31T23:59:59.999999%2B00:00",
+        ] {
+            assert_eq!(p(q).date_range(tz).unwrap(), want, "{q}");
+        }
+        // Not a whole day: an instant range.
+        let r = p("startAt=2024-01-01T00:00:00Z&endAt=2024-01-31T23:59:59.5Z")
+            .date_range(tz)
+            .unwrap()
+            .unwrap();
+        assert_eq!(r.start.to_rfc3339(), "2024-01-01T00:00:00+00:00");
     }
 
     #[test]
