@@ -110,7 +110,7 @@ impl Endpoint {
     pub fn known_params(self) -> Vec<&'static str> {
         let mut p: Vec<&str> = Vec::new();
         match self {
-            Endpoint::Metadata => return p,
+            Endpoint::Metadata => return vec!["fields"],
             Endpoint::Overview => p.push("fields"),
             Endpoint::Timeseries => p.extend(["fields", "interval"].iter().chain(&PAGE_PARAMS)),
             Endpoint::Campaigns | Endpoint::Goals => {
@@ -166,7 +166,7 @@ pub async fn answer(
     let website = engine.website(website_id)?;
     params.ignore_unknown(&endpoint.known_params());
     if endpoint == Endpoint::Metadata {
-        return to_json(&Success::new([Metadata::from(&website)]));
+        return metadata(&website, params);
     }
     let c = common(&website, params)?;
     match endpoint {
@@ -298,6 +298,38 @@ async fn overview(
         conversion_rate: want("conversion_rate").then_some(Rounded(o.conversion_rate)),
     };
     to_json(&Success::new([row]))
+}
+
+/// Fields `metadata` accepts: the documented six and `logo`.
+const METADATA_FIELDS: [&str; 7] = [
+    "domain",
+    "timezone",
+    "name",
+    "kpiColorScheme",
+    "kpi",
+    "currency",
+    "logo",
+];
+
+/// The website's settings: the documented six, or the `fields` asked for (`logo` among them).
+fn metadata(website: &Website, params: &Params) -> Result<String> {
+    let mut row = Metadata::from(website);
+    let Some(fields) = params.fields(&METADATA_FIELDS)? else {
+        return to_json(&Success::new([row]));
+    };
+    row.logo = Some(website.logo.clone());
+    let serde_json::Value::Object(all) = serde_json::to_value(&row).map_err(|e| ApiError {
+        detail: Some(e.to_string()),
+        ..ApiError::internal()
+    })?
+    else {
+        return Err(ApiError::internal());
+    };
+    let picked: serde_json::Map<String, serde_json::Value> = all
+        .into_iter()
+        .filter(|(k, _)| fields.iter().any(|f| f == k))
+        .collect();
+    to_json(&Success::new([picked]))
 }
 
 async fn timeseries(

@@ -47,6 +47,9 @@ pub struct Website {
     /// When the Paddle API key expires, if known.
     #[serde(default)]
     pub paddle_key_expires_at: Option<String>,
+    /// The site's logo URL (for dashboards; `metadata?fields=…,logo`).
+    #[serde(default)]
+    pub logo: Option<String>,
 }
 
 /// Payment providers the integrations endpoint reports on.
@@ -80,6 +83,7 @@ impl Website {
             kpi_color_scheme: default_color(),
             connected_providers: Vec::new(),
             paddle_key_expires_at: None,
+            logo: None,
         }
     }
 

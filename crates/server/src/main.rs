@@ -156,6 +156,9 @@ enum WebsiteAction {
         /// Other hostnames the tracker may send from (replaces the list), comma separated.
         #[arg(long, value_delimiter = ',')]
         allowed_hostnames: Option<Vec<String>>,
+        /// The site's logo URL (shown by `metadata?fields=…,logo`).
+        #[arg(long)]
+        logo: Option<String>,
     },
     /// Print a website's settings.
     Show {
@@ -409,8 +412,12 @@ fn website(
             rates,
             connected,
             allowed_hostnames,
+            logo,
         } => {
             let mut w = engine.website(&website)?;
+            if let Some(logo) = logo {
+                w.logo = Some(logo).filter(|l| !l.is_empty());
+            }
             w.name = name.unwrap_or(w.name);
             w.timezone = timezone.unwrap_or(w.timezone);
             w.currency = currency

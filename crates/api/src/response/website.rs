@@ -18,6 +18,9 @@ pub struct Metadata {
     pub kpi: Option<String>,
     /// Currency code (`USD`).
     pub currency: String,
+    /// Logo URL, or null; written only when `fields` asks for it (the seed's shape has none).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub logo: Option<Option<String>>,
 }
 
 impl From<&tally_core::Website> for Metadata {
@@ -29,6 +32,7 @@ impl From<&tally_core::Website> for Metadata {
             kpi_color_scheme: w.kpi_color_scheme.clone(),
             kpi: w.kpi.clone(),
             currency: w.currency.clone(),
+            logo: None,
         }
     }
 }

@@ -3,6 +3,7 @@
 
 mod errors;
 mod golden;
+mod metadata;
 mod props;
 mod series;
 mod support;
