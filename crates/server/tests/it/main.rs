@@ -6,4 +6,5 @@ mod e2e;
 mod live;
 mod routes;
 mod sdk;
+mod seeds;
 mod tracker;
