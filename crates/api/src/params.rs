@@ -121,6 +121,27 @@ impl Params {
         Ok(Some(range))
     }
 
+    /// The range of [`Params::date_range`] with its end shown as the last instant it includes:
+    /// `endAt` itself when it is a date-time (`…T12:00:00.250Z`), the last second of the day
+    /// when it names a whole day (`2023-01-31`, `…T23:59:59Z`). For delete answers.
+    pub fn date_range_shown(&self, tz: Tz) -> Result<Option<(DateRange, DateTime<Utc>)>> {
+        let Some(range) = self.date_range(tz)? else {
+            return Ok(None);
+        };
+        let (start, end) = match (self.get("startAt")?, self.get("endAt")?) {
+            (Some(s), Some(e)) => (s.trim().replace(' ', "+"), e.trim().replace(' ', "+")),
+            _ => return Ok(None),
+        };
+        let whole_days = NaiveDate::parse_from_str(&end, "%Y-%m-%d").is_ok()
+            || (full_day_utc(&start, true).is_some() && full_day_utc(&end, false).is_some());
+        let last = if whole_days {
+            range.end - Duration::seconds(1)
+        } else {
+            parse_instant("endAt", &end, tz, false)?
+        };
+        Ok(Some((range, last)))
+    }
+
     /// Every `filter_<dimension>=<op>:<v1>,<v2>` parameter.
     pub fn filters(&self) -> Result<Vec<Filter>> {
         let mut out = Vec::new();
@@ -349,6 +370,29 @@ mod tests {
             .unwrap()
             .unwrap();
         assert_eq!(r.start.to_rfc3339(), "2024-01-01T00:00:00+00:00");
+    }
+
+    #[test]
+    fn a_shown_end_is_the_last_instant_included() {
+        let shown = |q: &str| {
+            p(q).date_range_shown(chrono_tz::UTC)
+                .unwrap()
+                .unwrap()
+                .1
+                .to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+        };
+        assert_eq!(
+            shown("startAt=2023-01-01T00:00:00Z&endAt=2023-01-31T23:59:59Z"),
+            "2023-01-31T23:59:59.000Z"
+        );
+        assert_eq!(
+            shown("startAt=2023-01-01&endAt=2023-01-31"),
+            "2023-01-31T23:59:59.000Z"
+        );
+        assert_eq!(
+            shown("startAt=2023-01-01T00:00:00Z&endAt=2023-01-31T12:00:00.250Z"),
+            "2023-01-31T12:00:00.250Z"
+        );
     }
 
     #[test]

@@ -262,14 +262,18 @@ fn millis(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(SecondsFormat::Millis, true)
 }
 
-/// The range of a delete: instants in UTC; the shown end is the last second included.
+/// The range of a delete: instants in UTC, shown with the last instant it includes.
 fn delete_range(params: &Params) -> Result<(Option<DateRange>, Option<TimeRange>)> {
-    let range = params.date_range(Tz::UTC)?;
-    let shown = range.map(|r| TimeRange {
-        start: millis(r.start),
-        end: millis(r.end - chrono::Duration::seconds(1)),
-    });
-    Ok((range, shown))
+    Ok(match params.date_range_shown(Tz::UTC)? {
+        Some((range, last)) => (
+            Some(range),
+            Some(TimeRange {
+                start: millis(range.start),
+                end: millis(last),
+            }),
+        ),
+        None => (None, None),
+    })
 }
 
 /// `DELETE /api/v1/goals`.
