@@ -108,7 +108,33 @@ pub fn router(state: AppState) -> Router {
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(max_body))
+        .layer(axum::middleware::map_response(envelope_plain_errors))
         .with_state(state)
+}
+
+/// Puts the documented error envelope on errors that axum's own extractors answer in plain
+/// text (a path that is not valid percent-encoded UTF-8, a body over the limit, a JSON body
+/// that does not parse), so that every error a client sees has the same shape.
+async fn envelope_plain_errors(response: Response) -> Response {
+    let status = response.status();
+    let is_json = response
+        .headers()
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    if !(status.is_client_error() || status.is_server_error()) || is_json {
+        return response;
+    }
+    let text = axum::body::to_bytes(response.into_body(), 4096)
+        .await
+        .map(|b| String::from_utf8_lossy(&b).trim().to_owned())
+        .unwrap_or_default();
+    let message = match text.chars().count() {
+        0 => status.canonical_reason().unwrap_or("Error").to_owned(),
+        n if n > 300 => text.chars().take(300).collect(),
+        _ => text,
+    };
+    axum::response::IntoResponse::into_response(HttpError::new(status.as_u16(), message))
 }
 
 async fn not_found() -> Response {

@@ -569,6 +569,30 @@ async fn unknown_routes_and_methods_use_the_envelope() {
     assert_error(s, &e, 404);
     let (s, e) = call(&f.app, Method::PUT, "/api/v1/goals", Some(&f.key_a), None).await;
     assert_error(s, &e, 405);
+    // Rejections of axum's own extractors: a path that is not UTF-8 once decoded, and a body
+    // that is not JSON. They used to answer in plain text.
+    let (s, e) = call(
+        &f.app,
+        Method::GET,
+        "/api/v1/visitors/%FF%FE",
+        Some(&f.key_a),
+        None,
+    )
+    .await;
+    assert_error(s, &e, 400);
+    let req = Request::builder()
+        .method(Method::POST)
+        .uri("/api/v1/goals")
+        .header("authorization", format!("Bearer {}", f.key_a))
+        .header("content-type", "application/json")
+        .body(Body::from("{not json"))
+        .unwrap();
+    let res = f.app.clone().oneshot(req).await.unwrap();
+    let status = res.status();
+    let bytes = res.into_body().collect().await.unwrap().to_bytes();
+    let e: Value = serde_json::from_slice(&bytes).unwrap();
+    assert_error(status, &e, status.as_u16());
+    assert!(status.is_client_error(), "{status}");
 }
 
 #[tokio::test]
