@@ -23,6 +23,8 @@ pub struct Limits {
     pub requests_per_minute: u32,
     /// Largest accepted request body, in bytes.
     pub max_body_bytes: usize,
+    /// Longest a request may take before it is answered 503 and its work dropped.
+    pub request_timeout: std::time::Duration,
 }
 
 impl Default for Limits {
@@ -30,6 +32,7 @@ impl Default for Limits {
         Limits {
             requests_per_minute: 600,
             max_body_bytes: 64 * 1024,
+            request_timeout: std::time::Duration::from_secs(30),
         }
     }
 }
@@ -73,6 +76,10 @@ impl AppState {
 /// The whole API.
 pub fn router(state: AppState) -> Router {
     let max_body = state.limits.max_body_bytes;
+    let timeout = tower_http::timeout::TimeoutLayer::with_status_code(
+        StatusCode::SERVICE_UNAVAILABLE,
+        state.limits.request_timeout,
+    );
     Router::new()
         .route("/api/v1/analytics/realtime", get(routes::live::realtime))
         .route(
@@ -108,6 +115,8 @@ pub fn router(state: AppState) -> Router {
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(max_body))
+        // A write cut off here was not acknowledged: its log record, if any, is replayed.
+        .layer(timeout)
         .layer(axum::middleware::map_response(envelope_plain_errors))
         .with_state(state)
 }

@@ -64,6 +64,9 @@ enum Command {
         /// Largest request body in bytes.
         #[arg(long, default_value_t = 64 * 1024)]
         max_body: usize,
+        /// Seconds a request may take before it is answered 503.
+        #[arg(long, default_value_t = 30)]
+        request_timeout: u64,
         /// Seconds between automatic flushes of ingested events to Parquet.
         #[arg(long, default_value_t = 30)]
         flush_every: u64,
@@ -241,6 +244,7 @@ async fn main() -> anyhow::Result<()> {
             demo,
             rate_limit,
             max_body,
+            request_timeout,
             flush_every,
             geoip,
             trust_proxy,
@@ -248,6 +252,7 @@ async fn main() -> anyhow::Result<()> {
             let limits = Limits {
                 requests_per_minute: rate_limit,
                 max_body_bytes: max_body,
+                request_timeout: Duration::from_secs(request_timeout.max(1)),
             };
             let geo = match &geoip {
                 Some(path) => Some(

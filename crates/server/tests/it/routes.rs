@@ -521,6 +521,7 @@ async fn limits_give_413_and_429_with_retry_after() {
     let f = fixture(Limits {
         requests_per_minute: 2,
         max_body_bytes: 64,
+        ..Limits::default()
     })
     .await;
     let big = json!({ "datafast_visitor_id": "va", "name": "x".repeat(200) });
@@ -700,4 +701,24 @@ async fn parameters_a_route_does_not_use_are_ignored() {
         body["error"]["message"].as_str().unwrap().contains("limit"),
         "{body}"
     );
+}
+
+#[tokio::test]
+async fn a_request_past_its_time_limit_is_a_503_in_the_envelope() {
+    let f = fixture(Limits {
+        request_timeout: std::time::Duration::ZERO,
+        ..Limits::default()
+    })
+    .await;
+    // A goal waits for its write-ahead log fsync, so it cannot finish within no time at all.
+    let goal = json!({ "datafast_visitor_id": "va", "name": "signup" });
+    let (s, e) = call(
+        &f.app,
+        Method::POST,
+        "/api/v1/goals",
+        Some(&f.key_a),
+        Some(goal),
+    )
+    .await;
+    assert_error(s, &e, 503);
 }
