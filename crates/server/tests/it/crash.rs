@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use serde_json::json;
 
-use crate::e2e::{Server, get, tally};
+use crate::e2e::{Server, create_website, get};
 
 fn env_or(name: &str, default: usize) -> usize {
     std::env::var(name)
@@ -87,12 +87,7 @@ fn every_acknowledged_event_survives_sigkill() {
     let mut rng = Lcg(seed);
 
     let dir = tempfile::tempdir().unwrap();
-    let created = tally(
-        dir.path(),
-        &["website", "create", "--domain", "crash.example"],
-    );
-    let site = created["websiteId"].as_str().unwrap().to_owned();
-    let key = created["apiKey"].as_str().unwrap().to_owned();
+    let (site, key) = create_website(dir.path(), "crash.example");
 
     let acked = Arc::new(Mutex::new(Vec::<String>::new()));
     let mut attempted = 0usize;

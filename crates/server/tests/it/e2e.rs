@@ -40,11 +40,17 @@ pub fn get(addr: &str, path: &str, key: &str) -> (u16, serde_json::Value) {
     )
 }
 
-/// A website for the fixture events (with their EUR rate), created with the CLI: `(id, key)`.
-fn fixture_website(dir: &std::path::Path) -> (String, String) {
-    let created = tally(dir, &["website", "create", "--domain", "example.com"]);
+/// A new website of `domain`, created with the CLI: `(id, df_ key)`.
+pub fn create_website(dir: &std::path::Path, domain: &str) -> (String, String) {
+    let created = tally(dir, &["website", "create", "--domain", domain]);
     let site = created["websiteId"].as_str().unwrap().to_owned();
     let key = created["apiKey"].as_str().unwrap().to_owned();
+    (site, key)
+}
+
+/// A website for the fixture events (with their EUR rate), created with the CLI: `(id, key)`.
+fn fixture_website(dir: &std::path::Path) -> (String, String) {
+    let (site, key) = create_website(dir, "example.com");
     tally(
         dir,
         &["website", "set", "--website", &site, "--rate", "EUR=1.1"],
@@ -248,12 +254,7 @@ fn commands_next_to_a_running_server_go_through_it() {
 #[test]
 fn a_bot_visitor_is_still_a_bot_after_a_restart() {
     let dir = tempfile::tempdir().unwrap();
-    let created = tally(
-        dir.path(),
-        &["website", "create", "--domain", "crash.example"],
-    );
-    let site = created["websiteId"].as_str().unwrap().to_owned();
-    let key = created["apiKey"].as_str().unwrap().to_owned();
+    let (site, key) = create_website(dir.path(), "crash.example");
 
     let server = Server::start(dir.path(), &[]);
     let ua = crate::tracker::GOOGLEBOT;
