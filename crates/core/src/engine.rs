@@ -47,6 +47,9 @@ pub struct EngineConfig {
     /// Memory one breakdown or time series may use for per-group visitor and session bitsets
     /// (fast for few groups); past it, groups are counted by sorting `(group, visitor)` pairs.
     pub group_bitsets_bytes: usize,
+    /// Memory for partial answers of recent questions over resident columns, so that asking
+    /// again scans only the rows ingested since (0 turns it off).
+    pub answer_cache_bytes: usize,
 }
 
 impl Default for EngineConfig {
@@ -56,6 +59,7 @@ impl Default for EngineConfig {
             target_partitions: std::thread::available_parallelism().map_or(2, |n| n.get()),
             resident_budget_bytes: crate::resident::DEFAULT_BUDGET_BYTES,
             group_bitsets_bytes: 64 << 20,
+            answer_cache_bytes: 128 << 20,
         }
     }
 }
@@ -184,6 +188,7 @@ impl Engine {
             resident: Arc::new(ResidentStore::new(
                 config.resident_budget_bytes,
                 config.group_bitsets_bytes,
+                config.answer_cache_bytes,
             )),
             wal,
             _lock: lock,
@@ -518,19 +523,20 @@ impl Engine {
         let (lo, hi) = range.map_or((i64::MIN, i64::MAX), |r| {
             (r.start.timestamp_micros(), r.end.timestamp_micros())
         });
-        let (hot, segments) = self.snapshot_parts(site, lo, hi)?;
+        let (hot, _pending, segments) = self.snapshot_parts(site, lo, hi)?;
         let segments = segments.iter().map(|s| self.segment_file(s)).collect();
         Ok(Arc::new(EventsTable::new(events_schema(), hot, segments)))
     }
 
-    /// A consistent snapshot of `site`: its hot batches (with those being flushed) and the
-    /// segments that can hold events in `[lo, hi)` µs.
+    /// A consistent snapshot of `site`: its hot batches (with those being flushed), how many of
+    /// the last ones hold pending rows (0 or 1), and the segments that can hold events in
+    /// `[lo, hi)` µs.
     pub(crate) fn snapshot_parts(
         &self,
         site: &str,
         lo: i64,
         hi: i64,
-    ) -> Result<(Vec<RecordBatch>, Vec<SegmentMeta>)> {
+    ) -> Result<(Vec<RecordBatch>, usize, Vec<SegmentMeta>)> {
         let mut guard = self.state.write().map_err(poisoned)?;
         let st = &mut *guard;
         if !st.catalog.websites.contains_key(site) {
@@ -549,7 +555,7 @@ impl Engine {
         let data = st.sites.entry(site.to_owned()).or_default();
         let mut hot = data.flushing.clone();
         hot.extend(data.hot.snapshot()?);
-        Ok((hot, segments))
+        Ok((hot, usize::from(data.hot.has_pending()), segments))
     }
 
     fn scope(&self, q: &Query) -> Result<Scope> {

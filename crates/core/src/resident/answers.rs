@@ -25,8 +25,8 @@ fn range_us(q: &Query) -> (i64, i64) {
 
 impl Engine {
     /// The hot batches (with those being flushed) and every live segment of `site`.
-    fn resident_parts(&self, site: &str) -> Result<(Vec<RecordBatch>, Vec<SegmentRef>)> {
-        let (hot, segments) = self.snapshot_parts(site, i64::MIN, i64::MAX)?;
+    fn resident_parts(&self, site: &str) -> Result<(Vec<RecordBatch>, usize, Vec<SegmentRef>)> {
+        let (hot, pending, segments) = self.snapshot_parts(site, i64::MIN, i64::MAX)?;
         let segments = segments
             .into_iter()
             .map(|s| SegmentRef {
@@ -35,16 +35,17 @@ impl Engine {
                 rows: s.rows,
             })
             .collect();
-        Ok((hot, segments))
+        Ok((hot, pending, segments))
     }
 
     /// A resident snapshot of `site` (decoding what is not resident yet, on a blocking
     /// thread); `None` when the website is over the budget.
     async fn resident_snapshot(&self, site: &str) -> Result<Option<Arc<ResidentSnapshot>>> {
-        let (hot, segments) = self.resident_parts(site)?;
+        let (hot, pending, segments) = self.resident_parts(site)?;
         let store = Arc::clone(&self.resident);
         let site = site.to_owned();
-        let snap = tokio::task::spawn_blocking(move || store.snapshot(&site, &hot, &segments))
+        let snap =
+            tokio::task::spawn_blocking(move || store.snapshot(&site, &hot, pending, &segments))
             .await
             .map_err(|e| Error::Internal(format!("resident snapshot task failed: {e}")))??;
         Ok(snap.map(Arc::new))
@@ -80,6 +81,13 @@ impl Engine {
     /// Bytes held by resident columns and their dictionaries.
     pub fn resident_bytes(&self) -> usize {
         self.resident.used_bytes()
+    }
+
+    /// Bytes held by cached partial answers (see [`EngineConfig::answer_cache_bytes`]).
+    ///
+    /// [`EngineConfig::answer_cache_bytes`]: crate::EngineConfig::answer_cache_bytes
+    pub fn answer_cache_bytes(&self) -> usize {
+        self.resident.parts_bytes()
     }
 
     /// The physical plan that answers `q`'s overview, as DataFusion displays it: one

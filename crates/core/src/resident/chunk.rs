@@ -8,6 +8,7 @@
 
 use std::fs::File;
 use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, LazyLock};
 
 use datafusion::arrow::array::{Array, ArrayRef, AsArray, RecordBatch};
@@ -90,9 +91,15 @@ pub(crate) struct PaymentRow {
     pub(crate) renewal: bool,
 }
 
+/// Numbers chunks in the order they are built, so that a cached part can name the chunks it
+/// was scanned from.
+static NEXT_CHUNK_ID: AtomicU64 = AtomicU64::new(0);
+
 /// Compact columns of a batch of events.
 #[derive(Debug)]
 pub(crate) struct Chunk {
+    /// Unique in the process: no two chunks ever share it.
+    pub(crate) id: u64,
     /// Event time, µs since the epoch.
     pub(crate) ts: Vec<i64>,
     /// [`kind_code`] of each event.
@@ -148,6 +155,7 @@ impl Chunk {
     pub(crate) fn build(batches: &[RecordBatch], dicts: &mut SiteDicts) -> Result<Chunk> {
         let n: usize = batches.iter().map(RecordBatch::num_rows).sum();
         let mut chunk = Chunk {
+            id: NEXT_CHUNK_ID.fetch_add(1, Ordering::Relaxed),
             ts: Vec::with_capacity(n),
             kind: Vec::with_capacity(n),
             visitor: Vec::with_capacity(n),

@@ -29,8 +29,11 @@ use datafusion::physical_plan::{
 use crate::error::{Error, Result};
 use crate::query::spec::{Breakdown, Filter};
 use crate::resident::ResidentSnapshot;
+use crate::resident::cache::{Base, Part};
+use crate::resident::chunk::Chunk;
 use crate::resident::groups::Groups;
-use crate::resident::kernels::{self, View};
+use crate::resident::kernels::{self, Keep, View};
+use crate::resident::select::Selection;
 
 /// What a [`ResidentAggregateExec`] computes.
 #[derive(Debug, Clone)]
@@ -138,23 +141,82 @@ impl ResidentAggregateExec {
         }
     }
 
+    /// The key of this question's cached base part: website, question, filters, and the range
+    /// clamped to the times of the stable chunks (two ranges that cover the same of their rows
+    /// share a base, so a range ending "now" keeps it while no chunk is sealed).
+    fn cache_key(&self) -> String {
+        let snap = &self.snapshot;
+        let stable = &snap.chunks[..snap.chunks.len() - snap.pending];
+        let (lo, hi) = kernels::time_span(stable).unwrap_or((0, 0));
+        let (start, end) = (self.start.max(lo), self.end.min(hi.saturating_add(1)));
+        let (start, end) = if start < end { (start, end) } else { (0, 0) };
+        let what = format!("{:?}\u{0}{:?}", self.question, self.filters);
+        format!(
+            "{}\u{0}{start}\u{0}{end}\u{0}{:032x}",
+            self.website,
+            xxhash_rust::xxh3::xxh3_128(what.as_bytes())
+        )
+    }
+
+    /// The answer of one question: a cached base part of the stable chunks merged with a scan of
+    /// the chunks that appeared since, or (on a miss, or when the merge cannot be done) a scan
+    /// of everything whose stable part becomes the cached base.
+    fn answer<T>(
+        &self,
+        selection: Option<&Selection>,
+        scan: impl Fn(&View, Keep) -> Result<Part>,
+        finish: impl Fn(&Part, Option<&Part>) -> Option<T>,
+    ) -> Result<T> {
+        let snap = &self.snapshot;
+        let key = self.cache_key();
+        let all = &snap.chunks[..];
+        if let Some(base) = snap.parts.get(&key)
+            && let Some(delta) = base.delta(all)
+        {
+            let merged = if delta.is_empty() {
+                finish(&base.part, None)
+            } else {
+                let part = scan(&self.view(&delta, selection, 1), Keep::All)?;
+                finish(&base.part, Some(&part))
+            };
+            if let Some(answer) = merged {
+                return Ok(answer);
+            }
+        }
+        let (stable, pending) = all.split_at(all.len() - snap.pending);
+        let base = scan(&self.view(stable, selection, self.threads), Keep::Tail)?;
+        let merged = if pending.is_empty() {
+            finish(&base, None)
+        } else {
+            let part = scan(&self.view(pending, selection, 1), Keep::All)?;
+            finish(&base, Some(&part))
+        };
+        snap.parts.insert(key, Base::new(stable, base));
+        if let Some(answer) = merged {
+            return Ok(answer);
+        }
+        let whole = scan(&self.view(all, selection, self.threads), Keep::Tail)?;
+        finish(&whole, None)
+            .ok_or_else(|| Error::Internal("a part of another question was scanned".into()))
+    }
+
     /// Runs the kernel (blocking: call it off the async runtime).
     fn compute(&self) -> Result<RecordBatch> {
         let snap = &self.snapshot;
         let selection = snap.selection(&self.filters)?;
-        let view = View {
-            chunks: &snap.chunks,
-            start: self.start,
-            end: self.end,
-            selection: selection.as_ref(),
-            visitors: snap.visitors,
-            bitset_bytes: snap.bitset_bytes,
-            threads: self.threads,
-        };
+        let selection = selection.as_ref();
         let schema = self.question.schema();
         let columns: Vec<ArrayRef> = match &self.question {
             Question::Overview => {
-                let o = kernels::overview(&view);
+                let o = self.answer(
+                    selection,
+                    |view, keep| Ok(Part::Overview(kernels::overview(view, keep))),
+                    |base, delta| match (base, delta) {
+                        (Part::Overview(b), None) => Some(b.finish()),
+                        (Part::Overview(b), Some(Part::Overview(d))) => b.finish_with(d),
+                        _ => None,
+                    },
+                )?;
                 vec![
                     Arc::new(UInt64Array::from(vec![o.visitors])),
                     Arc::new(UInt64Array::from(vec![o.sessions])),
@@ -167,16 +229,26 @@ impl ResidentAggregateExec {
                 ]
             }
             Question::Breakdown(by) => {
-                let mut groups = snap.with_dicts(|d| Groups::new(by, d, &view))??;
-                let totals = kernels::breakdown(&view, &mut groups);
-                let mut rows = snap.with_dicts(|d| {
-                    totals
+                let totals = self.answer(
+                    selection,
+                    |view, _| {
+                        let mut groups = snap.with_dicts(|d| Groups::new(by, d, view))??;
+                        Ok(Part::Groups(kernels::breakdown(view, &mut groups)))
+                    },
+                    |base, delta| match (base, delta) {
+                        (Part::Groups(b), None) => Some(b.finish()),
+                        (Part::Groups(b), Some(Part::Groups(d))) => Some(b.finish_with(d)),
+                        _ => None,
+                    },
+                )?;
+                let mut rows = snap.with_dicts(|d| -> Result<Vec<_>> {
+                    let naming = Groups::new(by, d, &self.view(&[], None, 1))?;
+                    Ok(totals
                         .iter()
-                        .enumerate()
                         .filter(|(_, t)| t.visitors > 0)
-                        .map(|(g, t)| (groups.values(g as u32, d), *t))
-                        .collect::<Vec<_>>()
-                })?;
+                        .map(|(key, t)| (naming.values(key, d), *t))
+                        .collect())
+                })??;
                 rows.sort_by(|a, b| b.1.visitors.cmp(&a.1.visitors).then_with(|| a.0.cmp(&b.0)));
                 let mut cols: Vec<ArrayRef> = (0..value_count(by))
                     .map(|i| {
@@ -197,7 +269,15 @@ impl ResidentAggregateExec {
                 cols
             }
             Question::Buckets(starts) => {
-                let b = kernels::buckets(&view, starts);
+                let b = self.answer(
+                    selection,
+                    |view, _| Ok(Part::Buckets(kernels::buckets(view, starts))),
+                    |base, delta| match (base, delta) {
+                        (Part::Buckets(b), None) => Some(b.finish()),
+                        (Part::Buckets(b), Some(Part::Buckets(d))) => Some(b.finish_with(d)),
+                        _ => None,
+                    },
+                )?;
                 vec![
                     Arc::new(UInt32Array::from_iter_values(0..b.len() as u32)),
                     Arc::new(UInt64Array::from_iter_values(b.iter().map(|x| x.0))),
@@ -211,6 +291,25 @@ impl ResidentAggregateExec {
             }
         };
         Ok(RecordBatch::try_new(schema, columns)?)
+    }
+
+    /// The question's view of `chunks`.
+    fn view<'a>(
+        &'a self,
+        chunks: &'a [Arc<Chunk>],
+        selection: Option<&'a Selection>,
+        threads: usize,
+    ) -> View<'a> {
+        View {
+            chunks,
+            start: self.start,
+            end: self.end,
+            selection,
+            visitors: self.snapshot.visitors,
+            sessions: self.snapshot.sessions,
+            bitset_bytes: self.snapshot.bitset_bytes,
+            threads,
+        }
     }
 }
 

@@ -10,6 +10,7 @@ use crate::query::spec::{Breakdown, Dimension};
 use crate::resident::chunk::{Chunk, SiteDicts, coded_index};
 use crate::resident::dict::{Mix64, NULL};
 use crate::resident::kernels::{Grouping, NO_GROUP, View};
+use crate::resident::parts::GroupKey;
 use crate::schema::col as c;
 
 type Fast<K> = HashMap<K, u32, BuildHasherDefault<Mix64>>;
@@ -108,34 +109,26 @@ impl Groups {
         })
     }
 
-    /// The values group `g` stands for (`""` for an empty campaign field).
-    pub(crate) fn values(&self, g: u32, dicts: &SiteDicts) -> Vec<String> {
+    /// The values of a group's key (`""` for an empty campaign field).
+    pub(crate) fn values(&self, key: &[u32], dicts: &SiteDicts) -> Vec<String> {
         let name = |column: usize, code: u32| {
             dicts.strings[column]
                 .value(code)
                 .unwrap_or_default()
                 .to_owned()
         };
-        match self {
-            Groups::Column { column, .. } => vec![name(*column, g)],
-            Groups::DensePage {
-                host, path, paths, ..
-            } => {
-                let (h, p) = (g as usize / paths, g as usize % paths);
-                vec![name(*host, h as u32), name(*path, p as u32)]
+        let columns: &[usize] = match self {
+            Groups::Column { column, .. } => std::slice::from_ref(column),
+            Groups::DensePage { host, path, .. } | Groups::Page { host, path, .. } => {
+                return vec![name(*host, key[0]), name(*path, key[1])];
             }
-            Groups::Page {
-                host, path, keys, ..
-            } => {
-                let (h, p) = keys[g as usize];
-                vec![name(*host, h), name(*path, p)]
-            }
-            Groups::Campaign { columns, keys, .. } => columns
-                .iter()
-                .zip(&keys[g as usize])
-                .map(|(column, code)| name(*column, *code))
-                .collect(),
-        }
+            Groups::Campaign { columns, .. } => columns,
+        };
+        columns
+            .iter()
+            .zip(key)
+            .map(|(column, code)| name(*column, *code))
+            .collect()
     }
 }
 
@@ -192,6 +185,21 @@ impl Grouping for Groups {
             Groups::Column { codes, .. } => Some(*codes),
             Groups::DensePage { paths, hosts, .. } => Some(paths * hosts),
             Groups::Page { .. } | Groups::Campaign { .. } => None,
+        }
+    }
+
+    fn key(&self, g: u32) -> GroupKey {
+        match self {
+            Groups::Column { .. } => Box::new([g]),
+            Groups::DensePage { paths, .. } => {
+                let paths = *paths as u32;
+                Box::new([g / paths, g % paths])
+            }
+            Groups::Page { keys, .. } => {
+                let (h, p) = keys[g as usize];
+                Box::new([h, p])
+            }
+            Groups::Campaign { keys, .. } => keys[g as usize].clone().into_boxed_slice(),
         }
     }
 

@@ -7,13 +7,18 @@
 //! pairs into one array and marking each group's ids in a reused bitset.
 
 use std::collections::{HashMap, HashSet};
-use std::hash::BuildHasherDefault;
 use std::sync::Arc;
 
-use crate::query::result::{Overview, Revenue};
+use roaring::RoaringBitmap;
+
+use crate::query::result::Revenue;
 use crate::resident::chunk::{Chunk, PaymentRow, kind_code};
-use crate::resident::dict::Mix64;
+use crate::resident::parts::{
+    BucketPart, BucketSets, Fast, GroupKey, GroupPart, GroupSet, OverviewPart, Pay,
+    SessionTotals, add_revenue, roaring_of,
+};
 use crate::resident::select::Selection;
+use crate::session::SESSION_TIMEOUT_US;
 
 /// A fixed-size set of small numbers.
 #[derive(Debug, Clone)]
@@ -51,6 +56,36 @@ impl BitSet {
     pub(crate) fn count(&self) -> u64 {
         self.words.iter().map(|w| u64::from(w.count_ones())).sum()
     }
+
+    /// Heap bytes held.
+    pub(crate) fn bytes(&self) -> usize {
+        self.words.len() * 8
+    }
+
+    /// Adds every member of `other`.
+    fn union_with(&mut self, other: &BitSet) {
+        if self.words.len() < other.words.len() {
+            self.words.resize(other.words.len(), 0);
+        }
+        self.words
+            .iter_mut()
+            .zip(&other.words)
+            .for_each(|(a, b)| *a |= b);
+    }
+
+    /// The members of `self` that `other` lacks.
+    pub(crate) fn difference<'a>(&'a self, other: &'a BitSet) -> impl Iterator<Item = u32> + 'a {
+        self.words.iter().enumerate().flat_map(move |(i, w)| {
+            let mut left = w & !other.words.get(i).copied().unwrap_or(0);
+            std::iter::from_fn(move || {
+                (left != 0).then(|| {
+                    let bit = left.trailing_zeros();
+                    left &= left - 1;
+                    (i * 64) as u32 + bit
+                })
+            })
+        })
+    }
 }
 
 /// Rows handled at a time: small enough for the masks and group numbers to stay in cache.
@@ -68,6 +103,8 @@ pub(crate) struct View<'a> {
     pub(crate) selection: Option<&'a Selection>,
     /// Every visitor number of the chunks is below this.
     pub(crate) visitors: usize,
+    /// Every session number of the chunks is below this.
+    pub(crate) sessions: usize,
     /// Most bytes of per-group bitsets one answer may hold; past it, groups are deduplicated
     /// from `(group, id)` pairs instead.
     pub(crate) bitset_bytes: usize,
@@ -174,29 +211,38 @@ impl View<'_> {
     }
 }
 
-fn revenue_of(p: &PaymentRow, rev: &mut Revenue) {
-    if p.refunded {
-        rev.refund += p.amount;
-    } else if p.renewal {
-        rev.renewal += p.amount;
-    } else {
-        rev.new += p.amount;
-    }
-}
-
 /// Session flags: page views seen (0, 1, 2 = more), a goal seen, the session seen at all.
 const PV_MASK: u8 = 0b11;
 const GOAL: u8 = 0b100;
 const SEEN: u8 = 0b1000;
 const SESSION_SELECTED: u8 = 0b1_0000;
 
-/// The overview (DESIGN §4): session metrics over every event of a selected session in the
-/// range, revenue of selected visitors' payments in the range.
-pub(crate) fn overview(v: &View) -> Overview {
+/// Which session states an overview part keeps for later merges.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Keep {
+    /// Every session's (a delta part: few rows).
+    All,
+    /// Those whose last row lies within [`TAIL_US`] of the part's newest row (a base part).
+    Tail,
+}
+
+/// A later page view continues a session only within the session timeout of its last event,
+/// so a base part keeps the states of the sessions that ended less than this before its
+/// newest row. A goal may continue an older session; the merge then finds no state and the
+/// answer is scanned whole.
+const TAIL_US: i64 = 2 * SESSION_TIMEOUT_US;
+
+/// The overview's part of the view's chunks (DESIGN §4): session metrics over every event of a
+/// selected session in the range, revenue of selected visitors' payments in the range.
+pub(crate) fn overview(v: &View, keep: Keep) -> OverviewPart {
+    let horizon = match keep {
+        Keep::All => i64::MIN,
+        Keep::Tail => newest(v).map_or(i64::MIN, |t| t.saturating_sub(TAIL_US)),
+    };
     let owned = owned_sessions(v.chunks);
     // Rows whose session another chunk owns: folded first, merged when the owner is counted.
     let mut visitors = BitSet::new(v.visitors);
-    let mut foreign: HashMap<u32, SessionState, BuildHasherDefault<Mix64>> = HashMap::default();
+    let mut foreign: Fast<u32, SessionState> = HashMap::default();
     for (c, chunk) in v.chunks.iter().enumerate() {
         let (lo, hi) = owned[c];
         if chunk.sessions.0 >= lo && chunk.sessions.1 <= hi {
@@ -224,70 +270,77 @@ pub(crate) fn overview(v: &View) -> Overview {
     // Each chunk counts the sessions it owns, the cores taking chunks in turn.
     let threads = v.threads.min(v.chunks.len()).max(1);
     let (foreign, owned) = (&foreign, &owned);
-    let parts: Vec<(SessionTotals, Vec<u32>)> = std::thread::scope(|scope| {
+    let scans: Vec<OwnedScan> = std::thread::scope(|scope| {
         let handles: Vec<_> = (1..threads)
-            .map(|t| scope.spawn(move || owned_totals(v, owned, foreign, t, threads)))
+            .map(|t| scope.spawn(move || owned_totals(v, owned, foreign, horizon, t, threads)))
             .collect();
-        let mut parts = vec![owned_totals(v, owned, foreign, 0, threads)];
-        parts.extend(handles.into_iter().filter_map(|h| h.join().ok()));
-        parts
+        let mut scans = vec![owned_totals(v, owned, foreign, horizon, 0, threads)];
+        scans.extend(handles.into_iter().filter_map(|h| h.join().ok()));
+        scans
     });
-    let (mut sessions, mut bounced, mut duration) = (0u64, 0u64, 0f64);
+    let mut totals = SessionTotals::default();
+    let mut present = BitSet::new(v.sessions);
+    let mut states: Fast<u32, SessionState> = HashMap::default();
     let mut merged: HashSet<u32> = HashSet::new();
-    for (p, used) in parts {
-        visitors
-            .words
-            .iter_mut()
-            .zip(&p.visitors.words)
-            .for_each(|(a, b)| *a |= b);
-        sessions += p.sessions;
-        bounced += p.bounced;
-        duration += p.duration_us;
-        merged.extend(used);
+    for scan in scans {
+        visitors.union_with(&scan.visitors);
+        present.union_with(&scan.present);
+        totals.merge(&scan.totals);
+        states.extend(scan.kept);
+        merged.extend(scan.merged);
     }
     // Sessions none of whose rows lie in their owner: counted from their foreign rows alone.
     for (s, state) in foreign {
-        if !merged.contains(s) && state.selected() {
-            sessions += 1;
-            bounced += u64::from(state.bounced());
-            duration += state.duration_us();
+        if merged.contains(s) {
+            continue;
+        }
+        totals.add(state);
+        present.insert(*s as usize);
+        if state.last >= horizon {
+            states.insert(*s, *state);
         }
     }
-    let visitor_count = visitors.count();
-    let filtered = v.selection.is_some();
-    let mut revenue = Revenue::default();
-    let mut payers = Vec::new();
+    let mut pay: Fast<u32, Pay> = HashMap::default();
     v.for_each_payment(|chunk, p| {
-        let who = chunk.visitor[p.row as usize];
-        if filtered && !visitors.contains(who as usize) {
-            return;
-        }
-        revenue_of(p, &mut revenue);
-        if !p.refunded {
-            payers.push(who);
-        }
+        pay.entry(chunk.visitor[p.row as usize])
+            .or_default()
+            .add(p.amount, p.refunded, p.renewal);
     });
-    payers.sort_unstable();
-    payers.dedup();
-    let avg_us = if sessions == 0 {
-        0.0
-    } else {
-        duration / sessions as f64
-    };
-    Overview::from_counts(
-        visitor_count,
-        sessions,
-        bounced,
-        avg_us / 1000.0,
+    let (mut revenue, mut payers) = (Revenue::default(), 0);
+    for (who, p) in &pay {
+        if visitors.contains(*who as usize) {
+            revenue.new += p.revenue.new;
+            revenue.renewal += p.revenue.renewal;
+            revenue.refund += p.revenue.refund;
+            payers += u64::from(p.paid);
+        }
+    }
+    OverviewPart {
+        visitor_count: visitors.count(),
+        visitors,
+        totals,
+        present,
+        states,
+        all_states: keep == Keep::All,
+        pay,
         revenue,
-        payers.len() as u64,
-    )
+        payers,
+    }
+}
+
+/// The newest time of a row that can be in the view's range.
+fn newest(v: &View) -> Option<i64> {
+    v.chunks
+        .iter()
+        .filter(|c| !c.span(v.start, v.end).is_empty())
+        .map(|c| c.max_ts.min(v.end.saturating_sub(1)))
+        .max()
 }
 
 /// One session's rows seen so far: first and last time, page views (0, 1, 2 = more), a goal,
 /// and whether one of its rows is selected.
 #[derive(Debug, Clone, Copy)]
-struct SessionState {
+pub(crate) struct SessionState {
     first: i64,
     last: i64,
     flags: u8,
@@ -311,23 +364,23 @@ impl SessionState {
         self.flags = add_flags(self.flags, kind, selected);
     }
 
-    fn merge(&mut self, o: &SessionState) {
+    pub(crate) fn merge(&mut self, o: &SessionState) {
         self.first = self.first.min(o.first);
         self.last = self.last.max(o.last);
         let pv = ((self.flags & PV_MASK) + (o.flags & PV_MASK)).min(2);
         self.flags = ((self.flags | o.flags) & !PV_MASK) | pv;
     }
 
-    fn selected(&self) -> bool {
+    pub(crate) fn selected(&self) -> bool {
         self.flags & SESSION_SELECTED != 0
     }
 
-    fn bounced(&self) -> bool {
+    pub(crate) fn bounced(&self) -> bool {
         self.flags & PV_MASK == 1 && self.flags & GOAL == 0
     }
 
-    fn duration_us(&self) -> f64 {
-        (self.last - self.first) as f64
+    pub(crate) fn duration_us(&self) -> u64 {
+        u64::try_from(self.last - self.first).unwrap_or(0)
     }
 }
 
@@ -364,30 +417,36 @@ fn owned_sessions(chunks: &[Arc<Chunk>]) -> Vec<(u32, u32)> {
     owned
 }
 
-/// The session metrics of the sessions some chunks own, and the visitors of their rows.
-struct SessionTotals {
+/// What the scan of the sessions some chunks own found.
+struct OwnedScan {
+    /// Visitors of their selected rows.
     visitors: BitSet,
-    sessions: u64,
-    bounced: u64,
-    duration_us: f64,
+    /// The sessions with a row in the range.
+    present: BitSet,
+    totals: SessionTotals,
+    /// States of sessions that ended at or after the horizon.
+    kept: Vec<(u32, SessionState)>,
+    /// Foreign sessions merged into their owner's rows.
+    merged: Vec<u32>,
 }
 
-/// [`SessionTotals`] of the sessions owned by chunks `part`, `part + parts`, …, with their
-/// foreign rows merged in; also which foreign sessions were merged.
+/// [`OwnedScan`] of the sessions owned by chunks `part`, `part + parts`, …, with their foreign
+/// rows merged in; keeps the states of sessions whose last row is at or after `horizon`.
 fn owned_totals(
     v: &View,
     owned: &[(u32, u32)],
-    foreign: &HashMap<u32, SessionState, BuildHasherDefault<Mix64>>,
+    foreign: &Fast<u32, SessionState>,
+    horizon: i64,
     part: usize,
     parts: usize,
-) -> (SessionTotals, Vec<u32>) {
-    let mut out = SessionTotals {
+) -> OwnedScan {
+    let mut out = OwnedScan {
         visitors: BitSet::new(v.visitors),
-        sessions: 0,
-        bounced: 0,
-        duration_us: 0.0,
+        present: BitSet::new(v.sessions),
+        totals: SessionTotals::default(),
+        kept: Vec::new(),
+        merged: Vec::new(),
     };
-    let mut merged = Vec::new();
     let (mut first_ts, mut last_ts, mut flags) = (Vec::new(), Vec::new(), Vec::new());
     for c in (part..v.chunks.len()).step_by(parts) {
         let (lo, hi) = owned[c];
@@ -426,30 +485,33 @@ fn owned_totals(
             }
         });
         for s in 0..width {
+            let id = lo + s as u32;
             let mut state = SessionState {
                 first: first_ts[s],
                 last: last_ts[s],
                 flags: flags[s],
             };
-            if !foreign.is_empty() {
-                let id = lo + s as u32;
-                if let Some(f) = foreign.get(&id) {
-                    state.merge(f);
-                    merged.push(id);
-                }
+            if !foreign.is_empty()
+                && let Some(f) = foreign.get(&id)
+            {
+                state.merge(f);
+                out.merged.push(id);
             }
-            if state.selected() {
-                out.sessions += 1;
-                out.bounced += u64::from(state.bounced());
-                out.duration_us += state.duration_us();
+            if state.flags & SEEN == 0 {
+                continue;
+            }
+            out.present.insert(id as usize);
+            out.totals.add(&state);
+            if state.last >= horizon {
+                out.kept.push((id, state));
             }
         }
     }
-    (out, merged)
+    out
 }
 
 /// Per visitor, revenue (`new + renewal`) of their payments in the range.
-fn visitor_revenue(v: &View) -> HashMap<u32, f64, BuildHasherDefault<Mix64>> {
+fn visitor_revenue(v: &View) -> Fast<u32, f64> {
     let mut out = HashMap::default();
     v.for_each_payment(|chunk, p| {
         if !p.refunded {
@@ -473,14 +535,14 @@ impl Pairs {
         self.ids.push(id);
     }
 
-    /// For each of `n_groups` groups, the number of distinct ids and the sum of `weight` over
-    /// them. Ids are below `id_space`.
+    /// For each of `n_groups` groups, its distinct ids and the sum of `weight` over them. Ids
+    /// are below `id_space`.
     fn distinct(
         self,
         n_groups: usize,
         id_space: usize,
         weight: impl Fn(u32) -> f64,
-    ) -> Vec<(u64, f64)> {
+    ) -> Vec<(RoaringBitmap, f64)> {
         let mut starts = vec![0usize; n_groups + 1];
         for g in &self.groups {
             starts[*g as usize + 1] += 1;
@@ -497,35 +559,32 @@ impl Pairs {
         }
         drop(self);
         let mut marks: Option<BitSet> = None;
-        let mut out = vec![(0u64, 0f64); n_groups];
+        let mut unique = Vec::new();
+        let mut out = Vec::with_capacity(n_groups);
         for g in 0..n_groups {
             let ids = &mut scattered[starts[g]..starts[g + 1]];
-            let (mut n, mut w) = (0u64, 0f64);
+            unique.clear();
             // Marking in one reused bitset costs a (cached) random access per id; sorting costs
             // more from a few hundred ids on.
             if ids.len() >= 256 {
                 let marks = marks.get_or_insert_with(|| BitSet::new(id_space));
                 for id in ids.iter() {
                     if marks.insert(*id as usize) {
-                        n += 1;
-                        w += weight(*id);
+                        unique.push(*id);
                     }
                 }
                 for id in ids.iter() {
                     marks.remove(*id as usize);
                 }
+                unique.sort_unstable();
             } else {
                 ids.sort_unstable();
-                let mut prev = None;
-                for id in ids.iter() {
-                    if prev != Some(*id) {
-                        n += 1;
-                        w += weight(*id);
-                        prev = Some(*id);
-                    }
-                }
+                unique.extend_from_slice(ids);
+                unique.dedup();
             }
-            out[g] = (n, w);
+            let w = unique.iter().map(|id| weight(*id)).sum();
+            let set = RoaringBitmap::from_sorted_iter(unique.iter().copied()).unwrap_or_default();
+            out.push((set, w));
         }
         out
     }
@@ -540,6 +599,8 @@ pub(crate) trait Grouping {
     fn len(&self) -> usize;
     /// Every group number is below this, when known before the scan.
     fn bound(&self) -> Option<usize>;
+    /// The dictionary codes of the values group `g` stands for.
+    fn key(&self, g: u32) -> GroupKey;
 }
 
 /// The group of a row without the breakdown's values.
@@ -553,12 +614,9 @@ pub(crate) struct GroupTotals {
     pub(crate) completions: u64,
 }
 
-/// Per group: distinct selected visitors with a carrying event, their revenue in the range,
-/// and the number of carrying events.
-pub(crate) fn breakdown<G: Grouping + Clone + Send>(
-    v: &View,
-    grouping: &mut G,
-) -> Vec<GroupTotals> {
+/// A breakdown's part of the view's chunks. Per group: distinct selected visitors with a
+/// carrying event, their revenue in the range, and the number of carrying events.
+pub(crate) fn breakdown<G: Grouping + Clone + Send>(v: &View, grouping: &mut G) -> GroupPart {
     let words = v.visitors.div_ceil(64);
     match grouping.bound() {
         Some(n) if n.saturating_mul(words * 8) <= v.bitset_bytes => {
@@ -604,15 +662,18 @@ impl GroupSets {
             self.rows[g] += other.rows[g];
         }
     }
+
+    /// Group `g`'s members, numbered from `offset`.
+    fn roaring(&self, g: usize, offset: u32) -> RoaringBitmap {
+        self.sets[g]
+            .as_ref()
+            .map_or_else(RoaringBitmap::new, |s| roaring_of(s, offset))
+    }
 }
 
 /// [`breakdown`] for few groups: a visitor bitset per group, the rows split between the cores
 /// and the bitsets merged.
-fn breakdown_by_bitsets<G: Grouping + Clone + Send>(
-    v: &View,
-    grouping: &G,
-    n: usize,
-) -> Vec<GroupTotals> {
+fn breakdown_by_bitsets<G: Grouping + Clone + Send>(v: &View, grouping: &G, n: usize) -> GroupPart {
     let blocks = v.blocks();
     let threads = v.threads.min(blocks.len().div_ceil(16)).max(1);
     let per = blocks.len().div_ceil(threads).max(1);
@@ -637,7 +698,7 @@ fn breakdown_by_bitsets<G: Grouping + Clone + Send>(
     };
     let mut parts = blocks.chunks(per);
     let first = parts.next().unwrap_or(&[]);
-    let mut sets = std::thread::scope(|scope| {
+    let sets = std::thread::scope(|scope| {
         let others: Vec<_> = parts
             .map(|part| {
                 let g = grouping.clone();
@@ -657,36 +718,35 @@ fn breakdown_by_bitsets<G: Grouping + Clone + Send>(
     for who in revenue.keys() {
         payers.insert(*who as usize);
     }
-    (0..n)
-        .map(|g| {
-            let Some(set) = sets.sets[g].take() else {
-                return GroupTotals {
-                    visitors: 0,
-                    revenue: 0.0,
-                    completions: 0,
-                };
-            };
-            let visitors = set.iter().map(|w| u64::from(w.count_ones())).sum();
-            let mut paid = 0.0;
-            for (i, (w, p)) in set.iter().zip(&payers.words).enumerate() {
-                let mut both = w & p;
-                while both != 0 {
-                    let who = (i * 64) as u32 + both.trailing_zeros();
-                    paid += revenue.get(&who).copied().unwrap_or(0.0);
-                    both &= both - 1;
-                }
+    let mut out = GroupPart::default();
+    for g in 0..n {
+        let Some(set) = &sets.sets[g] else {
+            continue;
+        };
+        let mut paid = 0.0;
+        for (i, (w, p)) in set.iter().zip(&payers.words).enumerate() {
+            let mut both = w & p;
+            while both != 0 {
+                let who = (i * 64) as u32 + both.trailing_zeros();
+                paid += revenue.get(&who).copied().unwrap_or(0.0);
+                both &= both - 1;
             }
-            GroupTotals {
-                visitors,
-                revenue: paid,
-                completions: sets.rows[g],
-            }
-        })
-        .collect()
+        }
+        out.groups.insert(
+            grouping.key(g as u32),
+            GroupSet {
+                visitors: sets.roaring(g, 0),
+                paid,
+                rows: sets.rows[g],
+            },
+        );
+    }
+    out.revenue = revenue;
+    out
 }
 
 /// [`breakdown`] for many groups: `(group, visitor)` pairs, deduplicated per group.
-fn breakdown_by_pairs(v: &View, grouping: &mut impl Grouping) -> Vec<GroupTotals> {
+fn breakdown_by_pairs(v: &View, grouping: &mut impl Grouping) -> GroupPart {
     let mut pairs = Pairs::default();
     let mut completions: Vec<u64> = Vec::new();
     let mut groups = vec![NO_GROUP; BLOCK];
@@ -715,31 +775,61 @@ fn breakdown_by_pairs(v: &View, grouping: &mut impl Grouping) -> Vec<GroupTotals
     let distinct = pairs.distinct(n, v.visitors, |who| {
         revenue.get(&who).copied().unwrap_or(0.0)
     });
-    distinct
-        .into_iter()
-        .zip(completions)
-        .map(|((visitors, revenue), completions)| GroupTotals {
-            visitors,
-            revenue,
-            completions,
-        })
-        .collect()
+    let mut out = GroupPart::default();
+    for (g, ((visitors, paid), rows)) in distinct.into_iter().zip(completions).enumerate() {
+        if rows > 0 {
+            let set = GroupSet {
+                visitors,
+                paid,
+                rows,
+            };
+            out.groups.insert(grouping.key(g as u32), set);
+        }
+    }
+    out.revenue = revenue;
+    out
 }
 
-/// Per bucket: distinct selected visitors and sessions, and the revenue of payments in the
-/// bucket by visitors selected in that bucket. `starts_us` are the bucket starts.
-pub(crate) fn buckets(v: &View, starts_us: &[i64]) -> Vec<(u64, u64, Revenue)> {
+/// A time series' part of the view's chunks. Per bucket: distinct selected visitors and
+/// sessions, and the revenue of payments in the bucket by visitors selected in that bucket.
+/// `starts_us` are the bucket starts.
+pub(crate) fn buckets(v: &View, starts_us: &[i64]) -> BucketPart {
     let n = starts_us.len();
+    let mut part = BucketPart {
+        buckets: (0..n).map(|_| BucketSets::default()).collect(),
+        pay: HashMap::default(),
+    };
+    v.for_each_payment(|chunk, p| {
+        let r = p.row as usize;
+        if let Some(b) = bucket_of(starts_us, chunk.ts[r]) {
+            let who = chunk.visitor[r];
+            add_revenue(
+                part.pay.entry((b, who)).or_default(),
+                p.amount,
+                p.refunded,
+                p.renewal,
+            );
+        }
+    });
     let Some((lo, hi)) = v.session_band() else {
-        return vec![(0, 0, Revenue::default()); n];
+        return part;
     };
     let band = (hi - lo) as usize + 1;
     let bytes = n.saturating_mul((v.visitors.div_ceil(64) + band.div_ceil(64)) * 8);
     if bytes <= v.bitset_bytes {
-        buckets_by_bitsets(v, starts_us, lo, band)
+        buckets_by_bitsets(v, starts_us, lo, band, &mut part);
     } else {
-        buckets_by_pairs(v, starts_us)
+        buckets_by_pairs(v, starts_us, lo, hi, &mut part);
     }
+    for ((b, who), r) in &part.pay {
+        let bucket = &mut part.buckets[*b as usize];
+        if bucket.visitors.contains(*who) {
+            bucket.revenue.new += r.new;
+            bucket.revenue.renewal += r.renewal;
+            bucket.revenue.refund += r.refund;
+        }
+    }
+    part
 }
 
 /// The bucket of each time of a block: `None` before the first start.
@@ -749,12 +839,7 @@ fn bucket_of(starts_us: &[i64], t: i64) -> Option<u32> {
 }
 
 /// [`buckets`] for few buckets: a visitor bitset and a session bitset per bucket.
-fn buckets_by_bitsets(
-    v: &View,
-    starts_us: &[i64],
-    lo: u32,
-    band: usize,
-) -> Vec<(u64, u64, Revenue)> {
+fn buckets_by_bitsets(v: &View, starts_us: &[i64], lo: u32, band: usize, out: &mut BucketPart) {
     let n = starts_us.len();
     let mut visitors = GroupSets::new(n, v.visitors);
     let mut sessions = GroupSets::new(n, band);
@@ -784,54 +869,20 @@ fn buckets_by_bitsets(
             sessions.add(b as usize, session[i] - lo);
         }
     });
-    let count = |sets: &GroupSets, b: usize| -> u64 {
-        sets.sets[b]
-            .as_ref()
-            .map_or(0, |s| s.iter().map(|w| u64::from(w.count_ones())).sum())
-    };
-    let filtered = v.selection.is_some();
-    let mut revenue = vec![Revenue::default(); n];
-    v.for_each_payment(|chunk, p| {
-        let r = p.row as usize;
-        let Some(b) = bucket_of(starts_us, chunk.ts[r]) else {
-            return;
-        };
-        let who = chunk.visitor[r] as usize;
-        let selected = !filtered
-            || visitors.sets[b as usize]
-                .as_ref()
-                .is_some_and(|s| s[who / 64] & (1 << (who % 64)) != 0);
-        if selected {
-            revenue_of(p, &mut revenue[b as usize]);
-        }
-    });
-    (0..n)
-        .map(|b| (count(&visitors, b), count(&sessions, b), revenue[b]))
-        .collect()
+    for (b, bucket) in out.buckets.iter_mut().enumerate() {
+        bucket.visitors = visitors.roaring(b, 0);
+        bucket.sessions = sessions.roaring(b, lo);
+    }
 }
 
 /// [`buckets`] for many buckets: `(bucket, id)` pairs, deduplicated per bucket.
-fn buckets_by_pairs(v: &View, starts_us: &[i64]) -> Vec<(u64, u64, Revenue)> {
+fn buckets_by_pairs(v: &View, starts_us: &[i64], lo: u32, hi: u32, out: &mut BucketPart) {
     let n = starts_us.len();
     let bucket = |t: i64| bucket_of(starts_us, t);
-    let filtered = v.selection.is_some();
-    let mut payer = BitSet::new(v.visitors);
-    let mut pays: Vec<(u32, u32, PaymentRow)> = Vec::new();
-    v.for_each_payment(|chunk, p| {
-        let r = p.row as usize;
-        if let Some(b) = bucket(chunk.ts[r]) {
-            payer.insert(chunk.visitor[r] as usize);
-            pays.push((b, chunk.visitor[r], *p));
-        }
-    });
-    let Some((lo, hi)) = v.session_band() else {
-        return vec![(0, 0, Revenue::default()); n];
-    };
     let mut visitor_pairs = Pairs::default();
     let mut session_pairs = Pairs::default();
     let mut last_v = vec![u32::MAX; v.visitors];
     let mut last_s = vec![u32::MAX; (hi - lo) as usize + 1];
-    let mut paying_in: HashSet<(u32, u32)> = HashSet::new();
     v.for_each_block(|chunk, first, mask| {
         for (i, m) in mask.iter().enumerate() {
             if m & SELECTED == 0 {
@@ -845,9 +896,6 @@ fn buckets_by_pairs(v: &View, starts_us: &[i64]) -> Vec<(u64, u64, Revenue)> {
             if last_v[who as usize] != b {
                 last_v[who as usize] = b;
                 visitor_pairs.push(b, who);
-                if filtered && payer.contains(who as usize) {
-                    paying_in.insert((b, who));
-                }
             }
             let s = chunk.session[r] - lo;
             if last_s[s as usize] != b {
@@ -858,15 +906,10 @@ fn buckets_by_pairs(v: &View, starts_us: &[i64]) -> Vec<(u64, u64, Revenue)> {
     });
     let visitors = visitor_pairs.distinct(n, v.visitors, |_| 0.0);
     let sessions = session_pairs.distinct(n, last_s.len(), |_| 0.0);
-    let mut revenue = vec![Revenue::default(); n];
-    for (b, who, p) in &pays {
-        if !filtered || paying_in.contains(&(*b, *who)) {
-            revenue_of(p, &mut revenue[*b as usize]);
-        }
+    for ((bucket, (vs, _)), (ss, _)) in out.buckets.iter_mut().zip(visitors).zip(sessions) {
+        bucket.visitors = vs;
+        bucket.sessions = ss.iter().map(|s| s + lo).collect();
     }
-    (0..n)
-        .map(|i| (visitors[i].0, sessions[i].0, revenue[i]))
-        .collect()
 }
 
 /// The earliest and latest event time of the chunks, µs.

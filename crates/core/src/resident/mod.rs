@@ -13,11 +13,13 @@
 //! the same answers, which the property tests check.
 
 mod answers;
+pub(crate) mod cache;
 pub(crate) mod chunk;
 pub(crate) mod dict;
 pub(crate) mod exec;
 pub(crate) mod groups;
 pub(crate) mod kernels;
+pub(crate) mod parts;
 pub(crate) mod select;
 
 use std::collections::HashMap;
@@ -29,6 +31,7 @@ use datafusion::arrow::record_batch::RecordBatch;
 
 use crate::error::{Error, Result};
 use crate::query::spec::Filter;
+use cache::PartCache;
 use chunk::{CODED, Chunk, SiteDicts, read_segment};
 use select::Selection;
 
@@ -80,13 +83,21 @@ pub(crate) struct ResidentStore {
     bitset_bytes: usize,
     used: AtomicUsize,
     sites: Mutex<HashMap<String, Arc<Mutex<SiteResident>>>>,
+    /// Base parts of recent questions.
+    parts: Arc<PartCache>,
 }
 
 /// The chunks one query reads, and the website's dictionaries to compile filters and name
 /// groups with.
 pub(crate) struct ResidentSnapshot {
+    /// Segments' chunks, then hot batches' chunks.
     pub(crate) chunks: Vec<Arc<Chunk>>,
+    /// How many of the last chunks hold rows still pending in the hot buffer (replaced by the
+    /// next ingest, so never part of a cached base).
+    pub(crate) pending: usize,
     pub(crate) visitors: usize,
+    pub(crate) sessions: usize,
+    pub(crate) parts: Arc<PartCache>,
     pub(crate) bitset_bytes: usize,
     /// Permits to run a kernel (see [`ResidentStore`]'s `gate`).
     pub(crate) gate: Arc<tokio::sync::Semaphore>,
@@ -100,8 +111,9 @@ fn lock<T>(m: &Mutex<T>) -> Result<MutexGuard<'_, T>> {
 
 impl ResidentStore {
     /// A store that holds at most `budget` bytes (0 turns resident answers off), whose answers
-    /// hold at most `bitset_bytes` of group bitsets each.
-    pub(crate) fn new(budget: usize, bitset_bytes: usize) -> Self {
+    /// hold at most `bitset_bytes` of group bitsets each, and keeps up to `parts_bytes` of
+    /// partial answers.
+    pub(crate) fn new(budget: usize, bitset_bytes: usize, parts_bytes: usize) -> Self {
         let cores = std::thread::available_parallelism().map_or(1, |c| c.get());
         ResidentStore {
             gate: Arc::new(tokio::sync::Semaphore::new(cores)),
@@ -109,12 +121,18 @@ impl ResidentStore {
             bitset_bytes,
             used: AtomicUsize::new(0),
             sites: Mutex::new(HashMap::new()),
+            parts: Arc::new(PartCache::new(parts_bytes)),
         }
     }
 
     /// Bytes held by resident columns and dictionaries.
     pub(crate) fn used_bytes(&self) -> usize {
         self.used.load(Ordering::Relaxed)
+    }
+
+    /// Bytes held by cached partial answers.
+    pub(crate) fn parts_bytes(&self) -> usize {
+        self.parts.bytes()
     }
 
     fn site(&self, website: &str) -> Result<Arc<Mutex<SiteResident>>> {
@@ -137,11 +155,13 @@ impl ResidentStore {
     }
 
     /// The chunks of `website`'s hot batches and live segments, decoding what is missing and
-    /// dropping what is no longer live. `None` when they do not fit in the budget.
+    /// dropping what is no longer live. `None` when they do not fit in the budget. The last
+    /// `pending` hot batches hold the buffer's pending rows.
     pub(crate) fn snapshot(
         &self,
         website: &str,
         hot: &[RecordBatch],
+        pending: usize,
         segments: &[SegmentRef],
     ) -> Result<Option<ResidentSnapshot>> {
         if self.budget == 0 {
@@ -211,10 +231,14 @@ impl ResidentStore {
             chunks.push(chunk);
         }
         let visitors = st.dicts.visitors.len() as usize;
+        let sessions = st.dicts.sessions.len() as usize;
         drop(guard);
         Ok(Some(ResidentSnapshot {
             chunks,
+            pending: pending.min(hot.len()),
             visitors,
+            sessions,
+            parts: Arc::clone(&self.parts),
             bitset_bytes: self.bitset_bytes,
             gate: Arc::clone(&self.gate),
             site,

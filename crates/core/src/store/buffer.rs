@@ -55,6 +55,12 @@ impl HotBuffer {
         self.rows
     }
 
+    /// Whether the last batch of [`HotBuffer::snapshot`] holds pending rows (replaced by the
+    /// next ingest) rather than a sealed batch.
+    pub fn has_pending(&self) -> bool {
+        !self.pending.is_empty()
+    }
+
     /// Every row, as batches, for a query.
     pub fn snapshot(&mut self) -> Result<Vec<RecordBatch>> {
         if self.pending_batch.is_none() && !self.pending.is_empty() {
