@@ -5,10 +5,11 @@
 //! chunks (segments and sealed hot batches, which never change). It answers a later question
 //! while every one of its chunks is still live and the question's range covers the same times
 //! of them; the chunks that appeared since are scanned as a delta and merged. A delete or a
-//! compaction that rebuilds chunks, or a delta grown past [`MAX_DELTA_ROWS`] (or an eighth of
-//! the base), makes the next question scan everything and replace the entry.
+//! compaction that rebuilds chunks, or a delta grown past [`MAX_DELTA_ROWS`] (or a sixteenth
+//! of the base), makes the next question scan everything and replace the entry.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, Weak};
 
 use quick_cache::{OptionsBuilder, Weighter};
 use quick_cache::sync::Cache;
@@ -16,8 +17,8 @@ use quick_cache::sync::Cache;
 use crate::resident::chunk::Chunk;
 use crate::resident::parts::{BucketPart, GroupPart, OverviewPart};
 
-/// A delta up to this many rows is merged into a cached base; past it (and past an eighth of
-/// the base) the question is scanned whole and the base replaced.
+/// A delta up to this many rows (or a sixteenth of the base, when more) is merged into a cached
+/// base; past it the question is scanned whole and the base replaced.
 pub(crate) const MAX_DELTA_ROWS: usize = 64 * 1024;
 
 /// A partial answer of one kind.
@@ -75,7 +76,7 @@ impl Base {
             }
         }
         let rows: usize = rest.iter().map(|c| c.len()).sum();
-        (covered == self.chunks.len() && rows <= MAX_DELTA_ROWS.max(self.rows / 8)).then_some(rest)
+        (covered == self.chunks.len() && rows <= MAX_DELTA_ROWS.max(self.rows / 16)).then_some(rest)
     }
 }
 
@@ -91,6 +92,8 @@ impl Weighter<String, Arc<Base>> for ByBytes {
 /// Base parts by question, at most `budget` bytes of them.
 pub(crate) struct PartCache {
     entries: Option<Cache<String, Arc<Base>, ByBytes>>,
+    /// Questions being scanned for a new base (at most one entry per asker waiting).
+    flights: Mutex<HashMap<String, Weak<Mutex<()>>>>,
 }
 
 impl std::fmt::Debug for PartCache {
@@ -112,6 +115,7 @@ impl PartCache {
             .shards(2)
             .build();
         PartCache {
+            flights: Mutex::new(HashMap::new()),
             entries: options.ok().filter(|_| budget > 0).map(|o| {
                 Cache::with_options(o, ByBytes, Default::default(), Default::default())
             }),
@@ -126,6 +130,22 @@ impl PartCache {
         if let Some(entries) = &self.entries {
             entries.insert(key, Arc::new(base));
         }
+    }
+
+    /// The lock that the scans of question `key` take in turn, so that concurrent askers of a
+    /// question not cached yet wait for one scan instead of each running it.
+    pub(crate) fn flight(&self, key: &str) -> Arc<Mutex<()>> {
+        let mut flights = self
+            .flights
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        flights.retain(|_, f| f.strong_count() > 0);
+        if let Some(f) = flights.get(key).and_then(Weak::upgrade) {
+            return f;
+        }
+        let f = Arc::new(Mutex::new(()));
+        flights.insert(key.to_owned(), Arc::downgrade(&f));
+        f
     }
 
     /// Bytes held.

@@ -142,13 +142,19 @@ impl ResidentAggregateExec {
     }
 
     /// The key of this question's cached base part: website, question, filters, and the range
-    /// clamped to the times of the stable chunks (two ranges that cover the same of their rows
-    /// share a base, so a range ending "now" keeps it while no chunk is sealed).
+    /// clamped to the UTC days that the stable chunks' times touch (plus one). Two ranges that
+    /// clamp alike cover the same rows of those chunks, so a range ending "now" (or all time)
+    /// keeps its base while new rows arrive, until they reach a day beyond the base's.
     fn cache_key(&self) -> String {
+        const DAY: i64 = 86_400_000_000;
         let snap = &self.snapshot;
         let stable = &snap.chunks[..snap.chunks.len() - snap.pending];
-        let (lo, hi) = kernels::time_span(stable).unwrap_or((0, 0));
-        let (start, end) = (self.start.max(lo), self.end.min(hi.saturating_add(1)));
+        let (lo, hi) = kernels::time_span(stable).map_or((0, 0), |(lo, hi)| {
+            let lo = lo.div_euclid(DAY) * DAY;
+            let hi = (hi.div_euclid(DAY) + 2).saturating_mul(DAY);
+            (lo, hi)
+        });
+        let (start, end) = (self.start.max(lo), self.end.min(hi));
         let (start, end) = if start < end { (start, end) } else { (0, 0) };
         let what = format!("{:?}\u{0}{:?}", self.question, self.filters);
         format!(
@@ -170,18 +176,28 @@ impl ResidentAggregateExec {
         let snap = &self.snapshot;
         let key = self.cache_key();
         let all = &snap.chunks[..];
-        if let Some(base) = snap.parts.get(&key)
-            && let Some(delta) = base.delta(all)
-        {
-            let merged = if delta.is_empty() {
+        let cached = || -> Result<Option<T>> {
+            let Some(base) = snap.parts.get(&key) else {
+                return Ok(None);
+            };
+            let Some(delta) = base.delta(all) else {
+                return Ok(None);
+            };
+            Ok(if delta.is_empty() {
                 finish(&base.part, None)
             } else {
                 let part = scan(&self.view(&delta, selection, 1), Keep::All)?;
                 finish(&base.part, Some(&part))
-            };
-            if let Some(answer) = merged {
-                return Ok(answer);
-            }
+            })
+        };
+        if let Some(answer) = cached()? {
+            return Ok(answer);
+        }
+        // One scan per question at a time: others asking it wait for its base.
+        let flight = snap.parts.flight(&key);
+        let _scanning = flight.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(answer) = cached()? {
+            return Ok(answer);
         }
         let (stable, pending) = all.split_at(all.len() - snap.pending);
         let base = scan(&self.view(stable, selection, self.threads), Keep::Tail)?;
