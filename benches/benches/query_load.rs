@@ -4,8 +4,12 @@
 //! time, and the latency distribution is printed. The data directory is the one the DuckDB
 //! comparison uses (`benches/compare.sh`), imported on first use.
 //!
+//! With `TALLY_LOAD_INGEST=N`, N page views a second (of a pool of live visitors, stamped now)
+//! are ingested while the clients ask, into a copy of the data directory, so that answers
+//! merge newer rows into their cached parts as they would under a tracker's traffic.
+//!
 //! ```sh
-//! cargo bench -p tally-benches --bench query_load   # TALLY_LOAD_EVENTS=4000000 TALLY_LOAD_CLIENTS=16 TALLY_LOAD_SECONDS=30
+//! cargo bench -p tally-benches --bench query_load   # TALLY_LOAD_EVENTS=4000000 TALLY_LOAD_CLIENTS=16 TALLY_LOAD_SECONDS=30 TALLY_LOAD_INGEST=0
 //! ```
 
 use std::path::PathBuf;
@@ -48,12 +52,21 @@ fn main() {
         PathBuf::from,
     );
     let dir = root.join(format!("events-{events}"));
+    let ingest_rate = env_or("TALLY_LOAD_INGEST", 0);
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .unwrap();
     rt.block_on(async move {
         prepare_data_dir(&dir, events).await.unwrap();
+        // Writes go to a copy: the generated data set is shared with the DuckDB comparison.
+        let copy = tempfile::tempdir().unwrap();
+        let dir = if ingest_rate > 0 {
+            copy_dir(&dir, copy.path()).unwrap();
+            copy.path().to_path_buf()
+        } else {
+            dir
+        };
         let engine = Arc::new(Engine::open(&dir).await.unwrap());
         let t = Instant::now();
         engine.warm().await.unwrap();
@@ -68,6 +81,10 @@ fn main() {
         let state = AppState::new(Arc::clone(&engine), keys, limits, collector);
         let addr = serve(state).await;
 
+        let ingested = Arc::new(std::sync::atomic::AtomicU64::new(0));
+        if ingest_rate > 0 {
+            tokio::spawn(ingest_live(Arc::clone(&engine), ingest_rate, Arc::clone(&ingested)));
+        }
         let query = |c: u64, n: u64| ((c + n) % QUERIES.len() as u64) as usize;
         let (latencies, elapsed) = drive(clients, seconds, move |c, n| {
             axum::http::Request::get(format!("http://{addr}{}", QUERIES[query(c, n)]))
@@ -89,9 +106,11 @@ fn main() {
         latencies.sort();
 
         println!(
-            "query_load: {events} events (resident in {:.1} s, {} MiB), {clients} clients, {:.1} s: {} requests, {:.0} requests/s; latency p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms; peak RSS {:.0} MiB",
+            "query_load: {events} events (resident in {:.1} s, {} MiB; answer cache {} MiB), {} events ingested meanwhile, {clients} clients, {:.1} s: {} requests, {:.0} requests/s; latency p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms; peak RSS {:.0} MiB",
             warm.as_secs_f64(),
             engine.resident_bytes() >> 20,
+            engine.answer_cache_bytes() >> 20,
+            ingested.load(std::sync::atomic::Ordering::Relaxed),
             elapsed.as_secs_f64(),
             latencies.len(),
             latencies.len() as f64 / elapsed.as_secs_f64(),
@@ -101,4 +120,61 @@ fn main() {
             tally_benches::peak_rss_mib(),
         );
     });
+}
+
+/// Copies the data directory `from` (files and the segment tree) to `to`.
+fn copy_dir(from: &std::path::Path, to: &std::path::Path) -> std::io::Result<()> {
+    std::fs::create_dir_all(to)?;
+    for entry in std::fs::read_dir(from)? {
+        let entry = entry?;
+        let name = entry.file_name();
+        if name == "LOCK" || name == "admin.sock" {
+            continue;
+        }
+        if entry.file_type()?.is_dir() {
+            copy_dir(&entry.path(), &to.join(&name))?;
+        } else {
+            std::fs::copy(entry.path(), to.join(&name))?;
+        }
+    }
+    Ok(())
+}
+
+/// Ingests `rate` page views a second, stamped now, from a pool of live visitors, in a write
+/// every 10 ms (as a tracker's requests would arrive), counting them in `done`.
+async fn ingest_live(engine: Arc<Engine>, rate: u64, done: Arc<std::sync::atomic::AtomicU64>) {
+    const PAGES: [&str; 6] = [
+        "/",
+        "/pricing",
+        "/blog/launch",
+        "/blog/rust",
+        "/docs",
+        "/about",
+    ];
+    const COUNTRIES: [&str; 5] = ["US", "FR", "DE", "IN", "CA"];
+    let per_tick = rate.div_ceil(100);
+    let mut tick = tokio::time::interval(Duration::from_millis(10));
+    let mut n: u64 = 0;
+    loop {
+        tick.tick().await;
+        let now = chrono::Utc::now();
+        let batch: Vec<_> = (0..per_tick)
+            .map(|i| {
+                n += 1;
+                let line = serde_json::json!({
+                    "type": "pageview",
+                    "timestamp": (now + chrono::Duration::microseconds(i as i64)).to_rfc3339(),
+                    "visitor_id": format!("live-{}", n % 5000),
+                    "url": format!("https://{WEBSITE}.example{}", PAGES[(n % 6) as usize]),
+                    "country": COUNTRIES[(n % 5) as usize],
+                    "device": if n % 3 == 0 { "mobile" } else { "desktop" },
+                });
+                tally_core::import::parse_line(&line.to_string(), Some(WEBSITE)).unwrap()
+            })
+            .collect();
+        let k = batch.len() as u64;
+        if engine.ingest(batch).await.is_ok() {
+            done.fetch_add(k, std::sync::atomic::Ordering::Relaxed);
+        }
+    }
 }

@@ -124,12 +124,14 @@ async fn main() -> Res<()> {
     let dir = root.join(format!("events-{n}"));
     prepare_data_dir(&dir, n).await?;
 
+    // The scan figures: no answer cache, so every run scans every event as DuckDB does.
     let config = EngineConfig {
         target_partitions: threads,
         resident_budget_bytes: env_or("TALLY_RESIDENT_BYTES", 16 << 30),
+        answer_cache_bytes: 0,
         ..EngineConfig::default()
     };
-    let engine = Engine::open_with(&dir, config).await?;
+    let engine = Engine::open_with(&dir, config.clone()).await?;
     let t = Instant::now();
     engine.warm().await?;
     let warm_s = t.elapsed().as_secs_f64();
@@ -157,29 +159,50 @@ async fn main() -> Res<()> {
         vec!["/blog".into()],
     )?);
 
-    let (t1, overview) = time(runs, async || engine.overview(&all).await).await?;
-    let (t2, countries) = time(runs, async || {
-        engine
-            .breakdown(&all, &Breakdown::Country, Paging::new(10, 0)?)
-            .await
-    })
-    .await?;
-    let (t3, series) = time(runs, async || {
-        engine.timeseries(&series_q, Interval::Day).await
-    })
-    .await?;
-    let (t4, pages) = time(runs, async || {
-        engine
-            .breakdown(&blog, &Breakdown::Page, Paging::new(100, 0)?)
-            .await
-    })
-    .await?;
-    let tally_rss = tally_benches::peak_rss_mib();
+    let ask = async |engine: &Engine| -> Res<_> {
+        let (t1, overview) = time(runs, async || engine.overview(&all).await).await?;
+        let (t2, countries) = time(runs, async || {
+            engine
+                .breakdown(&all, &Breakdown::Country, Paging::new(10, 0)?)
+                .await
+        })
+        .await?;
+        let (t3, series) = time(runs, async || {
+            engine.timeseries(&series_q, Interval::Day).await
+        })
+        .await?;
+        let (t4, pages) = time(runs, async || {
+            engine
+                .breakdown(&blog, &Breakdown::Page, Paging::new(100, 0)?)
+                .await
+        })
+        .await?;
+        Ok(([t1, t2, t3, t4], (overview, countries, series, pages)))
+    };
+    let (tally, (overview, countries, series, pages)) = ask(&engine).await?;
     let resident_mib = engine.resident_bytes() as f64 / (1 << 20) as f64;
     drop(engine);
+    // The same questions asked again with the answer cache on (as `tally serve` runs): the
+    // first ask scans and keeps each question's partial answer, the timed ones merge it.
+    let engine = Engine::open_with(
+        &dir,
+        EngineConfig {
+            answer_cache_bytes: 128 << 20,
+            ..config
+        },
+    )
+    .await?;
+    engine.warm().await?;
+    let (again, answers) = ask(&engine).await?;
+    let cache_mib = engine.answer_cache_bytes() as f64 / (1 << 20) as f64;
+    drop(engine);
+    let tally_rss = tally_benches::peak_rss_mib();
+    let [t1, t2, t3, t4] = tally;
+    let same_again =
+        format!("{:?}", answers) == format!("{:?}", (&overview, &countries, &series, &pages));
     if std::env::var_os("TALLY_COMPARE_TALLY_ONLY").is_some() {
         // For profiling Tally alone.
-        println!("tally: {t1:.2} / {t2:.2} / {t3:.2} / {t4:.2} ms");
+        println!("tally: {t1:.2} / {t2:.2} / {t3:.2} / {t4:.2} ms; asked again {again:.3?} ms");
         return Ok(());
     }
 
@@ -214,7 +237,6 @@ async fn main() -> Res<()> {
         check_series(&series, &q[names[2]]["answer"]),
         check_breakdown(&pages, &q[names[3]]["answer"], 2),
     ];
-    let tally = [t1, t2, t3, t4];
 
     println!(
         "{n} events ({} rows in DuckDB), {threads} threads, median of {runs} hot runs",
@@ -224,16 +246,23 @@ async fn main() -> Res<()> {
         "tally: resident columns warmed in {warm_s:.2} s, {resident_mib:.0} MiB resident, peak RSS {tally_rss:.0} MiB; duckdb: table loaded in {:.2} s",
         num(&duck["load_s"])
     );
-    println!("| question | tally | DuckDB in-memory | DuckDB / tally | same answer |");
-    println!("| --- | --- | --- | --- | --- |");
+    println!(
+        "| question | tally (scan) | DuckDB in-memory | DuckDB / tally | same answer | tally asked again (cached part, {cache_mib:.1} MiB in all) |"
+    );
+    println!("| --- | --- | --- | --- | --- | --- |");
     for (i, name) in names.iter().enumerate() {
         let d = num(&q[*name]["median_ms"]);
         println!(
-            "| {name} | {:.2} ms | {d:.1} ms | {:.1}x | {} |",
+            "| {name} | {:.2} ms | {d:.1} ms | {:.1}x | {} | {:.3} ms |",
             tally[i],
             d / tally[i],
-            if agree[i] { "yes" } else { "NO" }
+            if agree[i] { "yes" } else { "NO" },
+            again[i],
         );
+    }
+    if !same_again {
+        eprintln!("answers from the cache differ from the scans");
+        std::process::exit(1);
     }
     if agree.contains(&false) {
         eprintln!("tally and duckdb disagree; duckdb said: {}", q);

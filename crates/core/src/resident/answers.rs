@@ -46,8 +46,8 @@ impl Engine {
         let site = site.to_owned();
         let snap =
             tokio::task::spawn_blocking(move || store.snapshot(&site, &hot, pending, &segments))
-            .await
-            .map_err(|e| Error::Internal(format!("resident snapshot task failed: {e}")))??;
+                .await
+                .map_err(|e| Error::Internal(format!("resident snapshot task failed: {e}")))??;
         Ok(snap.map(Arc::new))
     }
 

@@ -11,8 +11,8 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, Weak};
 
-use quick_cache::{OptionsBuilder, Weighter};
 use quick_cache::sync::Cache;
+use quick_cache::{OptionsBuilder, Weighter};
 
 use crate::resident::chunk::Chunk;
 use crate::resident::parts::{BucketPart, GroupPart, OverviewPart};
@@ -30,6 +30,15 @@ pub(crate) enum Part {
 }
 
 impl Part {
+    /// Compacts the sets the scan left as whole-range bitsets, for keeping.
+    pub(crate) fn compact(&mut self) {
+        match self {
+            Part::Overview(_) => {}
+            Part::Groups(p) => p.compact(),
+            Part::Buckets(p) => p.compact(),
+        }
+    }
+
     pub(crate) fn bytes(&self) -> usize {
         match self {
             Part::Overview(p) => p.bytes(),
@@ -50,15 +59,34 @@ pub(crate) struct Base {
     pub(crate) part: Part,
 }
 
-impl Base {
-    pub(crate) fn new(chunks: &[Arc<Chunk>], part: Part) -> Base {
+/// The chunks a base part is scanned from, by id.
+#[derive(Debug, Clone)]
+pub(crate) struct ChunkSet {
+    /// Sorted.
+    ids: Vec<u64>,
+    rows: usize,
+}
+
+impl ChunkSet {
+    pub(crate) fn of(chunks: &[Arc<Chunk>]) -> ChunkSet {
         let mut ids: Vec<u64> = chunks.iter().map(|c| c.id).collect();
         ids.sort_unstable();
-        let bytes = ids.len() * 8 + part.bytes() + 64;
+        ChunkSet {
+            ids,
+            rows: chunks.iter().map(|c| c.len()).sum(),
+        }
+    }
+}
+
+impl Base {
+    /// `part` (compacted) as the base part of `chunks`.
+    pub(crate) fn new(chunks: ChunkSet, mut part: Part) -> Base {
+        part.compact();
+        let bytes = chunks.ids.len() * 8 + part.bytes() + 64;
         Base {
             bytes,
-            chunks: ids,
-            rows: chunks.iter().map(|c| c.len()).sum(),
+            chunks: chunks.ids,
+            rows: chunks.rows,
             part,
         }
     }
@@ -89,11 +117,15 @@ impl Weighter<String, Arc<Base>> for ByBytes {
     }
 }
 
+/// Held while a question's base is scanned and kept (the guard can move to the thread that
+/// compacts and keeps it).
+pub(crate) type Flight = tokio::sync::Mutex<()>;
+
 /// Base parts by question, at most `budget` bytes of them.
 pub(crate) struct PartCache {
     entries: Option<Cache<String, Arc<Base>, ByBytes>>,
     /// Questions being scanned for a new base (at most one entry per asker waiting).
-    flights: Mutex<HashMap<String, Weak<Mutex<()>>>>,
+    flights: Mutex<HashMap<String, Weak<Flight>>>,
 }
 
 impl std::fmt::Debug for PartCache {
@@ -116,9 +148,10 @@ impl PartCache {
             .build();
         PartCache {
             flights: Mutex::new(HashMap::new()),
-            entries: options.ok().filter(|_| budget > 0).map(|o| {
-                Cache::with_options(o, ByBytes, Default::default(), Default::default())
-            }),
+            entries: options
+                .ok()
+                .filter(|_| budget > 0)
+                .map(|o| Cache::with_options(o, ByBytes, Default::default(), Default::default())),
         }
     }
 
@@ -132,9 +165,14 @@ impl PartCache {
         }
     }
 
+    /// Whether anything is kept.
+    pub(crate) fn enabled(&self) -> bool {
+        self.entries.is_some()
+    }
+
     /// The lock that the scans of question `key` take in turn, so that concurrent askers of a
     /// question not cached yet wait for one scan instead of each running it.
-    pub(crate) fn flight(&self, key: &str) -> Arc<Mutex<()>> {
+    pub(crate) fn flight(&self, key: &str) -> Arc<Flight> {
         let mut flights = self
             .flights
             .lock()
@@ -143,7 +181,7 @@ impl PartCache {
         if let Some(f) = flights.get(key).and_then(Weak::upgrade) {
             return f;
         }
-        let f = Arc::new(Mutex::new(()));
+        let f = Arc::new(Flight::new(()));
         flights.insert(key.to_owned(), Arc::downgrade(&f));
         f
     }

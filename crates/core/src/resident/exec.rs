@@ -29,7 +29,7 @@ use datafusion::physical_plan::{
 use crate::error::{Error, Result};
 use crate::query::spec::{Breakdown, Filter};
 use crate::resident::ResidentSnapshot;
-use crate::resident::cache::{Base, Part};
+use crate::resident::cache::{Base, ChunkSet, Part};
 use crate::resident::chunk::Chunk;
 use crate::resident::groups::Groups;
 use crate::resident::kernels::{self, Keep, View};
@@ -194,8 +194,7 @@ impl ResidentAggregateExec {
             return Ok(answer);
         }
         // One scan per question at a time: others asking it wait for its base.
-        let flight = snap.parts.flight(&key);
-        let _scanning = flight.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let flight = snap.parts.flight(&key).blocking_lock_owned();
         if let Some(answer) = cached()? {
             return Ok(answer);
         }
@@ -207,7 +206,19 @@ impl ResidentAggregateExec {
             let part = scan(&self.view(pending, selection, 1), Keep::All)?;
             finish(&base, Some(&part))
         };
-        snap.parts.insert(key, Base::new(stable, base));
+        if snap.parts.enabled() {
+            // Compacting the base costs about as much as answering from it: done after the
+            // answer, still holding the question's flight so that its next askers find it.
+            let (parts, chunks) = (Arc::clone(&snap.parts), ChunkSet::of(stable));
+            let keep = move || {
+                parts.insert(key, Base::new(chunks, base));
+                drop(flight);
+            };
+            match tokio::runtime::Handle::try_current() {
+                Ok(rt) => drop(rt.spawn_blocking(keep)),
+                Err(_) => keep(),
+            }
+        }
         if let Some(answer) = merged {
             return Ok(answer);
         }

@@ -14,8 +14,8 @@ use roaring::RoaringBitmap;
 use crate::query::result::Revenue;
 use crate::resident::chunk::{Chunk, PaymentRow, kind_code};
 use crate::resident::parts::{
-    BucketPart, BucketSets, Fast, GroupKey, GroupPart, GroupSet, OverviewPart, Pay,
-    SessionTotals, add_revenue, roaring_of,
+    BucketPart, BucketSets, Fast, GroupKey, GroupPart, GroupSet, Members, OverviewPart, Pay,
+    SessionTotals, add_revenue,
 };
 use crate::resident::select::Selection;
 use crate::session::SESSION_TIMEOUT_US;
@@ -173,6 +173,15 @@ impl View<'_> {
         }
     }
 
+    /// The payments of the chunks that overlap the range (a bound for sizing tables).
+    fn payments(&self) -> usize {
+        self.chunks
+            .iter()
+            .filter(|c| !c.span(self.start, self.end).is_empty())
+            .map(|c| c.payments.len())
+            .sum()
+    }
+
     /// Calls `f(chunk, payment)` for every payment in the range (selected or not).
     fn for_each_payment(&self, mut f: impl FnMut(&Chunk, &PaymentRow)) {
         for chunk in self.chunks {
@@ -300,7 +309,8 @@ pub(crate) fn overview(v: &View, keep: Keep) -> OverviewPart {
             states.insert(*s, *state);
         }
     }
-    let mut pay: Fast<u32, Pay> = HashMap::default();
+    let mut pay: Fast<u32, Pay> =
+        HashMap::with_capacity_and_hasher(v.payments(), Default::default());
     v.for_each_payment(|chunk, p| {
         pay.entry(chunk.visitor[p.row as usize])
             .or_default()
@@ -512,7 +522,7 @@ fn owned_totals(
 
 /// Per visitor, revenue (`new + renewal`) of their payments in the range.
 fn visitor_revenue(v: &View) -> Fast<u32, f64> {
-    let mut out = HashMap::default();
+    let mut out = HashMap::with_capacity_and_hasher(v.payments(), Default::default());
     v.for_each_payment(|chunk, p| {
         if !p.refunded {
             *out.entry(chunk.visitor[p.row as usize]).or_insert(0.0) += p.amount;
@@ -664,10 +674,10 @@ impl GroupSets {
     }
 
     /// Group `g`'s members, numbered from `offset`.
-    fn roaring(&self, g: usize, offset: u32) -> RoaringBitmap {
+    fn members(&mut self, g: usize, offset: u32) -> Members {
         self.sets[g]
-            .as_ref()
-            .map_or_else(RoaringBitmap::new, |s| roaring_of(s, offset))
+            .take()
+            .map_or_else(Members::default, |s| Members::bits(s, offset))
     }
 }
 
@@ -698,7 +708,7 @@ fn breakdown_by_bitsets<G: Grouping + Clone + Send>(v: &View, grouping: &G, n: u
     };
     let mut parts = blocks.chunks(per);
     let first = parts.next().unwrap_or(&[]);
-    let sets = std::thread::scope(|scope| {
+    let mut sets = std::thread::scope(|scope| {
         let others: Vec<_> = parts
             .map(|part| {
                 let g = grouping.clone();
@@ -735,7 +745,7 @@ fn breakdown_by_bitsets<G: Grouping + Clone + Send>(v: &View, grouping: &G, n: u
         out.groups.insert(
             grouping.key(g as u32),
             GroupSet {
-                visitors: sets.roaring(g, 0),
+                visitors: sets.members(g, 0),
                 paid,
                 rows: sets.rows[g],
             },
@@ -779,7 +789,7 @@ fn breakdown_by_pairs(v: &View, grouping: &mut impl Grouping) -> GroupPart {
     for (g, ((visitors, paid), rows)) in distinct.into_iter().zip(completions).enumerate() {
         if rows > 0 {
             let set = GroupSet {
-                visitors,
+                visitors: Members::Roaring(visitors),
                 paid,
                 rows,
             };
@@ -797,7 +807,7 @@ pub(crate) fn buckets(v: &View, starts_us: &[i64]) -> BucketPart {
     let n = starts_us.len();
     let mut part = BucketPart {
         buckets: (0..n).map(|_| BucketSets::default()).collect(),
-        pay: HashMap::default(),
+        pay: HashMap::with_capacity_and_hasher(v.payments(), Default::default()),
     };
     v.for_each_payment(|chunk, p| {
         let r = p.row as usize;
@@ -870,8 +880,8 @@ fn buckets_by_bitsets(v: &View, starts_us: &[i64], lo: u32, band: usize, out: &m
         }
     });
     for (b, bucket) in out.buckets.iter_mut().enumerate() {
-        bucket.visitors = visitors.roaring(b, 0);
-        bucket.sessions = sessions.roaring(b, lo);
+        bucket.visitors = visitors.members(b, 0);
+        bucket.sessions = sessions.members(b, lo);
     }
 }
 
@@ -907,8 +917,8 @@ fn buckets_by_pairs(v: &View, starts_us: &[i64], lo: u32, hi: u32, out: &mut Buc
     let visitors = visitor_pairs.distinct(n, v.visitors, |_| 0.0);
     let sessions = session_pairs.distinct(n, last_s.len(), |_| 0.0);
     for ((bucket, (vs, _)), (ss, _)) in out.buckets.iter_mut().zip(visitors).zip(sessions) {
-        bucket.visitors = vs;
-        bucket.sessions = ss.iter().map(|s| s + lo).collect();
+        bucket.visitors = Members::Roaring(vs);
+        bucket.sessions = Members::Roaring(ss.iter().map(|s| s + lo).collect());
     }
 }
 

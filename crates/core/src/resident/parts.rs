@@ -117,12 +117,7 @@ impl OverviewPart {
 
     /// The overview of this part alone.
     pub(crate) fn finish(&self) -> Overview {
-        overview_of(
-            self.visitor_count,
-            &self.totals,
-            self.revenue,
-            self.payers,
-        )
+        overview_of(self.visitor_count, &self.totals, self.revenue, self.payers)
     }
 
     /// The overview of this part and `delta` (a part of other chunks that keeps every
@@ -177,6 +172,94 @@ fn overview_of(visitors: u64, t: &SessionTotals, revenue: Revenue, payers: u64) 
     Overview::from_counts(visitors, t.sessions, t.bounced, avg_ms, revenue, payers)
 }
 
+/// A set of dense numbers: as the scan left it (a bitset over the whole id space, quick to
+/// hand over) or compacted into a roaring bitmap for keeping in the cache.
+#[derive(Debug)]
+pub(crate) enum Members {
+    /// Bit `i` stands for `offset + i`; `count` bits are set.
+    Bits {
+        words: Box<[u64]>,
+        offset: u32,
+        count: u64,
+    },
+    Roaring(RoaringBitmap),
+}
+
+impl Default for Members {
+    fn default() -> Self {
+        Members::Roaring(RoaringBitmap::new())
+    }
+}
+
+impl Members {
+    /// The members of a scan's bitset, bit `i` standing for `offset + i`.
+    pub(crate) fn bits(words: Box<[u64]>, offset: u32) -> Members {
+        let count = words.iter().map(|w| u64::from(w.count_ones())).sum();
+        Members::Bits {
+            words,
+            offset,
+            count,
+        }
+    }
+
+    pub(crate) fn len(&self) -> u64 {
+        match self {
+            Members::Bits { count, .. } => *count,
+            Members::Roaring(r) => r.len(),
+        }
+    }
+
+    pub(crate) fn contains(&self, v: u32) -> bool {
+        match self {
+            Members::Bits { words, offset, .. } => v.checked_sub(*offset).is_some_and(|i| {
+                words
+                    .get(i as usize / 64)
+                    .is_some_and(|w| w & (1 << (i % 64)) != 0)
+            }),
+            Members::Roaring(r) => r.contains(v),
+        }
+    }
+
+    /// The members, in ascending order.
+    pub(crate) fn iter(&self) -> Box<dyn Iterator<Item = u32> + '_> {
+        match self {
+            Members::Bits { words, offset, .. } => {
+                Box::new(words.iter().enumerate().flat_map(move |(i, w)| {
+                    let mut left = *w;
+                    std::iter::from_fn(move || {
+                        (left != 0).then(|| {
+                            let bit = left.trailing_zeros();
+                            left &= left - 1;
+                            offset + (i * 64) as u32 + bit
+                        })
+                    })
+                }))
+            }
+            Members::Roaring(r) => Box::new(r.iter()),
+        }
+    }
+
+    /// Members of `other` that are not members of `self`.
+    fn count_new(&self, other: &Members) -> u64 {
+        other.iter().filter(|v| !self.contains(*v)).count() as u64
+    }
+
+    /// The same set as a roaring bitmap.
+    pub(crate) fn compact(&mut self) {
+        if let Members::Bits { words, offset, .. } = self {
+            *self = Members::Roaring(roaring_of(words, *offset));
+        }
+    }
+
+    /// Heap bytes held.
+    pub(crate) fn bytes(&self) -> usize {
+        match self {
+            Members::Bits { words, .. } => words.len() * 8,
+            Members::Roaring(r) => r.serialized_size(),
+        }
+    }
+}
+
 /// The values a breakdown group stands for, as dictionary codes (stable as the website grows,
 /// unlike a scan's group numbers).
 pub(crate) type GroupKey = Box<[u32]>;
@@ -185,7 +268,7 @@ pub(crate) type GroupKey = Box<[u32]>;
 #[derive(Debug)]
 pub(crate) struct GroupSet {
     /// Selected visitors with a row carrying the group's values.
-    pub(crate) visitors: RoaringBitmap,
+    pub(crate) visitors: Members,
     /// Revenue (`new + renewal`) of those visitors in the part's range.
     pub(crate) paid: f64,
     /// The carrying rows.
@@ -205,9 +288,14 @@ impl GroupPart {
     pub(crate) fn bytes(&self) -> usize {
         self.groups
             .iter()
-            .map(|(k, g)| 64 + k.len() * 4 + g.visitors.serialized_size())
+            .map(|(k, g)| 64 + k.len() * 4 + g.visitors.bytes())
             .sum::<usize>()
             + self.revenue.capacity() * 20
+    }
+
+    /// Compacts every group's visitors for keeping.
+    pub(crate) fn compact(&mut self) {
+        self.groups.values_mut().for_each(|g| g.visitors.compact());
     }
 
     /// Each group's totals, this part alone.
@@ -246,7 +334,7 @@ impl GroupPart {
             }
             if let Some(d) = delta.groups.get(k) {
                 totals.completions += d.rows;
-                for v in &d.visitors {
+                for v in d.visitors.iter() {
                     if !g.visitors.contains(v) {
                         totals.visitors += 1;
                         totals.revenue += rev(v);
@@ -274,8 +362,8 @@ impl GroupPart {
 #[derive(Debug, Default)]
 pub(crate) struct BucketSets {
     /// Visitors and sessions with a selected row in the bucket.
-    pub(crate) visitors: RoaringBitmap,
-    pub(crate) sessions: RoaringBitmap,
+    pub(crate) visitors: Members,
+    pub(crate) sessions: Members,
     /// Payments in the bucket by its visitors.
     pub(crate) revenue: Revenue,
 }
@@ -293,9 +381,17 @@ impl BucketPart {
     pub(crate) fn bytes(&self) -> usize {
         self.buckets
             .iter()
-            .map(|b| 64 + b.visitors.serialized_size() + b.sessions.serialized_size())
+            .map(|b| 64 + b.visitors.bytes() + b.sessions.bytes())
             .sum::<usize>()
             + self.pay.capacity() * 40
+    }
+
+    /// Compacts every bucket's sets for keeping.
+    pub(crate) fn compact(&mut self) {
+        for b in &mut self.buckets {
+            b.visitors.compact();
+            b.sessions.compact();
+        }
     }
 
     /// Per bucket: visitors, sessions and revenue, this part alone.
@@ -312,8 +408,8 @@ impl BucketPart {
         for (i, (d, o)) in delta.buckets.iter().zip(out.iter_mut()).enumerate() {
             let mine = &self.buckets[i];
             let b = i as u32;
-            o.1 += d.sessions.len() - mine.sessions.intersection_len(&d.sessions);
-            for v in &d.visitors {
+            o.1 += mine.sessions.count_new(&d.sessions);
+            for v in d.visitors.iter() {
                 if !mine.visitors.contains(v) {
                     o.0 += 1;
                     if let Some(r) = self.pay.get(&(b, v)) {
@@ -336,7 +432,60 @@ impl BucketPart {
 }
 
 /// A set of bits as a roaring bitmap, bit `i` standing for `offset + i`.
+///
+/// Taken a container's span (65,536 bits) at a time: empty spans are skipped, sparse ones
+/// listed, dense ones handed over as bytes.
 pub(crate) fn roaring_of(words: &[u64], offset: u32) -> RoaringBitmap {
-    let bytes: Vec<u8> = words.iter().flat_map(|w| w.to_le_bytes()).collect();
-    RoaringBitmap::from_lsb0_bytes(offset, &bytes)
+    const SPAN: usize = 1024; // words of one roaring container
+    let mut out = RoaringBitmap::new();
+    let mut bytes = Vec::new();
+    let mut sparse = Vec::new();
+    for (i, block) in words.chunks(SPAN).enumerate() {
+        let count: u32 = block.iter().map(|w| w.count_ones()).sum();
+        if count == 0 {
+            continue;
+        }
+        let base = offset + (i * SPAN * 64) as u32;
+        if count <= 4096 {
+            sparse.clear();
+            for (j, w) in block.iter().enumerate() {
+                let mut left = *w;
+                while left != 0 {
+                    sparse.push(base + (j * 64) as u32 + left.trailing_zeros());
+                    left &= left - 1;
+                }
+            }
+            out |= RoaringBitmap::from_sorted_iter(sparse.iter().copied()).unwrap_or_default();
+        } else {
+            bytes.clear();
+            for w in block {
+                bytes.extend_from_slice(&w.to_le_bytes());
+            }
+            out |= RoaringBitmap::from_lsb0_bytes(base, &bytes);
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::roaring_of;
+
+    #[test]
+    fn roaring_of_keeps_every_bit_at_its_offset() {
+        let mut words = vec![0u64; 3000];
+        let mut want = Vec::new();
+        // A dense first container, a sparse second one, an empty third, bits at the very end.
+        for i in (0..65_536).step_by(3) {
+            words[i / 64] |= 1 << (i % 64);
+            want.push(i as u32);
+        }
+        for i in [65_536usize, 70_000, 100_001, 191_999] {
+            words[i / 64] |= 1 << (i % 64);
+            want.push(i as u32);
+        }
+        let got: Vec<u32> = roaring_of(&words, 7).iter().collect();
+        let want: Vec<u32> = want.iter().map(|i| i + 7).collect();
+        assert_eq!(got, want);
+    }
 }
