@@ -44,6 +44,15 @@ struct Cli {
     /// does not fit is answered from its Parquet segments, more slowly.
     #[arg(long, global = true, default_value_t = 4096, env = "TALLY_RESIDENT_MB")]
     resident_mb: usize,
+    /// Memory for partial answers of recent questions, in MiB (`serve` only): a question asked
+    /// again scans only the events that arrived since. 0 turns it off.
+    #[arg(
+        long,
+        global = true,
+        default_value_t = 128,
+        env = "TALLY_ANSWER_CACHE_MB"
+    )]
+    answer_cache_mb: usize,
     #[command(subcommand)]
     command: Command,
 }
@@ -207,12 +216,13 @@ async fn main() -> anyhow::Result<()> {
         .with_context(|| format!("creating {}", cli.data_dir.display()))?;
     // One-shot commands answer from Parquet: decoding every event first would cost more than
     // the one answer it speeds up.
-    let resident_mb = match cli.command {
-        Command::Serve { .. } => cli.resident_mb,
-        _ => 0,
+    let (resident_mb, answer_cache_mb) = match cli.command {
+        Command::Serve { .. } => (cli.resident_mb, cli.answer_cache_mb),
+        _ => (0, 0),
     };
     let config = tally_core::EngineConfig {
         resident_budget_bytes: resident_mb.saturating_mul(1 << 20),
+        answer_cache_bytes: answer_cache_mb.saturating_mul(1 << 20),
         ..tally_core::EngineConfig::default()
     };
     let engine = match Engine::open_with(&cli.data_dir, config).await {

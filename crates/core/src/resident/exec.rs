@@ -259,7 +259,7 @@ impl ResidentAggregateExec {
                 let totals = self.answer(
                     selection,
                     |view, _| {
-                        let mut groups = snap.with_dicts(|d| Groups::new(by, d, view))??;
+                        let mut groups = snap.with_dicts(|d| Groups::new(by, d))??;
                         Ok(Part::Groups(kernels::breakdown(view, &mut groups)))
                     },
                     |base, delta| match (base, delta) {
@@ -269,7 +269,7 @@ impl ResidentAggregateExec {
                     },
                 )?;
                 let mut rows = snap.with_dicts(|d| -> Result<Vec<_>> {
-                    let naming = Groups::new(by, d, &self.view(&[], None, 1))?;
+                    let naming = Groups::new(by, d)?;
                     Ok(totals
                         .iter()
                         .filter(|(_, t)| t.visitors > 0)

@@ -9,11 +9,15 @@ use crate::query::filter::dimension_column;
 use crate::query::spec::{Breakdown, Dimension};
 use crate::resident::chunk::{Chunk, SiteDicts, coded_index};
 use crate::resident::dict::{Mix64, NULL};
-use crate::resident::kernels::{Grouping, NO_GROUP, View};
+use crate::resident::kernels::{Grouping, NO_GROUP};
 use crate::resident::parts::GroupKey;
 use crate::schema::col as c;
 
 type Fast<K> = HashMap<K, u32, BuildHasherDefault<Mix64>>;
+
+/// Most `(hostname, path)` combinations numbered densely; past it pages are numbered in order
+/// of first sight.
+const MAX_DENSE_PAGES: usize = 1 << 20;
 
 /// The rows and groups of one breakdown.
 #[derive(Clone)]
@@ -47,9 +51,9 @@ pub(crate) enum Groups {
 
 impl Groups {
     /// The grouping of `by` over the website's columns.
-    /// Pages are numbered densely when their bitsets fit in `view.bitset_bytes`, else hashed
-    /// to compact numbers for deduplication by pairs.
-    pub(crate) fn new(by: &Breakdown, dicts: &SiteDicts, view: &View) -> Result<Groups> {
+    /// Pages are numbered densely when hostnames × paths is at most [`MAX_DENSE_PAGES`], else
+    /// hashed to compact numbers.
+    pub(crate) fn new(by: &Breakdown, dicts: &SiteDicts) -> Result<Groups> {
         let column = |d: Dimension| -> Result<Groups> {
             let column = coded_index(dimension_column(d))?;
             Ok(Groups::Column {
@@ -70,12 +74,10 @@ impl Groups {
             Breakdown::Page => {
                 let (host, path) = (coded_index(c::HOSTNAME)?, coded_index(c::PATH)?);
                 let (hosts, paths) = (dicts.strings[host].len(), dicts.strings[path].len());
-                let set_bytes = view.visitors.div_ceil(64) * 8;
-                match hosts
-                    .checked_mul(paths)
-                    .and_then(|n| n.checked_mul(set_bytes))
-                {
-                    Some(bytes) if bytes <= view.bitset_bytes => Groups::DensePage {
+                // Numbered densely (`host × paths + path`) while that numbering stays small;
+                // the kernel then picks bitsets or pairs by the bitset bytes it would take.
+                match hosts.checked_mul(paths) {
+                    Some(n) if n <= MAX_DENSE_PAGES => Groups::DensePage {
                         host,
                         path,
                         paths,

@@ -9,8 +9,6 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
-use roaring::RoaringBitmap;
-
 use crate::query::result::Revenue;
 use crate::resident::chunk::{Chunk, PaymentRow, kind_code};
 use crate::resident::parts::{
@@ -171,6 +169,14 @@ impl View<'_> {
             self.mark(chunk, first, m);
             f(chunk, first, m);
         }
+    }
+
+    /// The rows that can be in the range (a bound for sizing buffers).
+    fn rows(&self) -> usize {
+        self.chunks
+            .iter()
+            .map(|c| c.span(self.start, self.end).len())
+            .sum()
     }
 
     /// The payments of the chunks that overlap the range (a bound for sizing tables).
@@ -539,20 +545,29 @@ pub(crate) struct Pairs {
 }
 
 impl Pairs {
+    /// Room for `n` pairs reserved up front (only address space until pairs are written), so
+    /// that gathering never copies what it has gathered.
+    fn with_capacity(n: usize) -> Pairs {
+        Pairs {
+            groups: Vec::with_capacity(n),
+            ids: Vec::with_capacity(n),
+        }
+    }
+
     #[inline]
     fn push(&mut self, group: u32, id: u32) {
         self.groups.push(group);
         self.ids.push(id);
     }
 
-    /// For each of `n_groups` groups, its distinct ids and the sum of `weight` over them. Ids
-    /// are below `id_space`.
+    /// For each of `n_groups` groups, its distinct ids (ascending) and the sum of `weight`
+    /// over them. Ids are below `id_space`.
     fn distinct(
         self,
         n_groups: usize,
         id_space: usize,
         weight: impl Fn(u32) -> f64,
-    ) -> Vec<(RoaringBitmap, f64)> {
+    ) -> Vec<(Vec<u32>, f64)> {
         let mut starts = vec![0usize; n_groups + 1];
         for g in &self.groups {
             starts[*g as usize + 1] += 1;
@@ -569,32 +584,44 @@ impl Pairs {
         }
         drop(self);
         let mut marks: Option<BitSet> = None;
-        let mut unique = Vec::new();
         let mut out = Vec::with_capacity(n_groups);
         for g in 0..n_groups {
             let ids = &mut scattered[starts[g]..starts[g + 1]];
-            unique.clear();
             // Marking in one reused bitset costs a (cached) random access per id; sorting costs
             // more from a few hundred ids on.
-            if ids.len() >= 256 {
+            let unique = if ids.len() >= 256 {
                 let marks = marks.get_or_insert_with(|| BitSet::new(id_space));
+                let mut unique = Vec::new();
                 for id in ids.iter() {
                     if marks.insert(*id as usize) {
                         unique.push(*id);
                     }
                 }
-                for id in ids.iter() {
-                    marks.remove(*id as usize);
+                if unique.len() * 8 >= marks.words.len() {
+                    // Many: read them back in order from the bitset, clearing it.
+                    unique.clear();
+                    for (i, w) in marks.words.iter_mut().enumerate() {
+                        let mut left = std::mem::take(w);
+                        while left != 0 {
+                            unique.push((i * 64) as u32 + left.trailing_zeros());
+                            left &= left - 1;
+                        }
+                    }
+                } else {
+                    for id in &unique {
+                        marks.remove(*id as usize);
+                    }
+                    unique.sort_unstable();
                 }
-                unique.sort_unstable();
+                unique
             } else {
                 ids.sort_unstable();
-                unique.extend_from_slice(ids);
+                let mut unique = ids.to_vec();
                 unique.dedup();
-            }
+                unique
+            };
             let w = unique.iter().map(|id| weight(*id)).sum();
-            let set = RoaringBitmap::from_sorted_iter(unique.iter().copied()).unwrap_or_default();
-            out.push((set, w));
+            out.push((unique, w));
         }
         out
     }
@@ -757,7 +784,7 @@ fn breakdown_by_bitsets<G: Grouping + Clone + Send>(v: &View, grouping: &G, n: u
 
 /// [`breakdown`] for many groups: `(group, visitor)` pairs, deduplicated per group.
 fn breakdown_by_pairs(v: &View, grouping: &mut impl Grouping) -> GroupPart {
-    let mut pairs = Pairs::default();
+    let mut pairs = Pairs::with_capacity(v.rows());
     let mut completions: Vec<u64> = Vec::new();
     let mut groups = vec![NO_GROUP; BLOCK];
     v.for_each_block(|chunk, first, mask| {
@@ -789,7 +816,7 @@ fn breakdown_by_pairs(v: &View, grouping: &mut impl Grouping) -> GroupPart {
     for (g, ((visitors, paid), rows)) in distinct.into_iter().zip(completions).enumerate() {
         if rows > 0 {
             let set = GroupSet {
-                visitors: Members::Roaring(visitors),
+                visitors: Members::Sorted(visitors),
                 paid,
                 rows,
             };
@@ -889,8 +916,8 @@ fn buckets_by_bitsets(v: &View, starts_us: &[i64], lo: u32, band: usize, out: &m
 fn buckets_by_pairs(v: &View, starts_us: &[i64], lo: u32, hi: u32, out: &mut BucketPart) {
     let n = starts_us.len();
     let bucket = |t: i64| bucket_of(starts_us, t);
-    let mut visitor_pairs = Pairs::default();
-    let mut session_pairs = Pairs::default();
+    let mut visitor_pairs = Pairs::with_capacity(v.rows());
+    let mut session_pairs = Pairs::with_capacity(v.rows());
     let mut last_v = vec![u32::MAX; v.visitors];
     let mut last_s = vec![u32::MAX; (hi - lo) as usize + 1];
     v.for_each_block(|chunk, first, mask| {
@@ -917,8 +944,8 @@ fn buckets_by_pairs(v: &View, starts_us: &[i64], lo: u32, hi: u32, out: &mut Buc
     let visitors = visitor_pairs.distinct(n, v.visitors, |_| 0.0);
     let sessions = session_pairs.distinct(n, last_s.len(), |_| 0.0);
     for ((bucket, (vs, _)), (ss, _)) in out.buckets.iter_mut().zip(visitors).zip(sessions) {
-        bucket.visitors = Members::Roaring(vs);
-        bucket.sessions = Members::Roaring(ss.iter().map(|s| s + lo).collect());
+        bucket.visitors = Members::Sorted(vs);
+        bucket.sessions = Members::Sorted(ss.into_iter().map(|s| s + lo).collect());
     }
 }
 

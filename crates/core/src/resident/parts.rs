@@ -182,6 +182,8 @@ pub(crate) enum Members {
         offset: u32,
         count: u64,
     },
+    /// Ascending, without repeats.
+    Sorted(Vec<u32>),
     Roaring(RoaringBitmap),
 }
 
@@ -205,6 +207,7 @@ impl Members {
     pub(crate) fn len(&self) -> u64 {
         match self {
             Members::Bits { count, .. } => *count,
+            Members::Sorted(ids) => ids.len() as u64,
             Members::Roaring(r) => r.len(),
         }
     }
@@ -216,6 +219,7 @@ impl Members {
                     .get(i as usize / 64)
                     .is_some_and(|w| w & (1 << (i % 64)) != 0)
             }),
+            Members::Sorted(ids) => ids.binary_search(&v).is_ok(),
             Members::Roaring(r) => r.contains(v),
         }
     }
@@ -235,6 +239,7 @@ impl Members {
                     })
                 }))
             }
+            Members::Sorted(ids) => Box::new(ids.iter().copied()),
             Members::Roaring(r) => Box::new(r.iter()),
         }
     }
@@ -246,8 +251,15 @@ impl Members {
 
     /// The same set as a roaring bitmap.
     pub(crate) fn compact(&mut self) {
-        if let Members::Bits { words, offset, .. } = self {
-            *self = Members::Roaring(roaring_of(words, *offset));
+        match self {
+            Members::Bits { words, offset, .. } => {
+                *self = Members::Roaring(roaring_of(words, *offset));
+            }
+            Members::Sorted(ids) => {
+                let set = RoaringBitmap::from_sorted_iter(ids.iter().copied());
+                *self = Members::Roaring(set.unwrap_or_default());
+            }
+            Members::Roaring(_) => {}
         }
     }
 
@@ -255,6 +267,7 @@ impl Members {
     pub(crate) fn bytes(&self) -> usize {
         match self {
             Members::Bits { words, .. } => words.len() * 8,
+            Members::Sorted(ids) => ids.len() * 4,
             Members::Roaring(r) => r.serialized_size(),
         }
     }
