@@ -167,7 +167,7 @@ async fn ingest_live(engine: Arc<Engine>, rate: u64, done: Arc<std::sync::atomic
                     "visitor_id": format!("live-{}", n % 5000),
                     "url": format!("https://{WEBSITE}.example{}", PAGES[(n % 6) as usize]),
                     "country": COUNTRIES[(n % 5) as usize],
-                    "device": if n % 3 == 0 { "mobile" } else { "desktop" },
+                    "device": if n.is_multiple_of(3) { "mobile" } else { "desktop" },
                 });
                 tally_core::import::parse_line(&line.to_string(), Some(WEBSITE)).unwrap()
             })
