@@ -8,8 +8,8 @@ use std::path::Path;
 use std::time::Instant;
 
 use chrono::Duration;
-use tally_core::Engine;
 pub use tally_core::synthetic::{DAYS, WEBSITE, events, events_in, start, website};
+use tally_core::{Engine, Event, EventKind};
 
 /// Events generated and ingested at a time by [`prepare_data_dir`].
 const SLICE: usize = 1_000_000;
@@ -24,34 +24,104 @@ pub async fn prepare_data_dir(dir: &Path, n: usize) -> tally_core::Result<()> {
     }
     let engine = Engine::open(dir).await?;
     engine.create_website(website())?;
-    let slices = n.div_ceil(SLICE).max(1);
-    let span = Duration::days(DAYS) / slices as i32;
-    let visitors = (n / 8).max(1) as u64;
     let t = Instant::now();
-    for k in 0..slices {
-        let count = (n - k * SLICE).min(SLICE);
-        let from = start() + span * k as i32;
-        let report = engine
-            .ingest(events_in(
-                WEBSITE,
-                from,
-                span,
-                count,
-                visitors,
-                7 + k as u64,
-            ))
-            .await?;
+    let mut done = 0;
+    for slice in slices(WEBSITE, n) {
+        done += slice.len();
+        let report = engine.ingest(slice).await?;
         if let Some((i, e)) = report.rejected.first() {
             return Err(tally_core::Error::invalid(
                 format!("event {i}"),
                 e.to_string(),
             ));
         }
-        eprintln!("imported {} of {n} events", (k * SLICE + count));
+        eprintln!("imported {done} of {n} events");
     }
     engine.flush().await?;
     eprintln!("import took {:.1} s", t.elapsed().as_secs_f64());
     Ok(())
+}
+
+/// The `n` events of the data set in slices of a million, generated one slice at a time: each
+/// a stretch of the [`DAYS`] days, all drawing on one population of `n / 8` visitors.
+pub fn slices(website_id: &str, n: usize) -> impl Iterator<Item = Vec<Event>> + '_ {
+    let count = n.div_ceil(SLICE).max(1);
+    let span = Duration::days(DAYS) / count as i32;
+    let visitors = (n / 8).max(1) as u64;
+    (0..count).map(move |k| {
+        let len = (n - k * SLICE).min(SLICE);
+        let from = start() + span * k as i32;
+        events_in(website_id, from, span, len, visitors, 7 + k as u64)
+    })
+}
+
+/// One event as a line of the NDJSON import format (DESIGN §3), without `website_id` (the
+/// import names the website).
+pub fn ndjson_line(e: &Event) -> serde_json::Value {
+    let a = &e.attrs;
+    let mut line = serde_json::Map::new();
+    let mut set = |k: &str, v: serde_json::Value| {
+        if !v.is_null() {
+            line.insert(k.to_owned(), v);
+        }
+    };
+    set("timestamp", e.ts.to_rfc3339().into());
+    set("visitor_id", e.visitor_id.clone().into());
+    set("session_id", e.session_id.clone().into());
+    set("event_id", e.event_id.clone().into());
+    match &e.kind {
+        EventKind::Pageview => set("type", "pageview".into()),
+        EventKind::Goal { name, metadata } => {
+            set("type", "goal".into());
+            set("name", name.clone().into());
+            set(
+                "metadata",
+                serde_json::to_value(metadata).unwrap_or_default(),
+            );
+        }
+        EventKind::Payment(p) => {
+            set("type", "payment".into());
+            set("amount", p.amount.into());
+            set("currency", p.currency.clone().into());
+            set("transaction_id", p.transaction_id.clone().into());
+            set("renewal", p.renewal.into());
+            set("refunded", p.refunded.into());
+            set("email", p.email.clone().into());
+            set("customer_id", p.customer_id.clone().into());
+        }
+        other => set(
+            "type",
+            serde_json::to_value(other).unwrap_or_default()["type"].clone(),
+        ),
+    }
+    if let (Some(host), Some(path)) = (&e.hostname, &e.path) {
+        let mut url = format!("https://{host}{path}");
+        let query: Vec<String> = [
+            ("utm_source", &a.utm_source),
+            ("utm_medium", &a.utm_medium),
+            ("utm_campaign", &a.utm_campaign),
+            ("utm_term", &a.utm_term),
+            ("utm_content", &a.utm_content),
+            ("ref", &a.ref_),
+            ("source", &a.source),
+            ("via", &a.via),
+        ]
+        .iter()
+        .filter_map(|(k, v)| v.as_ref().map(|v| format!("{k}={v}")))
+        .collect();
+        if !query.is_empty() {
+            url = format!("{url}?{}", query.join("&"));
+        }
+        set("url", url.into());
+    }
+    set("referrer", a.referrer.clone().into());
+    set("country", a.country_code.clone().into());
+    set("region", a.region.clone().into());
+    set("city", a.city.clone().into());
+    set("browser", a.browser.clone().into());
+    set("os", a.os.clone().into());
+    set("device", a.device.clone().into());
+    serde_json::Value::Object(line)
 }
 
 /// Peak resident set size of this process in MiB (Linux; 0 elsewhere).

@@ -322,12 +322,20 @@ impl Engine {
         let _serial = self.ingest_lock.lock().await;
         let mut report = IngestReport::default();
         let mut by_site: HashMap<String, Vec<(usize, Event)>> = HashMap::new();
+        let n = events.len();
         for (i, e) in events.into_iter().enumerate() {
             match e.validate() {
-                Ok(()) => by_site
-                    .entry(e.website_id.clone())
-                    .or_default()
-                    .push((i, e)),
+                Ok(()) => match by_site.get_mut(&e.website_id) {
+                    Some(list) => list.push((i, e)),
+                    // Room for the whole write: most writes are of one website, and growing a
+                    // list of large events copies it again and again.
+                    None => {
+                        let mut list = Vec::with_capacity(n - i);
+                        let site = e.website_id.clone();
+                        list.push((i, e));
+                        by_site.insert(site, list);
+                    }
+                },
                 Err(err) => report.rejected.push((i, err)),
             }
         }

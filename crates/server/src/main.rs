@@ -468,6 +468,68 @@ fn website(
     })
 }
 
+/// Events handed from `tally import`'s parsing thread to the engine at a time (one log record).
+const IMPORT_BATCH: usize = 64 * 1024;
+
+/// What `tally import`'s parsing thread hands over.
+enum Parsed {
+    /// Good lines: line number and event.
+    Batch(Vec<(usize, tally_core::Event)>),
+    /// A bad line, as the message to print.
+    Rejected(String),
+}
+
+/// Reads and parses `file` on the calling thread, sending batches of events of `website` (and
+/// each bad line's message) to `tx`; a line that is not UTF-8 is one bad line.
+fn parse_file(
+    file: std::fs::File,
+    website: &str,
+    bar: &indicatif::ProgressBar,
+    tx: &tokio::sync::mpsc::Sender<Parsed>,
+) -> std::io::Result<()> {
+    let mut reader = BufReader::with_capacity(1 << 20, file);
+    let mut bytes = Vec::new();
+    let (mut number, mut batch) = (0usize, Vec::with_capacity(IMPORT_BATCH));
+    let send = |p: Parsed| tx.blocking_send(p).is_ok();
+    loop {
+        bytes.clear();
+        let n = reader.read_until(b'\n', &mut bytes)?;
+        if n == 0 {
+            break;
+        }
+        number += 1;
+        bar.inc(n as u64);
+        let rejected = match std::str::from_utf8(&bytes) {
+            Err(e) => Some(format!("line {number}: not UTF-8 ({e})")),
+            Ok(line) if line.trim().is_empty() => None,
+            Ok(line) => match tally_core::import::parse_line(line.trim_end(), Some(website)) {
+                Ok(e) if e.website_id == website => {
+                    batch.push((number, e));
+                    None
+                }
+                Ok(e) => Some(format!(
+                    "line {number}: website_id `{}` is not the imported website",
+                    e.website_id
+                )),
+                Err(e) => Some(format!("line {number}: {e}")),
+            },
+        };
+        if let Some(why) = rejected
+            && !send(Parsed::Rejected(why))
+        {
+            return Ok(());
+        }
+        if batch.len() >= IMPORT_BATCH {
+            let full = std::mem::replace(&mut batch, Vec::with_capacity(IMPORT_BATCH));
+            if !send(Parsed::Batch(full)) {
+                return Ok(());
+            }
+        }
+    }
+    send(Parsed::Batch(batch));
+    Ok(())
+}
+
 async fn import(
     engine: &Engine,
     website: &str,
@@ -486,57 +548,31 @@ async fn import(
         indicatif::ProgressStyle::with_template("{bar:40} {bytes}/{total_bytes} {msg}")
             .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
     );
-    let (mut imported, mut rejected, mut batch) = (0usize, 0usize, Vec::new());
-    let mut reader = BufReader::new(f);
-    let mut bytes = Vec::new();
-    let mut number = 0usize;
-    loop {
-        bytes.clear();
-        let n = reader
-            .read_until(b'\n', &mut bytes)
-            .with_context(|| format!("reading {}", file.display()))?;
-        if n == 0 {
-            break;
-        }
-        number += 1;
-        bar.inc(n as u64);
-        // A line that is not UTF-8 is one bad line, not the end of the import.
-        let line = match std::str::from_utf8(&bytes) {
-            Ok(line) => line,
-            Err(e) => {
-                rejected += 1;
-                let why = format!("line {number}: not UTF-8 ({e})");
-                out.stderr(&bar, why).await;
-                continue;
+    // A thread parses the next batch while the engine stores this one; two batches in flight
+    // bound the memory whatever the file's size.
+    let (tx, mut rx) = tokio::sync::mpsc::channel(2);
+    let parser = {
+        let (website, bar) = (website.to_owned(), bar.clone());
+        std::thread::spawn(move || parse_file(f, &website, &bar, &tx))
+    };
+    let (mut imported, mut rejected) = (0usize, 0usize);
+    while let Some(parsed) = rx.recv().await {
+        match parsed {
+            Parsed::Batch(mut batch) => {
+                let (i, r) = ingest_batch(engine, &mut batch, &bar, out).await?;
+                imported += i;
+                rejected += r;
             }
-        };
-        if line.trim().is_empty() {
-            continue;
-        }
-        match tally_core::import::parse_line(line.trim_end(), Some(website)) {
-            Ok(e) if e.website_id == website => batch.push((number, e)),
-            Ok(e) => {
+            Parsed::Rejected(why) => {
                 rejected += 1;
-                let why = format!(
-                    "line {number}: website_id `{}` is not the imported website",
-                    e.website_id
-                );
                 out.stderr(&bar, why).await;
             }
-            Err(e) => {
-                rejected += 1;
-                out.stderr(&bar, format!("line {number}: {e}")).await;
-            }
-        }
-        if batch.len() >= 100_000 {
-            let (i, r) = ingest_batch(engine, &mut batch, &bar, out).await?;
-            imported += i;
-            rejected += r;
         }
     }
-    let (i, r) = ingest_batch(engine, &mut batch, &bar, out).await?;
-    imported += i;
-    rejected += r;
+    parser
+        .join()
+        .map_err(|_| anyhow::anyhow!("the import's parsing thread panicked"))?
+        .with_context(|| format!("reading {}", file.display()))?;
     engine.flush().await?;
     bar.finish_and_clear();
     out.stdout(json!({ "imported": imported, "rejected": rejected }).to_string())

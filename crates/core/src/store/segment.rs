@@ -39,25 +39,57 @@ pub struct WrittenSegment {
     pub bytes: u64,
 }
 
+/// The times of a batch's `ts` column.
+fn times(batch: &RecordBatch, ts_index: usize) -> Result<&TimestampMicrosecondArray> {
+    batch
+        .column(ts_index)
+        .as_any()
+        .downcast_ref::<TimestampMicrosecondArray>()
+        .ok_or_else(|| Error::invalid("ts", "column has the wrong type"))
+}
+
+/// `batches` in time order: as they are when they already are (the usual case: writes arrive
+/// in time order, and each is sorted at ingest), else concatenated and sorted.
+fn in_time_order(
+    schema: &SchemaRef,
+    batches: &[RecordBatch],
+    ts_index: usize,
+) -> Result<Vec<RecordBatch>> {
+    let mut last = i64::MIN;
+    let mut ordered = true;
+    for b in batches {
+        let ts = times(b, ts_index)?;
+        ordered &= ts.null_count() == 0
+            && ts.values().first().is_none_or(|t| *t >= last)
+            && ts.values().is_sorted();
+        if !ordered {
+            break;
+        }
+        last = ts.values().last().copied().unwrap_or(last);
+    }
+    if ordered {
+        return Ok(batches.iter().filter(|b| b.num_rows() > 0).cloned().collect());
+    }
+    let all = concat_batches(schema, batches)?;
+    let order = sort_to_indices(all.column(ts_index), None, None)?;
+    Ok(vec![take_record_batch(&all, &order)?])
+}
+
 /// Sorts `batches` by time and writes them durably to `path`.
 pub fn write_segment(
     path: &Path,
     schema: &SchemaRef,
     batches: &[RecordBatch],
 ) -> Result<WrittenSegment> {
-    let all = concat_batches(schema, batches)?;
     let ts_index = schema.index_of(col::TS)?;
-    let order = sort_to_indices(all.column(ts_index), None, None)?;
-    let sorted = take_record_batch(&all, &order)?;
-    let ts = sorted
-        .column(ts_index)
-        .as_any()
-        .downcast_ref::<TimestampMicrosecondArray>()
-        .ok_or_else(|| Error::invalid("ts", "column has the wrong type"))?;
-    let (min_ts_us, max_ts_us) = if ts.is_empty() {
-        (0, 0)
-    } else {
-        (ts.value(0), ts.value(ts.len() - 1))
+    let sorted = in_time_order(schema, batches, ts_index)?;
+    let rows: usize = sorted.iter().map(RecordBatch::num_rows).sum();
+    let (min_ts_us, max_ts_us) = match (sorted.first(), sorted.last()) {
+        (Some(first), Some(last)) => (
+            times(first, ts_index)?.value(0),
+            times(last, ts_index)?.values().last().copied().unwrap_or(0),
+        ),
+        _ => (0, 0),
     };
 
     let props = WriterProperties::builder()
@@ -79,7 +111,9 @@ pub fn write_segment(
     let tmp = path.with_extension("parquet.tmp");
     let file = File::create(&tmp).map_err(|e| Error::io(&tmp, e))?;
     let mut writer = ArrowWriter::try_new(file, Arc::clone(schema), Some(props))?;
-    writer.write(&sorted)?;
+    for b in &sorted {
+        writer.write(b)?;
+    }
     let file = writer.into_inner()?;
     file.sync_all().map_err(|e| Error::io(&tmp, e))?;
     drop(file);
@@ -87,7 +121,7 @@ pub fn write_segment(
     sync_dir(dir)?;
     let bytes = fs::metadata(path).map_err(|e| Error::io(path, e))?.len();
     Ok(WrittenSegment {
-        rows: sorted.num_rows(),
+        rows,
         min_ts_us,
         max_ts_us,
         bytes,
