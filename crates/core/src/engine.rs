@@ -351,7 +351,10 @@ impl Engine {
                 }
             };
             self.ensure_ingest_state(&site).await?;
-            events.sort_by_key(|(_, e)| e.ts);
+            // Writes mostly arrive in time order: checking is cheap, moving large events is not.
+            if !events.is_sorted_by_key(|(_, e)| e.ts) {
+                events.sort_by_key(|(_, e)| e.ts);
+            }
             let mut rows = Vec::with_capacity(events.len());
             {
                 let mut st = self.state.write().map_err(poisoned)?;
