@@ -50,8 +50,10 @@ pub struct AppState {
     pub limits: Limits,
     /// Turns tracker payloads into events (`POST /api/events`).
     pub collector: Arc<Collector>,
-    /// Take the client address from `X-Forwarded-For` (behind a reverse proxy).
-    pub trust_proxy: bool,
+    /// Reverse proxies in front of the server that append the address they saw to
+    /// `X-Forwarded-For`: the client address is the entry this many from the right (0: the
+    /// peer address, the header ignored).
+    pub trusted_proxies: usize,
 }
 
 impl AppState {
@@ -68,7 +70,7 @@ impl AppState {
             limiter: limiter(limits.requests_per_minute),
             limits,
             collector,
-            trust_proxy: false,
+            trusted_proxies: 0,
         }
     }
 }

@@ -83,10 +83,11 @@ enum Command {
         /// one, locations of tracker events are unknown.
         #[arg(long, value_name = "FILE")]
         geoip: Option<PathBuf>,
-        /// Take tracker clients' addresses from `X-Forwarded-For` (only behind a reverse proxy
-        /// that sets it).
-        #[arg(long)]
-        trust_proxy: bool,
+        /// Take tracker clients' addresses from `X-Forwarded-For`, behind this many reverse
+        /// proxies that each append the address they saw (`--trust-proxy` alone: one). The
+        /// entries a client writes itself are never used.
+        #[arg(long, value_name = "PROXIES", num_args = 0..=1, default_value_t = 0, default_missing_value = "1")]
+        trust_proxy: usize,
     },
     /// Manage websites.
     Website {
@@ -274,7 +275,7 @@ async fn main() -> anyhow::Result<()> {
             let collector = Collector::new(geo, &keys.derive_key("cookieless-visitor-ids"))?
                 .with_bot_log(&engine.dir().join(BOT_LOG_FILE))?;
             let mut state = AppState::new(Arc::clone(&engine), keys, limits, Arc::new(collector));
-            state.trust_proxy = trust_proxy;
+            state.trusted_proxies = trust_proxy;
             serve(engine, state, &addr, demo, flush_every).await
         }
         command => {

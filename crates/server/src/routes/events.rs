@@ -64,7 +64,7 @@ pub async fn track(State(st): State<AppState>, request: Request) -> Result<Respo
             .headers
             .get(header::USER_AGENT)
             .and_then(|v| v.to_str().ok()),
-        addr: client_addr(&parts.headers, peer, st.trust_proxy),
+        addr: client_addr(&parts.headers, peer, st.trusted_proxies),
     };
     let collected = st
         .collector
@@ -95,19 +95,26 @@ pub async fn track(State(st): State<AppState>, request: Request) -> Result<Respo
     Ok(json_response(StatusCode::OK, body))
 }
 
-/// The peer address, or behind a trusted proxy the first address of `X-Forwarded-For`.
-fn client_addr(headers: &HeaderMap, peer: Option<IpAddr>, trust_proxy: bool) -> Option<IpAddr> {
-    if trust_proxy {
-        let forwarded = headers
-            .get("x-forwarded-for")
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.split(',').next())
-            .and_then(|first| first.trim().parse().ok());
-        if forwarded.is_some() {
-            return forwarded;
-        }
+/// The peer address, or behind `proxies` trusted reverse proxies the address the outermost of
+/// them saw: the `proxies`-th entry of `X-Forwarded-For` from the right. Entries further left
+/// come from the client and can say anything.
+fn client_addr(headers: &HeaderMap, peer: Option<IpAddr>, proxies: usize) -> Option<IpAddr> {
+    if proxies == 0 {
+        return peer;
     }
-    peer
+    let entries: Vec<&str> = headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(str::trim)
+        .collect();
+    entries
+        .len()
+        .checked_sub(proxies)
+        .or((!entries.is_empty()).then_some(0))
+        .and_then(|i| entries[i].parse().ok())
+        .or(peer)
 }
 
 #[cfg(test)]
@@ -117,13 +124,17 @@ mod tests {
     #[test]
     fn forwarded_addresses_count_only_behind_a_trusted_proxy() {
         let mut h = HeaderMap::new();
-        h.insert("x-forwarded-for", "81.2.69.160, 10.0.0.1".parse().unwrap());
+        // The client wrote 1.2.3.4; the proxy appended the address it saw.
+        h.insert("x-forwarded-for", "1.2.3.4, 81.2.69.160".parse().unwrap());
         let peer = Some("10.0.0.1".parse().unwrap());
-        assert_eq!(client_addr(&h, peer, false), peer);
-        assert_eq!(
-            client_addr(&h, peer, true),
-            Some("81.2.69.160".parse().unwrap())
-        );
-        assert_eq!(client_addr(&HeaderMap::new(), peer, true), peer);
+        assert_eq!(client_addr(&h, peer, 0), peer);
+        assert_eq!(client_addr(&h, peer, 1), Some("81.2.69.160".parse().unwrap()));
+        assert_eq!(client_addr(&h, peer, 2), Some("1.2.3.4".parse().unwrap()));
+        // Fewer entries than proxies: the outermost proxy's entry is the first.
+        assert_eq!(client_addr(&h, peer, 5), Some("1.2.3.4".parse().unwrap()));
+        assert_eq!(client_addr(&HeaderMap::new(), peer, 1), peer);
+        let mut bad = HeaderMap::new();
+        bad.insert("x-forwarded-for", "not-an-address".parse().unwrap());
+        assert_eq!(client_addr(&bad, peer, 1), peer);
     }
 }
