@@ -27,6 +27,8 @@ pub const MAX_METADATA_VALUE_LEN: usize = 255;
 pub const MAX_IDENTIFY_PROPERTIES: usize = 20;
 /// Longest accepted URL or free-text identity field.
 pub const MAX_URL_LEN: usize = 2048;
+/// Longest region, city, browser, OS, version or device name, in characters.
+pub const MAX_ATTR_LEN: usize = 255;
 
 /// One tracked event.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -276,6 +278,42 @@ impl Event {
         }
         check_coordinate("latitude", a.latitude, 90.0)?;
         check_coordinate("longitude", a.longitude, 180.0)?;
+        self.check_lengths()
+    }
+
+    /// Every stored text within its bound, so that no field can make an event (and what is
+    /// kept per visitor or per value) arbitrarily large.
+    fn check_lengths(&self) -> Result<()> {
+        let a = &self.attrs;
+        let bounded: [(&str, &Option<String>, usize); 17] = [
+            ("hostname", &self.hostname, crate::referrer::MAX_HOST_LEN),
+            ("url", &self.path, MAX_URL_LEN),
+            ("referrer", &a.referrer, crate::referrer::MAX_HOST_LEN),
+            ("utm_source", &a.utm_source, MAX_URL_LEN),
+            ("utm_medium", &a.utm_medium, MAX_URL_LEN),
+            ("utm_campaign", &a.utm_campaign, MAX_URL_LEN),
+            ("utm_term", &a.utm_term, MAX_URL_LEN),
+            ("utm_content", &a.utm_content, MAX_URL_LEN),
+            ("ref", &a.ref_, MAX_URL_LEN),
+            ("source", &a.source, MAX_URL_LEN),
+            ("via", &a.via, MAX_URL_LEN),
+            ("region", &a.region, MAX_ATTR_LEN),
+            ("city", &a.city, MAX_ATTR_LEN),
+            ("browser", &a.browser, MAX_ATTR_LEN),
+            ("browser_version", &a.browser_version, MAX_ATTR_LEN),
+            ("os", &a.os, MAX_ATTR_LEN),
+            ("os_version", &a.os_version, MAX_ATTR_LEN),
+        ];
+        for (field, value, max) in bounded {
+            if let Some(v) = value {
+                check_text(field, v, max)?;
+            }
+        }
+        for (field, value) in [("device_vendor", &a.device_vendor), ("device_model", &a.device_model)] {
+            if let Some(v) = value {
+                check_text(field, v, MAX_ATTR_LEN)?;
+            }
+        }
         Ok(())
     }
 }

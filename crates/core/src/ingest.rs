@@ -114,6 +114,10 @@ pub(crate) enum Outcome {
 /// Classifies the referrer of `event`'s own attributes for `website`. Names of external hosts
 /// are remembered in `names`: a site sees few distinct referrers, and the list lookup tries
 /// every parent domain.
+/// Referrer hosts whose names a website's ingest state remembers; past it new hosts are
+/// classified each time (a lookup of a few slices, bounded by the host's length).
+const MAX_REFERRER_NAMES: usize = 65_536;
+
 fn classify_referrer(event: &mut Event, website: &Website, names: &mut HashMap<String, String>) {
     let mut hosts = website.site_hosts();
     if let Some(h) = event.hostname.as_deref() {
@@ -129,7 +133,9 @@ fn classify_referrer(event: &mut Event, website: &Website, names: &mut HashMap<S
             Some(n) => n.clone(),
             None => {
                 let n = referrer::classify(Some(r), &[]);
-                names.insert(r.to_owned(), n.clone());
+                if names.len() < MAX_REFERRER_NAMES {
+                    names.insert(r.to_owned(), n.clone());
+                }
                 n
             }
         },

@@ -232,6 +232,36 @@ async fn bad_payloads_get_the_envelope_with_a_fitting_status() {
 }
 
 #[tokio::test]
+async fn a_referrer_no_browser_could_send_is_refused_at_once() {
+    let f = fixture(Limits::default()).await;
+    // 30,000 labels: classifying it once took 7.7 s with ingest and queries waiting behind it.
+    let host = "a.".repeat(30_000) + "com";
+    let p = sdk_payload(
+        "pageview",
+        "x",
+        "https://a.example/",
+        json!({"referrer": format!("https://{host}/")}),
+    );
+    let (s, e, _) = post(&f.app, CHROME_MAC, p.to_string()).await;
+    assert_error(s, &e, 400);
+    assert!(
+        e["error"]["message"].as_str().unwrap().contains("referrer"),
+        "{e}"
+    );
+    // A long but possible one is stored and named.
+    let host = "b.".repeat(100) + "google.com";
+    let p = sdk_payload(
+        "pageview",
+        "y",
+        "https://a.example/",
+        json!({"referrer": format!("https://{host}/")}),
+    );
+    send(&f.app, CHROME_MAC, p).await;
+    let referrers = rows(&f.app, &f.key_a, "referrers").await;
+    row(&referrers, "referrer", "Google");
+}
+
+#[tokio::test]
 async fn bots_are_dropped_and_counted_where_the_operator_can_see() {
     let f = fixture(Limits::default()).await;
     let (s, body, _) = post(
