@@ -64,6 +64,21 @@ pub struct Agent {
     pub bot: bool,
 }
 
+/// The part of a User-Agent that is parsed and cached, in bytes.
+pub const MAX_USER_AGENT_LEN: usize = 1024;
+
+/// `s` cut to at most `max` bytes, at a character boundary.
+fn truncate(s: &str, max: usize) -> &str {
+    if s.len() <= max {
+        return s;
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    &s[..end]
+}
+
 /// Parses User-Agents with the vendored rules, remembering recent answers.
 pub struct AgentParser {
     extractor: Extractor<'static>,
@@ -89,8 +104,10 @@ impl AgentParser {
         })
     }
 
-    /// Parses `user_agent`, from the cache when it was seen recently.
+    /// Parses `user_agent` (its first [`MAX_USER_AGENT_LEN`] bytes: real ones are far shorter,
+    /// and the cache's bound is then a bound in bytes), from the cache when it was seen recently.
     pub fn parse(&self, user_agent: &str) -> Arc<Agent> {
+        let user_agent = truncate(user_agent, MAX_USER_AGENT_LEN);
         if let Some(hit) = self.cache.get(user_agent) {
             return hit;
         }

@@ -309,7 +309,10 @@ impl Event {
                 check_text(field, v, max)?;
             }
         }
-        for (field, value) in [("device_vendor", &a.device_vendor), ("device_model", &a.device_model)] {
+        for (field, value) in [
+            ("device_vendor", &a.device_vendor),
+            ("device_model", &a.device_model),
+        ] {
             if let Some(v) = value {
                 check_text(field, v, MAX_ATTR_LEN)?;
             }

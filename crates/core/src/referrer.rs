@@ -77,7 +77,11 @@ pub fn known_name(host: &str) -> Option<String> {
         }
         // The labels from `start` with the last one or two replaced by `{}`.
         for tld_labels in 1..=2usize {
-            let Some(&cut) = starts.len().checked_sub(tld_labels).and_then(|i| starts.get(i)) else {
+            let Some(&cut) = starts
+                .len()
+                .checked_sub(tld_labels)
+                .and_then(|i| starts.get(i))
+            else {
                 continue;
             };
             if cut <= start || starts.len() - k <= tld_labels || cut > end {
@@ -198,7 +202,11 @@ mod tests {
         assert!(!wild.is_empty());
         for key in wild.iter().take(50) {
             let stem = key.trim_end_matches(".{}");
-            for host in [format!("{stem}.com"), format!("{stem}.co.uk"), format!("www.{stem}.de")] {
+            for host in [
+                format!("{stem}.com"),
+                format!("{stem}.co.uk"),
+                format!("www.{stem}.de"),
+            ] {
                 assert_eq!(
                     known_name(&host).as_deref(),
                     Some(KNOWN_HOSTS[*key].as_str()),
@@ -242,7 +250,18 @@ mod tests {
             hosts.push(format!("{key}.co.uk"));
             hosts.push(format!("x{key}"));
         }
-        hosts.extend(["sub.images.google.fr", "t.co", "", ".", "a..b", "com", "www."].map(String::from));
+        hosts.extend(
+            [
+                "sub.images.google.fr",
+                "t.co",
+                "",
+                ".",
+                "a..b",
+                "com",
+                "www.",
+            ]
+            .map(String::from),
+        );
         for h in &hosts {
             assert_eq!(known_name(h), known_name_by_joins(h), "{h}");
         }

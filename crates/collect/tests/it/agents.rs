@@ -192,3 +192,15 @@ fn empty_and_tool_user_agents_are_bots() {
         assert!(PARSER.parse(ua).bot, "{ua:?}");
     }
 }
+
+#[test]
+fn a_huge_user_agent_is_parsed_by_its_first_kilobyte() {
+    let chrome = "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/133.0.0.0 Safari/537.36";
+    // Hundreds of KiB of padding (with a multi-byte character at the cut) change nothing but
+    // what the cache keeps.
+    let huge = format!("{chrome} {}", "é".repeat(200_000));
+    let agent = PARSER.parse(&huge);
+    assert_eq!(agent.browser.as_deref(), Some("Chrome"));
+    assert_eq!(agent.os.as_deref(), Some("Mac OS"));
+    assert!(!agent.bot);
+}

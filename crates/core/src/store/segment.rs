@@ -68,7 +68,11 @@ fn in_time_order(
         last = ts.values().last().copied().unwrap_or(last);
     }
     if ordered {
-        return Ok(batches.iter().filter(|b| b.num_rows() > 0).cloned().collect());
+        return Ok(batches
+            .iter()
+            .filter(|b| b.num_rows() > 0)
+            .cloned()
+            .collect());
     }
     let all = concat_batches(schema, batches)?;
     let order = sort_to_indices(all.column(ts_index), None, None)?;

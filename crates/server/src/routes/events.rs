@@ -128,7 +128,10 @@ mod tests {
         h.insert("x-forwarded-for", "1.2.3.4, 81.2.69.160".parse().unwrap());
         let peer = Some("10.0.0.1".parse().unwrap());
         assert_eq!(client_addr(&h, peer, 0), peer);
-        assert_eq!(client_addr(&h, peer, 1), Some("81.2.69.160".parse().unwrap()));
+        assert_eq!(
+            client_addr(&h, peer, 1),
+            Some("81.2.69.160".parse().unwrap())
+        );
         assert_eq!(client_addr(&h, peer, 2), Some("1.2.3.4".parse().unwrap()));
         // Fewer entries than proxies: the outermost proxy's entry is the first.
         assert_eq!(client_addr(&h, peer, 5), Some("1.2.3.4".parse().unwrap()));
