@@ -83,6 +83,8 @@ pub fn router(state: AppState) -> Router {
         state.limits.request_timeout,
     );
     Router::new()
+        .route("/", get(routes::dashboard::index))
+        .route("/dashboard/{file}", get(routes::dashboard::asset))
         .route("/api/v1/analytics/realtime", get(routes::live::realtime))
         .route(
             "/api/v1/analytics/realtime/map",

@@ -619,7 +619,7 @@ async fn serve(
         let key = demo_website(&engine, &state.keys).await?;
         eprintln!("Demo website `demo` is ready. Its API key: {key}");
         eprintln!(
-            "Try:\n  curl -H 'Authorization: Bearer {key}' 'http://{local}/api/v1/analytics/overview'"
+            "Dashboard (signed in by the link; the key stays in the browser tab):\n  http://{local}/#key={key}\nOr the API:\n  curl -H 'Authorization: Bearer {key}' 'http://{local}/api/v1/analytics/overview'"
         );
     }
     // Other `tally` commands on this data directory run here, through the admin socket.

@@ -2,6 +2,7 @@
 //! run of the real binary.
 
 mod crash;
+mod dashboard;
 mod e2e;
 mod live;
 mod routes;

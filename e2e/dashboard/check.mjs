@@ -1,0 +1,69 @@
+// Drives the dashboard of a running `tally serve` in headless Chromium (Debian's package,
+// through puppeteer-core: nothing is downloaded) and prints what it shows as JSON, for
+// crates/server/tests/it/dashboard.rs to compare with the API.
+//
+// Usage: node check.mjs BASE_URL KEY SCREENSHOT_DIR
+import puppeteer from "puppeteer-core";
+
+const [base, key, shots] = process.argv.slice(2);
+const browser = await puppeteer.launch({
+  executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
+  headless: true,
+  args: ["--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu"],
+});
+const problems = [];
+try {
+  const page = await browser.newPage();
+  await page.setViewport({ width: 1280, height: 1100 });
+  page.on("console", (m) => { if (m.type() === "error" || m.type() === "warn") problems.push(m.text()); });
+  page.on("pageerror", (e) => problems.push(String(e)));
+  page.on("requestfailed", (r) => problems.push("request failed: " + r.url()));
+
+  const ready = async (after) => {
+    await page.waitForFunction((n) => Number(document.body.dataset.ready || 0) > n, { timeout: 20000 }, after);
+    return page.evaluate(() => Number(document.body.dataset.ready));
+  };
+  const shown = () => page.evaluate(() => ({
+    visitors: document.querySelector('[data-kpi="Visitors"] .value').textContent,
+    sessions: document.querySelector('[data-kpi="Sessions"] .value').textContent,
+    countries: [...document.querySelectorAll('[data-panel="locations"] tr.row')].map((tr) =>
+      [tr.querySelector("td.label span").textContent, tr.querySelectorAll("td")[1].textContent]),
+    chips: [...document.querySelectorAll("#filters .chip span")].map((s) => s.textContent),
+    search: location.search,
+    chartDrawn: !!document.querySelector("#chart canvas"),
+  }));
+
+  // Signing in through the form.
+  const t0 = Date.now();
+  await page.goto(base + "/?range=all", { waitUntil: "domcontentloaded" });
+  await page.waitForSelector("#key", { visible: true });
+  await page.type("#key", key);
+  await page.click("#signin-form button[type=submit]");
+  let n = await ready(0);
+  const firstViewMs = Date.now() - t0;
+  const before = await shown();
+  await page.screenshot({ path: shots + "/dashboard.png", fullPage: true });
+
+  // A click on the first country adds its filter and refreshes every panel.
+  await page.click('[data-panel="locations"] tr.row');
+  n = await ready(n);
+  const after = await shown();
+  await page.screenshot({ path: shots + "/dashboard-filtered.png", fullPage: true });
+
+  // The same view, bookmarked, in a dark theme, signed in by the `#key=` link.
+  const page2 = await browser.newPage();
+  page2.on("pageerror", (e) => problems.push(String(e)));
+  await page2.emulateMediaFeatures([{ name: "prefers-color-scheme", value: "dark" }]);
+  await page2.setViewport({ width: 1280, height: 1100 });
+  await page2.goto(base + "/" + after.search + "#key=" + key, { waitUntil: "domcontentloaded" });
+  await page2.waitForFunction(() => Number(document.body.dataset.ready || 0) > 0, { timeout: 20000 });
+  const bookmarked = await page2.evaluate(() => ({
+    visitors: document.querySelector('[data-kpi="Visitors"] .value').textContent,
+    hash: location.hash,
+  }));
+  await page2.screenshot({ path: shots + "/dashboard-dark.png", fullPage: true });
+
+  console.log(JSON.stringify({ before, after, bookmarked, firstViewMs, problems }));
+} finally {
+  await browser.close();
+}
