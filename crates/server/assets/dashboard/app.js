@@ -322,10 +322,14 @@ function renderFilters(view) {
 async function renderLive() {
   const [now, map] = await Promise.all([api("realtime"), api("realtime/map")]);
   $("live-count").textContent = fmt.format((now.data && now.data[0] && now.data[0].visitors) || 0);
-  const visitors = (map.data && map.data.visitors) || [];
-  $("live-list").replaceChildren(...visitors.slice(0, 6).map((v) => el("li", {
-    text: [v.location && v.location.countryCode, v.currentUrl, v.referrer ? "from " + v.referrer : ""].filter(Boolean).join(" · "),
-  })));
+  const data = map.data || {};
+  const visitors = (data.visitors || []).slice(0, 4).map((v) =>
+    [v.location && v.location.countryCode, v.currentUrl, v.referrer ? "from " + v.referrer : ""].filter(Boolean).join(" · "));
+  const events = (data.recentEvents || []).slice(0, 4).map((e) =>
+    [e.type === "pageview" ? e.path : (e.extraData && e.extraData.eventName) || e.type, e.countryCode].filter(Boolean).join(" · "));
+  const payments = (data.recentPayments || []).slice(0, 3).map((p) =>
+    ["payment " + money(Number(p.amount) || 0), p.name].filter(Boolean).join(" · "));
+  $("live-list").replaceChildren(...[...visitors, ...events, ...payments].map((text) => el("li", { text })));
 }
 
 function showError(e) {
