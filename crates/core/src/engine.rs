@@ -64,6 +64,15 @@ impl Default for EngineConfig {
     }
 }
 
+/// When an ingested row is durable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Durability {
+    /// In the write-ahead log before the call returns.
+    Logged,
+    /// In a segment once a flush has written it.
+    AtFlush,
+}
+
 /// What [`Engine::ingest`] did.
 #[derive(Debug, Default)]
 pub struct IngestReport {
@@ -317,8 +326,25 @@ impl Engine {
     }
 
     /// Validates and stores `events` (in any order; each website's are sorted by time first).
-    /// Bad events are reported and skipped; the rest are stored.
+    /// Bad events are reported and skipped; the rest are stored, durably (in the write-ahead
+    /// log) before this returns.
     pub async fn ingest(&self, events: Vec<Event>) -> Result<IngestReport> {
+        self.ingest_with(events, Durability::Logged).await
+    }
+
+    /// [`Engine::ingest`] for bulk loads that acknowledge only after their final
+    /// [`Engine::flush`]: the rows skip the write-ahead log (half the work of a large import)
+    /// and are durable once a flush has written them to a segment. A crash before that loses
+    /// the rows not flushed yet, and nothing else.
+    pub async fn ingest_bulk(&self, events: Vec<Event>) -> Result<IngestReport> {
+        self.ingest_with(events, Durability::AtFlush).await
+    }
+
+    async fn ingest_with(
+        &self,
+        events: Vec<Event>,
+        durability: Durability,
+    ) -> Result<IngestReport> {
         let _serial = self.ingest_lock.lock().await;
         let mut report = IngestReport::default();
         let mut by_site: HashMap<String, Vec<(usize, Event)>> = HashMap::new();
@@ -373,25 +399,31 @@ impl Engine {
             if rows.is_empty() {
                 continue;
             }
-            // Logged before queries can see the rows; the ingest lock keeps log order and
-            // buffer order the same, and keeps a flush from sealing the log in between.
+            // Logged (unless bulk) before queries can see the rows; the ingest lock keeps log
+            // order and buffer order the same, and keeps a flush from sealing the log in between.
             report.accepted += rows.len();
             report
                 .event_ids
                 .extend(rows.iter().map(|r| r.event_id.clone()));
-            let hot_rows = self.log_and_buffer(&site, rows)?;
+            let hot_rows = self.log_and_buffer(&site, rows, durability)?;
             to_flush |= hot_rows >= self.config.flush_rows;
         }
         report.rejected.sort_by_key(|(i, _)| *i);
         drop(_serial);
         // Waiting after the lock is released lets concurrent writers share one fsync. A
         // duplicate payment waits too: the write it duplicates may still be on its way to disk.
-        self.wal.sync_through(self.wal.written()).await?;
-        if to_flush {
-            // The rows are durable in the log: a failed flush is retried by the next one and
-            // must not make the caller think they were not stored.
-            if let Err(e) = self.flush().await {
-                tracing::error!("flush after ingest failed (rows stay in the log): {e}");
+        if durability == Durability::Logged {
+            self.wal.sync_through(self.wal.written()).await?;
+        }
+        if to_flush && let Err(e) = self.flush().await {
+            match durability {
+                // The rows are durable in the log: a failed flush is retried by the next one
+                // and must not make the caller think they were not stored.
+                Durability::Logged => {
+                    tracing::error!("flush after ingest failed (rows stay in the log): {e}");
+                }
+                // Only a flush makes these rows durable: the bulk load must hear of it.
+                Durability::AtFlush => return Err(e),
             }
         }
         Ok(report)
@@ -401,7 +433,12 @@ impl Engine {
     /// at most [`LOG_RECORD_ROWS`] rows (a record must stay far below the log's size limit
     /// however large the write). Returns the rows the hot buffer holds. The caller holds the
     /// ingest lock.
-    fn log_and_buffer(&self, site: &str, mut rows: Vec<StoredEvent>) -> Result<usize> {
+    fn log_and_buffer(
+        &self,
+        site: &str,
+        mut rows: Vec<StoredEvent>,
+        durability: Durability,
+    ) -> Result<usize> {
         let mut hot_rows = 0;
         while !rows.is_empty() {
             let rest = rows.split_off(rows.len().min(LOG_RECORD_ROWS));
@@ -417,7 +454,9 @@ impl Engine {
                     rows: chunk,
                 }
             };
-            self.wal.append(&record)?;
+            if durability == Durability::Logged {
+                self.wal.append(&record)?;
+            }
             let mut st = self.state.write().map_err(poisoned)?;
             let hot = &mut st.sites.entry(site.to_owned()).or_default().hot;
             match record {

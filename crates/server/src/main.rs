@@ -590,7 +590,8 @@ async fn ingest_batch(
 ) -> anyhow::Result<(usize, usize)> {
     let lines: Vec<usize> = batch.iter().map(|(n, _)| *n).collect();
     let events = batch.drain(..).map(|(_, e)| e).collect();
-    let report = engine.ingest(events).await?;
+    // Acknowledged only after the final flush: the rows need not go through the log.
+    let report = engine.ingest_bulk(events).await?;
     for (i, e) in &report.rejected {
         out.stderr(bar, format!("line {}: {e}", lines[*i])).await;
     }

@@ -196,3 +196,42 @@ async fn ingest_state_warmed_at_open_refuses_a_repeat_payment() {
     let report = engine.ingest(vec![repeat]).await.unwrap();
     assert_eq!((report.accepted, report.duplicates), (0, 1));
 }
+
+#[tokio::test]
+async fn a_bulk_load_is_durable_at_its_flush_and_not_before() {
+    use crate::support::{fixture_events, fixture_website};
+    let dir = tempfile::tempdir().unwrap();
+    let logged = {
+        let engine = Engine::open(dir.path()).await.unwrap();
+        engine.create_website(fixture_website()).unwrap();
+        engine
+            .create_website(tally_core::Website::new("other", "other.org"))
+            .unwrap();
+        let report = engine.ingest_bulk(fixture_events()).await.unwrap();
+        assert!(report.rejected.is_empty(), "{:?}", report.rejected);
+        // Bulk rows answer queries at once, like any other.
+        let bulk = answers(&engine).await;
+        let logged = fixture_engine_answers().await;
+        assert_eq!(bulk, logged);
+        drop(engine); // no flush: the bulk rows were never acknowledged
+        logged
+    };
+    let reopened = Engine::open(dir.path()).await.unwrap();
+    assert_eq!(reopened.hot_rows().unwrap(), 0);
+    let o = reopened.overview(&Query::new("fixture")).await.unwrap();
+    assert_eq!(o.visitors, 0);
+
+    // Loaded again and flushed, they survive the next stop.
+    reopened.ingest_bulk(fixture_events()).await.unwrap();
+    reopened.flush().await.unwrap();
+    drop(reopened);
+    let again = Engine::open(dir.path()).await.unwrap();
+    assert_eq!(answers(&again).await, logged);
+}
+
+/// The fixture's answers when it is ingested through the log.
+async fn fixture_engine_answers() -> String {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = fixture_engine(dir.path()).await;
+    answers(&engine).await
+}
