@@ -469,8 +469,8 @@ fn website(
     })
 }
 
-/// Events handed from `tally import`'s parsing thread to the engine at a time (one log record).
-const IMPORT_BATCH: usize = 64 * 1024;
+/// Events handed from `tally import`'s parsing thread to the engine at a time.
+const IMPORT_BATCH: usize = 16 * 1024;
 
 /// What `tally import`'s parsing thread hands over.
 enum Parsed {
