@@ -2,10 +2,11 @@
 // through puppeteer-core: nothing is downloaded) and prints what it shows as JSON, for
 // crates/server/tests/it/dashboard.rs to compare with the API.
 //
-// Usage: node check.mjs BASE_URL KEY SCREENSHOT_DIR
+// Usage: node check.mjs BASE_URL KEY SCREENSHOT_DIR [TOKEN]
+// With a `dft_` TOKEN for two websites, it also signs in with it and switches between them.
 import puppeteer from "puppeteer-core";
 
-const [base, key, shots] = process.argv.slice(2);
+const [base, key, shots, token] = process.argv.slice(2);
 const browser = await puppeteer.launch({
   executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
   headless: true,
@@ -63,7 +64,34 @@ try {
   }));
   await page2.screenshot({ path: shots + "/dashboard-dark.png", fullPage: true });
 
-  console.log(JSON.stringify({ before, after, bookmarked, firstViewMs, problems }));
+  // An account token: its websites in the picker, each shown in turn.
+  let account = null;
+  if (token) {
+    const context = await browser.createBrowserContext();
+    const page3 = await context.newPage();
+    page3.on("pageerror", (e) => problems.push(String(e)));
+    page3.on("console", (m) => { if (m.type() === "error") problems.push(m.text()); });
+    await page3.goto(base + "/?range=all#key=" + token, { waitUntil: "domcontentloaded" });
+    await page3.waitForFunction(() => Number(document.body.dataset.ready || 0) > 0, { timeout: 20000 });
+    const state = () => page3.evaluate(() => ({
+      site: document.getElementById("site-picker").value,
+      options: [...document.querySelectorAll("#site-picker option")].map((o) => o.value),
+      pickerShown: !document.getElementById("site-picker").hidden,
+      visitors: document.querySelector('[data-kpi="Visitors"] .value').textContent,
+      ready: Number(document.body.dataset.ready),
+    }));
+    const first = await state();
+    const other = first.options.find((o) => o !== first.site);
+    await page3.select("#site-picker", other);
+    await page3.waitForFunction((n, s) => Number(document.body.dataset.ready) > n && new URLSearchParams(location.search).get("site") === s,
+      { timeout: 20000 }, first.ready, other);
+    const second = await state();
+    await page3.screenshot({ path: shots + "/dashboard-token.png" });
+    account = { first, second };
+    await context.close();
+  }
+
+  console.log(JSON.stringify({ before, after, bookmarked, account, firstViewMs, problems }));
 } finally {
   await browser.close();
 }

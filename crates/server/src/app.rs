@@ -101,6 +101,7 @@ pub fn router(state: AppState) -> Router {
             axum::routing::post(routes::writes::create_payment)
                 .delete(routes::writes::delete_payments),
         )
+        .route("/api/v1/admin/websites", get(routes::admin::websites))
         .route(
             "/api/v1/admin/websites/{website_id}/integrations",
             get(routes::admin::integrations),

@@ -68,6 +68,7 @@ const PAGE = 10;
 function readView() {
   const q = new URLSearchParams(location.search);
   const view = {
+    site: q.get("site") || "",
     range: q.get("range") || "30d",
     from: q.get("from") || "",
     to: q.get("to") || "",
@@ -84,6 +85,7 @@ function readView() {
 
 function writeView(view) {
   const q = new URLSearchParams();
+  if (view.site) q.set("site", view.site);
   q.set("range", view.range);
   if (view.range === "custom") {
     q.set("from", view.from);
@@ -115,6 +117,18 @@ async function api(path, params = {}) {
     throw e;
   }
   return body;
+}
+
+// The websites the credential reaches (Tally's `GET /api/v1/admin/websites`).
+async function reachable() {
+  const res = await fetch("/api/v1/admin/websites", { headers: { Authorization: "Bearer " + credential() } });
+  const body = await res.json().catch(() => null);
+  if (!res.ok) {
+    const e = new ApiError(body && body.error ? body.error.message : res.statusText);
+    e.status = res.status;
+    throw e;
+  }
+  return body.data || [];
 }
 
 // ---- ranges ---------------------------------------------------------------------------------
@@ -370,11 +384,26 @@ async function refresh() {
   }
 }
 
+let liveTimer = null;
+
 async function start() {
   $("signin").hidden = true;
   $("dash").hidden = false;
   $("signout").hidden = false;
   try {
+    const sites = await reachable();
+    const view = readView();
+    let site = view.site || sessionStorage.getItem(SITE) || "";
+    if (!sites.some((w) => w.id === site)) site = sites.length ? sites[0].id : "";
+    sessionStorage.setItem(SITE, site);
+    const picker = $("site-picker");
+    picker.replaceChildren(...sites.map((w) => el("option", { value: w.id, text: w.name && w.name !== w.domain ? w.name + " (" + w.domain + ")" : w.domain })));
+    picker.value = site;
+    picker.hidden = sites.length < 2;
+    if (isToken() && view.site !== site) {
+      view.site = site;
+      history.replaceState(null, "", location.pathname + "?" + new URLSearchParams({ ...Object.fromEntries(new URLSearchParams(location.search)), site }));
+    }
     const meta = (await api("metadata")).data[0];
     zone = meta.timezone || "UTC";
     $("site-name").textContent = meta.name || meta.domain || "";
@@ -387,7 +416,8 @@ async function start() {
   }
   await refresh();
   renderLive().catch(() => {});
-  setInterval(() => renderLive().catch(() => {}), 30000);
+  clearInterval(liveTimer);
+  liveTimer = setInterval(() => renderLive().catch(() => {}), 30000);
 }
 
 function signOut(message) {
@@ -414,12 +444,18 @@ function init() {
     writeView(view);
     refresh();
   });
-  $("key").addEventListener("input", () => { $("site-label").hidden = !$("key").value.startsWith("dft_"); });
   $("signin-form").addEventListener("submit", (e) => {
     e.preventDefault();
     sessionStorage.setItem(KEY, $("key").value.trim());
-    if ($("site-id").value.trim()) sessionStorage.setItem(SITE, $("site-id").value.trim());
     $("key").value = "";
+    start();
+  });
+  $("site-picker").addEventListener("change", () => {
+    const view = readView();
+    view.site = $("site-picker").value;
+    view.filters = [];
+    sessionStorage.setItem(SITE, view.site);
+    writeView(view);
     start();
   });
   $("signout").addEventListener("click", () => signOut(""));

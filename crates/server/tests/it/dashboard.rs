@@ -86,6 +86,37 @@ fn the_dashboard_shows_what_the_api_answers() {
         &["import", "--website", &site, file.to_str().unwrap()],
     );
     assert_eq!(imported["rejected"], 0, "{imported}");
+    // A second website with fewer visitors, and a token for both.
+    let (shop, shop_key) = create_website(dir.path(), "shop.example.org");
+    let shop_file = dir.path().join("shop.ndjson");
+    let shop_lines: String = fixture_lines()
+        .lines()
+        .take(300)
+        .map(|l| format!("{l}\n"))
+        .collect();
+    std::fs::write(
+        &shop_file,
+        shop_lines.replace("example.com", "shop.example.org"),
+    )
+    .unwrap();
+    tally(
+        dir.path(),
+        &["import", "--website", &shop, shop_file.to_str().unwrap()],
+    );
+    let token = tally(
+        dir.path(),
+        &[
+            "token",
+            "create",
+            "--website",
+            &format!("{site},{shop}"),
+            "--scopes",
+            "analytics:read",
+        ],
+    )["token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     let server = Server::start(dir.path(), &[]);
     let base = format!("http://{}", server.addr);
 
@@ -94,7 +125,7 @@ fn the_dashboard_shows_what_the_api_answers() {
     let out = Command::new("node")
         .current_dir(e2e_dir())
         .env("CHROMIUM", chromium())
-        .args(["check.mjs", &base, &key, shots.to_str().unwrap()])
+        .args(["check.mjs", &base, &key, shots.to_str().unwrap(), &token])
         .output()
         .expect("running node");
     assert!(
@@ -142,10 +173,37 @@ fn the_dashboard_shows_what_the_api_answers() {
     // The bookmarked view shows the same, and the key left the address bar.
     assert_eq!(seen["bookmarked"]["visitors"], after["visitors"]);
     assert_eq!(seen["bookmarked"]["hash"], "");
+    // Signed in with the token, the picker offers both websites and shows each one's figures.
+    let account = &seen["account"];
+    let visitors_of = |id: &str| {
+        let k = if id == site { &key } else { &shop_key };
+        grouped(overview_visitors(&server.addr, k, ""))
+    };
+    for side in ["first", "second"] {
+        let shown = &account[side];
+        assert_eq!(shown["pickerShown"], true, "{seen}");
+        let mut options: Vec<&str> = shown["options"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|o| o.as_str().unwrap())
+            .collect();
+        options.sort_unstable();
+        let mut both = [site.as_str(), shop.as_str()];
+        both.sort_unstable();
+        assert_eq!(options, both);
+        assert_eq!(
+            shown["visitors"],
+            visitors_of(shown["site"].as_str().unwrap()),
+            "{seen}"
+        );
+    }
+    assert_ne!(account["first"]["site"], account["second"]["site"]);
     for shot in [
         "dashboard.png",
         "dashboard-filtered.png",
         "dashboard-dark.png",
+        "dashboard-token.png",
     ] {
         assert!(
             shots.join(shot).metadata().unwrap().len() > 10_000,
