@@ -722,3 +722,40 @@ async fn a_request_past_its_time_limit_is_a_503_in_the_envelope() {
     .await;
     assert_error(s, &e, 503);
 }
+
+#[tokio::test]
+async fn a_credential_lists_the_websites_it_reaches() {
+    let f = fixture(Limits::default()).await;
+    let ids = |body: &Value| -> Vec<String> {
+        body["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|w| w["id"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    let (s, body) = call(
+        &f.app,
+        Method::GET,
+        "/api/v1/admin/websites",
+        Some(&f.key_b),
+        None,
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{body}");
+    assert_eq!(ids(&body), ["site_b"]);
+    assert!(body["data"][0]["timezone"].is_string());
+    // A token with no settings scope still learns which websites it names, and nothing else.
+    let (s, body) = call(
+        &f.app,
+        Method::GET,
+        "/api/v1/admin/websites",
+        Some(&f.token_ro),
+        None,
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{body}");
+    assert_eq!(ids(&body), ["site_a"]);
+    let (s, e) = call(&f.app, Method::GET, "/api/v1/admin/websites", None, None).await;
+    assert_error(s, &e, 401);
+}
