@@ -32,6 +32,8 @@ try {
     chips: [...document.querySelectorAll("#filters .chip span")].map((s) => s.textContent),
     search: location.search,
     chartDrawn: !!document.querySelector("#chart canvas"),
+    mapShaded: [...document.querySelectorAll(".map path.has")].map((p) => p.dataset.country).sort(),
+    mapOutlines: document.querySelectorAll(".map path").length,
   }));
 
   // Signing in through the form.
@@ -50,6 +52,14 @@ try {
   n = await ready(n);
   const after = await shown();
   await page.screenshot({ path: shots + "/dashboard-filtered.png", fullPage: true });
+
+  // Removing the chip, then clicking a country on the map, filters by that country.
+  await page.click("#filters .chip button");
+  n = await ready(n);
+  const last = before.mapShaded[before.mapShaded.length - 1];
+  await page.click(`.map path[data-country="${last}"]`);
+  n = await ready(n);
+  const mapClick = (await shown()).chips;
 
   // The same view, bookmarked, in a dark theme, signed in by the `#key=` link.
   const page2 = await browser.newPage();
@@ -91,7 +101,7 @@ try {
     await context.close();
   }
 
-  console.log(JSON.stringify({ before, after, bookmarked, account, firstViewMs, problems }));
+  console.log(JSON.stringify({ before, after, mapClick, bookmarked, account, firstViewMs, problems }));
 } finally {
   await browser.close();
 }

@@ -292,7 +292,8 @@ async function renderPanel(name, view, params) {
     el("th", { text: def.col }), el("th", { class: "num", text: "Visitors" }),
     el("th", { class: "num", text: extra }))), body);
   const more = el("button", { type: "button", class: "more", text: "Show more", hidden: "" });
-  box.replaceChildren(tabs, table, more);
+  const map = el("div", { class: "map-box" });
+  box.replaceChildren(tabs, ...(def.ep === "countries" && window.topojson ? [map] : []), table, more);
   let offset = 0, top = 0;
   const load = async () => {
     const res = await api(def.ep, { ...params, limit: PAGE, offset });
@@ -322,7 +323,70 @@ async function renderPanel(name, view, params) {
     more.hidden = offset >= total;
   };
   more.addEventListener("click", () => load().catch(showError));
-  await load();
+  await Promise.all([load(), def.ep === "countries" && window.topojson ? renderMap(map, view, params) : null]);
+}
+
+// ---- the world map of the countries panel --------------------------------------------------
+
+let world = null; // the countries' outlines as SVG path data, by ISO numeric code
+async function worldPaths() {
+  if (world) return world;
+  const topo = await (await fetch("/dashboard/countries-110m.json")).json();
+  const features = window.topojson.feature(topo, topo.objects.countries).features;
+  // Equirectangular, latitudes 85°N to 60°S; a ring that crosses the antimeridian is broken
+  // there rather than drawn across the map.
+  const pt = ([lon, lat]) => (lon + 180).toFixed(1) + "," + (85 - lat).toFixed(1);
+  const ring = (r) => r.map((p, i) => (i === 0 || Math.abs(p[0] - r[i - 1][0]) > 180 ? "M" : "L") + pt(p)).join("") + "Z";
+  world = features.map((f) => {
+    const g = f.geometry;
+    const polys = !g ? [] : g.type === "Polygon" ? [g.coordinates] : g.coordinates;
+    return { id: f.id, name: f.properties.name, d: polys.flat().map(ring).join("") };
+  });
+  return world;
+}
+
+// Countries shaded by visitors; a click filters by the country.
+async function renderMap(box, view, params) {
+  const [paths, res] = await Promise.all([worldPaths(), api("countries", { ...params, limit: 300 })]);
+  const byNumeric = {};
+  let top = 1;
+  for (const r of res.data || []) {
+    // The row's flag address ends in its alpha-2 code (`…/US.svg`).
+    const code = (/\/([A-Z]{2})\.svg$/.exec(r.image || "") || [])[1];
+    const numeric = code && window.TALLY_ISO_NUMERIC[code];
+    if (numeric) byNumeric[numeric] = r;
+    top = Math.max(top, r.visitors);
+  }
+  const ns = "http://www.w3.org/2000/svg";
+  const svg = document.createElementNS(ns, "svg");
+  svg.setAttribute("viewBox", "0 0 360 145");
+  svg.setAttribute("class", "map");
+  svg.setAttribute("role", "img");
+  svg.setAttribute("aria-label", "Visitors by country");
+  for (const p of paths) {
+    const path = document.createElementNS(ns, "path");
+    path.setAttribute("d", p.d);
+    const row = byNumeric[p.id];
+    const title = document.createElementNS(ns, "title");
+    if (row) {
+      path.setAttribute("class", "has");
+      path.setAttribute("fill-opacity", (0.2 + 0.8 * Math.sqrt(row.visitors / top)).toFixed(2));
+      path.dataset.country = row.country;
+      title.textContent = row.country + ": " + fmt.format(row.visitors) + " visitors";
+      path.addEventListener("click", () => {
+        if (!view.filters.some((f) => f.dim === "country" && f.value === row.country)) {
+          view.filters.push({ dim: "country", value: row.country });
+        }
+        writeView(view);
+        refresh();
+      });
+    } else {
+      title.textContent = p.name;
+    }
+    path.append(title);
+    svg.append(path);
+  }
+  box.replaceChildren(svg);
 }
 
 function renderFilters(view) {

@@ -1,5 +1,6 @@
 //! The dashboard at `/`: a static page (`assets/dashboard/`) embedded in the binary, built only
-//! on the public HTTP API, with uPlot vendored beside it (no CDN at run time).
+//! on the public HTTP API, with uPlot, topojson-client and the world-atlas outlines vendored
+//! beside it (no CDN at run time).
 //!
 //! Every response carries a strict Content-Security-Policy: scripts, styles and requests from
 //! this origin only, no inline code, no framing. The page renders API values as text.
@@ -16,7 +17,7 @@ pub const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; script-src 'self'
      form-action 'self'; frame-ancestors 'none'";
 
 /// The embedded files: name, content type, bytes.
-const FILES: [(&str, &str, &[u8]); 5] = [
+const FILES: [(&str, &str, &[u8]); 10] = [
     (
         "app.js",
         "text/javascript; charset=utf-8",
@@ -41,6 +42,31 @@ const FILES: [(&str, &str, &[u8]); 5] = [
         "LICENSE-uPlot",
         "text/plain; charset=utf-8",
         include_bytes!("../../assets/dashboard/LICENSE-uPlot"),
+    ),
+    (
+        "topojson-client.min.js",
+        "text/javascript; charset=utf-8",
+        include_bytes!("../../assets/dashboard/topojson-client.min.js"),
+    ),
+    (
+        "iso-numeric.js",
+        "text/javascript; charset=utf-8",
+        include_bytes!("../../assets/dashboard/iso-numeric.js"),
+    ),
+    (
+        "countries-110m.json",
+        "application/json",
+        include_bytes!("../../assets/dashboard/countries-110m.json"),
+    ),
+    (
+        "LICENSE-world-atlas",
+        "text/plain; charset=utf-8",
+        include_bytes!("../../assets/dashboard/LICENSE-world-atlas"),
+    ),
+    (
+        "LICENSE-topojson-client",
+        "text/plain; charset=utf-8",
+        include_bytes!("../../assets/dashboard/LICENSE-topojson-client"),
     ),
 ];
 

@@ -154,6 +154,16 @@ fn the_dashboard_shows_what_the_api_answers() {
         .collect();
     assert_eq!(before["countries"], Value::Array(want.clone()), "{seen}");
 
+    // The map shades exactly the countries with visitors, and a click on one filters by it.
+    let mut names: Vec<&str> = want.iter().map(|r| r[0].as_str().unwrap()).collect();
+    names.sort_unstable();
+    assert_eq!(before["mapShaded"], serde_json::json!(names), "{seen}");
+    assert!(before["mapOutlines"].as_u64().unwrap() > 150, "{seen}");
+    assert_eq!(
+        seen["mapClick"],
+        serde_json::json!([format!("country is {}", names[names.len() - 1])])
+    );
+
     // Clicking the first country filters every panel by it.
     let first = want[0][0].as_str().unwrap();
     let after = &seen["after"];
