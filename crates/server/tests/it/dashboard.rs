@@ -11,7 +11,7 @@ use std::process::Command;
 
 use serde_json::Value;
 
-use crate::e2e::{Server, create_website, get, tally};
+use crate::e2e::{Server, create_token, create_website, get, tally};
 
 fn e2e_dir() -> PathBuf {
     PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../e2e/dashboard"))
@@ -103,20 +103,7 @@ fn the_dashboard_shows_what_the_api_answers() {
         dir.path(),
         &["import", "--website", &shop, shop_file.to_str().unwrap()],
     );
-    let token = tally(
-        dir.path(),
-        &[
-            "token",
-            "create",
-            "--website",
-            &format!("{site},{shop}"),
-            "--scopes",
-            "analytics:read",
-        ],
-    )["token"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let token = create_token(dir.path(), &format!("{site},{shop}"));
     let server = Server::start(dir.path(), &[]);
     let base = format!("http://{}", server.addr);
 

@@ -48,6 +48,24 @@ pub fn create_website(dir: &std::path::Path, domain: &str) -> (String, String) {
     (site, key)
 }
 
+/// A new `dft_` token with `analytics:read` on `websites` (comma-separated ids).
+pub fn create_token(dir: &std::path::Path, websites: &str) -> String {
+    tally(
+        dir,
+        &[
+            "token",
+            "create",
+            "--website",
+            websites,
+            "--scopes",
+            "analytics:read",
+        ],
+    )["token"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
 /// A website for the fixture events (with their EUR rate), created with the CLI: `(id, key)`.
 fn fixture_website(dir: &std::path::Path) -> (String, String) {
     let (site, key) = create_website(dir, "example.com");
@@ -194,20 +212,7 @@ fn commands_next_to_a_running_server_go_through_it() {
 
     // The server holds the directory; the CLI hands each command to it.
     let (site, key) = fixture_website(dir.path());
-    let token = tally(
-        dir.path(),
-        &[
-            "token",
-            "create",
-            "--website",
-            &site,
-            "--scopes",
-            "analytics:read",
-        ],
-    )["token"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let token = create_token(dir.path(), &site);
     let lines = fixture_lines();
     std::fs::write(dir.path().join("in.ndjson"), lines.join("\n")).unwrap();
     // A relative file name is the client's, not the server's.
