@@ -128,6 +128,10 @@ async fn main() -> Res<()> {
     let config = EngineConfig {
         target_partitions: threads,
         resident_budget_bytes: env_or("TALLY_RESIDENT_BYTES", 16 << 30),
+        group_bitsets_bytes: env_or(
+            "TALLY_GROUP_BITSETS_BYTES",
+            EngineConfig::default().group_bitsets_bytes,
+        ),
         answer_cache_bytes: 0,
         ..EngineConfig::default()
     };
