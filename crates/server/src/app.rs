@@ -11,9 +11,10 @@ use axum::routing::get;
 use tally_collect::Collector;
 use tally_core::Engine;
 
-use crate::auth::{Limiter, limiter};
+use crate::auth::Limiter;
 use crate::error::HttpError;
 use crate::keys::KeyStore;
+use crate::rate::Keyed;
 use crate::routes;
 
 /// Limits an operator can set.
@@ -21,6 +22,10 @@ use crate::routes;
 pub struct Limits {
     /// Requests a minute per key.
     pub requests_per_minute: u32,
+    /// Tracker events a minute per client address (`POST /api/events`).
+    pub tracker_per_address: u32,
+    /// Tracker events a minute per website.
+    pub tracker_per_website: u32,
     /// Largest accepted request body, in bytes.
     pub max_body_bytes: usize,
     /// Longest a request may take before it is answered 503 and its work dropped.
@@ -31,6 +36,8 @@ impl Default for Limits {
     fn default() -> Self {
         Limits {
             requests_per_minute: 600,
+            tracker_per_address: 1_200,
+            tracker_per_website: 120_000,
             max_body_bytes: 64 * 1024,
             request_timeout: std::time::Duration::from_secs(30),
         }
@@ -46,6 +53,8 @@ pub struct AppState {
     pub keys: Arc<KeyStore>,
     /// The per-key limiter.
     pub limiter: Arc<Limiter>,
+    /// The tracker's limiters, per client address and per website.
+    pub tracker_limits: (Arc<Keyed<std::net::IpAddr>>, Arc<Keyed<String>>),
     /// The limits.
     pub limits: Limits,
     /// Turns tracker payloads into events (`POST /api/events`).
@@ -67,7 +76,11 @@ impl AppState {
         AppState {
             engine,
             keys,
-            limiter: limiter(limits.requests_per_minute),
+            limiter: Keyed::per_minute(limits.requests_per_minute),
+            tracker_limits: (
+                Keyed::per_minute(limits.tracker_per_address),
+                Keyed::per_minute(limits.tracker_per_website),
+            ),
             limits,
             collector,
             trusted_proxies: 0,

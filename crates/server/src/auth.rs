@@ -1,25 +1,14 @@
 //! Who is calling, and may they: bearer credentials, website access, scopes, and the per-key
-//! rate limit.
-
-use std::num::NonZeroU32;
-use std::sync::Arc;
+//! rate limit ([`crate::rate`]).
 
 use axum::http::HeaderMap;
-use governor::clock::{Clock, DefaultClock};
-use governor::state::keyed::DefaultKeyedStateStore;
-use governor::{Quota, RateLimiter};
 
 use crate::error::HttpError;
 use crate::keys::{Credential, KeyStore, Scope};
+use crate::rate::Keyed;
 
 /// Per-key request limiter.
-pub type Limiter = RateLimiter<String, DefaultKeyedStateStore<String>, DefaultClock>;
-
-/// A limiter allowing `per_minute` requests a minute per key, in bursts of up to that many.
-pub fn limiter(per_minute: u32) -> Arc<Limiter> {
-    let n = NonZeroU32::new(per_minute.max(1)).unwrap_or(NonZeroU32::MIN);
-    Arc::new(RateLimiter::keyed(Quota::per_minute(n)))
-}
+pub type Limiter = Keyed<String>;
 
 /// An authenticated caller.
 #[derive(Debug, Clone)]
@@ -48,12 +37,7 @@ pub fn authenticate(
     let credential = keys
         .verify(key)
         .ok_or_else(|| HttpError::new(401, "Invalid API key"))?;
-    if let Err(not_until) = limiter.check_key(&key.to_owned()) {
-        let wait = not_until.wait_time_from(DefaultClock::default().now());
-        let mut e = HttpError::new(429, "Rate limit exceeded; retry later");
-        e.retry_after = Some(wait.as_secs().max(1));
-        return Err(e);
-    }
+    limiter.check(&key.to_owned(), "API key")?;
     Ok(Caller { credential })
 }
 

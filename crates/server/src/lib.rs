@@ -11,4 +11,5 @@ pub mod app;
 pub mod auth;
 pub mod error;
 pub mod keys;
+pub mod rate;
 pub mod routes;

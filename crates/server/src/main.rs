@@ -70,6 +70,12 @@ enum Command {
         /// Requests a minute allowed per key.
         #[arg(long, default_value_t = 600)]
         rate_limit: u32,
+        /// Tracker events (`POST /api/events`) a minute per client address.
+        #[arg(long, default_value_t = 1_200)]
+        tracker_rate_limit: u32,
+        /// Tracker events a minute per website.
+        #[arg(long, default_value_t = 120_000)]
+        tracker_site_rate_limit: u32,
         /// Largest request body in bytes.
         #[arg(long, default_value_t = 64 * 1024)]
         max_body: usize,
@@ -254,6 +260,8 @@ async fn main() -> anyhow::Result<()> {
             addr,
             demo,
             rate_limit,
+            tracker_rate_limit,
+            tracker_site_rate_limit,
             max_body,
             request_timeout,
             flush_every,
@@ -262,6 +270,8 @@ async fn main() -> anyhow::Result<()> {
         } => {
             let limits = Limits {
                 requests_per_minute: rate_limit,
+                tracker_per_address: tracker_rate_limit,
+                tracker_per_website: tracker_site_rate_limit,
                 max_body_bytes: max_body,
                 request_timeout: Duration::from_secs(request_timeout.max(1)),
             };

@@ -39,13 +39,19 @@ pub fn cors() -> CorsLayer {
 }
 
 /// Stores one tracker event. 400 for a malformed payload (naming the field), 404 for an
-/// unknown website, 403 for a domain the website does not allow, 413 past the body limit.
+/// unknown website, 403 for a domain the website does not allow, 413 past the body limit, 429
+/// past the per-address or per-website rate.
 pub async fn track(State(st): State<AppState>, request: Request) -> Result<Response> {
     let peer = request
         .extensions()
         .get::<ConnectInfo<SocketAddr>>()
         .map(|c| c.0.ip());
     let (parts, body) = request.into_parts();
+    let addr = client_addr(&parts.headers, peer, st.trusted_proxies);
+    // Before any work: the route needs no key, so the address is what is counted.
+    if let Some(a) = addr {
+        st.tracker_limits.0.check(&a, "client address")?;
+    }
     let body: std::result::Result<Bytes, BytesRejection> =
         <Bytes as axum::extract::FromRequest<AppState>>::from_request(
             Request::from_parts(parts.clone(), body),
@@ -59,12 +65,13 @@ pub async fn track(State(st): State<AppState>, request: Request) -> Result<Respo
         .engine
         .website(&payload.website_id)
         .map_err(|_| HttpError::new(404, format!("Unknown website `{}`", payload.website_id)))?;
+    st.tracker_limits.1.check(&website.id, "website")?;
     let client = Client {
         user_agent: parts
             .headers
             .get(header::USER_AGENT)
             .and_then(|v| v.to_str().ok()),
-        addr: client_addr(&parts.headers, peer, st.trusted_proxies),
+        addr,
     };
     let collected = st
         .collector

@@ -518,8 +518,9 @@ async fn payments_are_idempotent_converted_and_deleted() {
 
 #[tokio::test]
 async fn limits_give_413_and_429_with_retry_after() {
+    // 12 a minute: bursts of two (a sixth of the minute), then one every five seconds.
     let f = fixture(Limits {
-        requests_per_minute: 2,
+        requests_per_minute: 12,
         max_body_bytes: 64,
         ..Limits::default()
     })

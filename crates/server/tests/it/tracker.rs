@@ -370,3 +370,70 @@ async fn browsers_get_cors_preflight_answers() {
             .contains("content-type")
     );
 }
+
+/// POSTs a page view of `visitor` to `/api/events` from the client address `from`.
+async fn post_from(app: &axum::Router, from: [u8; 4], visitor: &str) -> (StatusCode, Value) {
+    let mut req = Request::builder()
+        .method(Method::POST)
+        .uri("/api/events")
+        .header("content-type", "application/json")
+        .header("user-agent", CHROME_MAC)
+        .body(Body::from(
+            sdk_payload("pageview", visitor, "https://a.example/", json!({})).to_string(),
+        ))
+        .unwrap();
+    let peer = std::net::SocketAddr::from((from, 40_000));
+    req.extensions_mut()
+        .insert(axum::extract::ConnectInfo(peer));
+    let res = app.clone().oneshot(req).await.unwrap();
+    let status = res.status();
+    let bytes = res.into_body().collect().await.unwrap().to_bytes();
+    (
+        status,
+        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+    )
+}
+
+#[tokio::test]
+async fn the_tracker_is_rate_limited_per_address_and_per_website() {
+    // Per address: a burst of a sixth of the minute, then 429 in the envelope; another
+    // address is not affected.
+    let f = fixture(Limits {
+        tracker_per_address: 60,
+        ..Limits::default()
+    })
+    .await;
+    for i in 0..10 {
+        let (s, body) = post_from(&f.app, [81, 2, 69, 160], &format!("a{i}")).await;
+        assert_eq!(s, StatusCode::OK, "{body}");
+    }
+    let (s, e) = post_from(&f.app, [81, 2, 69, 160], "a-too-many").await;
+    assert_error(s, &e, 429);
+    let message = e["error"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("60 requests a minute per client address"),
+        "{e}"
+    );
+    let (s, body) = post_from(&f.app, [81, 2, 69, 161], "b").await;
+    assert_eq!(s, StatusCode::OK, "{body}");
+
+    // Per website, whatever the addresses.
+    let f = fixture(Limits {
+        tracker_per_website: 60,
+        ..Limits::default()
+    })
+    .await;
+    for i in 0..10u8 {
+        let (s, body) = post_from(&f.app, [10, 0, 0, i], &format!("w{i}")).await;
+        assert_eq!(s, StatusCode::OK, "{body}");
+    }
+    let (s, e) = post_from(&f.app, [10, 0, 1, 0], "w-too-many").await;
+    assert_error(s, &e, 429);
+    assert!(
+        e["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("per website"),
+        "{e}"
+    );
+}
