@@ -8,6 +8,7 @@ use std::sync::Mutex;
 use chrono::{DateTime, Utc};
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
+use tally_core::event::TRACKER_TRANSACTION_PREFIX;
 use tally_core::import::{parse_page_url, referrer_host};
 use tally_core::{Event, EventKind, Identity, Payment, SessionAttrs, Website};
 
@@ -61,6 +62,9 @@ pub struct Collector {
     /// Where bot visitors are remembered across restarts, when the collector has a home.
     bot_log: Option<BotLog>,
 }
+
+/// Largest amount a tracker payment may carry, in its currency.
+pub const MAX_TRACKER_AMOUNT: f64 = 1_000_000.0;
 
 /// Bot visitor ids remembered, across websites.
 pub const BOT_VISITORS_REMEMBERED: usize = 100_000;
@@ -345,9 +349,11 @@ fn event_kind(payload: &TrackerPayload, website: &Website) -> Result<EventKind> 
 }
 
 /// A payment from the SDK's `trackPayment`. The browser knows the amount only when the site
-/// passes it; without one the payment is stored with amount 0, so the visitor still counts as
-/// a customer. The transaction id is the provider's id, or the email within the session, so a
-/// payload the SDK retries is not counted twice.
+/// passes it (at most [`MAX_TRACKER_AMOUNT`]); without one the payment is stored with amount 0,
+/// so the visitor still counts as a customer. The transaction id is the provider's id, or the
+/// email within the session, under [`TRACKER_TRANSACTION_PREFIX`]: a payload the SDK retries is
+/// not counted twice, and the provider's own report (`POST /payments` with the bare id)
+/// replaces it instead of being taken for a repeat.
 fn payment(payload: &TrackerPayload, website: &Website) -> Result<Payment> {
     let amount = match payload.extra_data.as_ref().and_then(|x| x.get("amount")) {
         None | Some(serde_json::Value::Null) => 0.0,
@@ -358,12 +364,19 @@ fn payment(payload: &TrackerPayload, website: &Website) -> Result<Payment> {
             .map_err(|_| Error::invalid("extraData.amount", format!("`{s}` is not a number")))?,
         Some(_) => return Err(Error::invalid("extraData.amount", "must be a number")),
     };
+    // The browser's amount is the site's own report, kept within bounds no real checkout passes.
+    if amount > MAX_TRACKER_AMOUNT {
+        return Err(Error::invalid(
+            "extraData.amount",
+            format!("must be at most {MAX_TRACKER_AMOUNT}"),
+        ));
+    }
     let email = payload.extra_str("email");
     let provider_id = PAYMENT_IDS.iter().find_map(|k| payload.extra_str(k));
     let transaction_id = match (provider_id, &email) {
-        (Some(id), _) => id,
+        (Some(id), _) => format!("{TRACKER_TRANSACTION_PREFIX}{id}"),
         (None, Some(e)) => format!(
-            "email:{e}:{}",
+            "{TRACKER_TRANSACTION_PREFIX}email:{e}:{}",
             payload.session_id.as_deref().unwrap_or_default()
         ),
         (None, None) => {

@@ -332,6 +332,33 @@ impl Engine {
         self.ingest_with(events, Durability::Logged).await
     }
 
+    /// Removes the tracker's report of payment `transaction_id` (see
+    /// [`crate::event::TRACKER_TRANSACTION_PREFIX`]) before the provider's own report of it is
+    /// stored, so that its revenue is counted once, at the provider's amount. Returns how many
+    /// rows were removed (0 when the tracker never reported it, without touching storage).
+    pub async fn supersede_tracker_payment(&self, site: &str, transaction_id: &str) -> Result<u64> {
+        self.ensure_ingest_state(site).await?;
+        let tracked = format!(
+            "{}{transaction_id}",
+            crate::event::TRACKER_TRANSACTION_PREFIX
+        );
+        let reported = {
+            let st = self.state.read().map_err(poisoned)?;
+            st.sites
+                .get(site)
+                .and_then(|d| d.ingest.as_ref())
+                .is_some_and(|i| i.transactions.contains(&tracked))
+        };
+        if !reported {
+            return Ok(0);
+        }
+        let what = crate::store::delete::PaymentDeletion {
+            transaction_id: Some(tracked),
+            ..Default::default()
+        };
+        self.delete_payments(site, &what).await
+    }
+
     /// [`Engine::ingest`] for bulk loads that acknowledge only after their final
     /// [`Engine::flush`]: the rows skip the write-ahead log (half the work of a large import)
     /// and are durable once a flush has written them to a segment. A crash before that loses

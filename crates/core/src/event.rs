@@ -27,6 +27,11 @@ pub const MAX_METADATA_VALUE_LEN: usize = 255;
 pub const MAX_IDENTIFY_PROPERTIES: usize = 20;
 /// Longest accepted URL or free-text identity field.
 pub const MAX_URL_LEN: usize = 2048;
+/// The transaction id of a payment reported by the tracker (the browser) is the provider's id
+/// under this prefix, so that it can never take the place of the payment the provider's
+/// server reports with the bare id (`POST /payments`), which supersedes it.
+pub const TRACKER_TRANSACTION_PREFIX: &str = "tracker:";
+
 /// Longest region, city, browser, OS, version or device name, in characters.
 pub const MAX_ATTR_LEN: usize = 255;
 

@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 
 use crate::error::Result;
-use crate::event::{Event, EventKind, SessionAttrs};
+use crate::event::{Event, EventKind, SessionAttrs, TRACKER_TRANSACTION_PREFIX};
 use crate::referrer;
 use crate::schema::{StoredEvent, StoredIdentity, StoredPayment, kind};
 use crate::session::Sessionizer;
@@ -152,7 +152,13 @@ pub(crate) fn enrich(
 ) -> Result<Outcome> {
     let payment = match &event.kind {
         EventKind::Payment(p) => {
-            if state.transactions.contains(&p.transaction_id) {
+            // A browser's report of a payment the provider already reported adds nothing.
+            let reported = |tx: &str| state.transactions.contains(tx);
+            if reported(&p.transaction_id)
+                || p.transaction_id
+                    .strip_prefix(TRACKER_TRANSACTION_PREFIX)
+                    .is_some_and(reported)
+            {
                 return Ok(Outcome::Duplicate);
             }
             Some(StoredPayment {

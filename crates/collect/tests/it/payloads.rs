@@ -144,7 +144,7 @@ fn custom_identify_payment_and_external_link_become_their_kinds() {
         panic!()
     };
     assert_eq!((p.amount, p.currency.as_str()), (29.99, "USD"));
-    assert_eq!(p.transaction_id, "cs_test_1");
+    assert_eq!(p.transaction_id, "tracker:cs_test_1");
 
     let link = payload(
         "kinds",

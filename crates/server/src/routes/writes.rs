@@ -245,6 +245,10 @@ pub async fn create_payment(
         name: b.name,
         customer_id: b.customer_id,
     });
+    // The tracker's report of this payment, if any, gives way to the provider's.
+    st.engine
+        .supersede_tracker_payment(&website, &transaction_id)
+        .await?;
     let report = st
         .engine
         .ingest(vec![Event::new(website, visitor, ts, payment)])

@@ -437,3 +437,58 @@ async fn the_tracker_is_rate_limited_per_address_and_per_website() {
         "{e}"
     );
 }
+
+#[tokio::test]
+async fn a_tracker_payment_gives_way_to_the_providers_report_and_is_bounded() {
+    let f = fixture(Limits::default()).await;
+    let revenue = || async {
+        rows(&f.app, &f.key_a, "overview").await[0]["revenue"]
+            .as_f64()
+            .unwrap()
+    };
+    let checkout = |amount: f64| {
+        sdk_payload(
+            "payment",
+            "payer",
+            "https://a.example/checkout",
+            json!({"extraData": {"email": "p@example.com", "amount": amount, "currency": "USD", "stripe_session_id": "cs_77"}}),
+        )
+    };
+    send(
+        &f.app,
+        CHROME_MAC,
+        sdk_payload("pageview", "payer", "https://a.example/", json!({})),
+    )
+    .await;
+    let before = revenue().await;
+    send(&f.app, CHROME_MAC, checkout(50.0)).await;
+    assert_eq!(revenue().await, before + 50.0);
+
+    // The provider's report of the same checkout is stored, not taken for a repeat, and the
+    // browser's report gives way to it: the revenue is the provider's amount, once.
+    let pay = json!({"amount": 30, "currency": "USD", "transaction_id": "cs_77", "datafast_visitor_id": "payer"});
+    let (s, body) = call(
+        &f.app,
+        Method::POST,
+        "/api/v1/payments",
+        Some(&f.key_a),
+        Some(pay),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{body}");
+    assert_eq!(revenue().await, before + 30.0);
+    // The browser reporting it again (a retry, a reload) adds nothing.
+    send(&f.app, CHROME_MAC, checkout(50.0)).await;
+    assert_eq!(revenue().await, before + 30.0);
+
+    // No real checkout passes a million.
+    let (s, e, _) = post(&f.app, CHROME_MAC, checkout(5e9).to_string()).await;
+    assert_error(s, &e, 400);
+    assert!(
+        e["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("extraData.amount"),
+        "{e}"
+    );
+}
