@@ -173,7 +173,12 @@ impl Collector {
         let user_agent = client.user_agent.unwrap_or("");
         let agent = self.agents.parse(user_agent);
         if agent.bot {
-            if let Some(v) = payload.visitor_id.as_deref().filter(|v| !v.is_empty()) {
+            // Only ids a real visitor could have are remembered (the cache and its log are
+            // bounded in entries; this bounds each entry).
+            let id = payload.visitor_id.as_deref().filter(|v| {
+                !v.is_empty() && v.len() <= tally_core::event::MAX_ID_LEN && !v.contains('\n')
+            });
+            if let Some(v) = id {
                 let key = (website.id.clone(), v.to_owned());
                 if self.bot_visitors.get(&key).is_none() {
                     if let Some(log) = &self.bot_log

@@ -315,3 +315,30 @@ async fn real_referrer_urls_are_named_by_the_engine() {
         );
     }
 }
+
+#[test]
+fn a_bot_is_remembered_only_under_an_id_a_visitor_could_have() {
+    let bot = "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)";
+    let as_bot = |visitor: &str| {
+        let p = payload(
+            "bots",
+            "pageview",
+            "https://example.com/",
+            json!({"visitorId": visitor}),
+        );
+        let client = Client {
+            user_agent: Some(bot),
+            addr: None,
+        };
+        let out = COLLECTOR
+            .collect(&p, client, &website("bots"), now())
+            .unwrap();
+        assert!(matches!(out, Collected::Bot));
+    };
+    as_bot("crawler-1");
+    assert!(COLLECTOR.is_bot_visitor("bots", "crawler-1"));
+    // Megabytes of id are still a bot's request, and are not kept.
+    let huge = "x".repeat(1 << 20);
+    as_bot(&huge);
+    assert!(!COLLECTOR.is_bot_visitor("bots", &huge));
+}
