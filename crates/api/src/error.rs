@@ -87,6 +87,20 @@ impl From<tally_core::Error> for ApiError {
                 message: format!("{} already exists: {id}", capitalize(what)),
                 detail: None,
             },
+            tally_core::Error::DataFusion(e)
+                if matches!(
+                    e.find_root(),
+                    tally_core::datafusion::error::DataFusionError::ResourcesExhausted(_)
+                ) =>
+            {
+                ApiError {
+                    status: 503,
+                    message: "The query needs more memory than the server allows at once; \
+                              retry later, or narrow its range or filters"
+                        .into(),
+                    detail: Some(e.to_string()),
+                }
+            }
             other => ApiError {
                 detail: Some(other.to_string()),
                 ..ApiError::internal()
@@ -125,6 +139,17 @@ mod tests {
             json,
             r#"{"status":"error","error":{"code":400,"message":"Invalid parameter `limit`: must be between 1 and 1000"}}"#
         );
+    }
+
+    #[test]
+    fn a_query_past_the_memory_pool_is_a_503_that_says_so() {
+        let df = tally_core::datafusion::error::DataFusionError::ResourcesExhausted(
+            "Failed to allocate 1 MB for GroupedHashAggregateStream".into(),
+        );
+        let e: ApiError = tally_core::Error::DataFusion(df).into();
+        assert_eq!(e.status, 503);
+        assert!(e.message.contains("more memory"), "{}", e.message);
+        assert!(!e.message.contains("GroupedHash"));
     }
 
     #[test]

@@ -11,6 +11,7 @@ use std::sync::{Arc, RwLock};
 
 use chrono::TimeDelta;
 use datafusion::arrow::record_batch::RecordBatch;
+use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use datafusion::prelude::{DataFrame, SessionConfig, SessionContext};
 
 use crate::error::{Error, Result};
@@ -50,6 +51,9 @@ pub struct EngineConfig {
     /// Memory for partial answers of recent questions over resident columns, so that asking
     /// again scans only the rows ingested since (0 turns it off).
     pub answer_cache_bytes: usize,
+    /// Memory the DataFusion plans (Parquet scans, deletes, websites over the resident budget)
+    /// may hold at once, across queries.
+    pub query_memory_bytes: usize,
 }
 
 impl Default for EngineConfig {
@@ -60,6 +64,7 @@ impl Default for EngineConfig {
             resident_budget_bytes: crate::resident::DEFAULT_BUDGET_BYTES,
             group_bitsets_bytes: 64 << 20,
             answer_cache_bytes: 128 << 20,
+            query_memory_bytes: 1 << 30,
         }
     }
 }
@@ -182,9 +187,14 @@ impl Engine {
         let parquet = &mut session_config.options_mut().execution.parquet;
         parquet.pushdown_filters = true;
         parquet.reorder_filters = true;
+        // Sorts and hash tables of the DataFusion plans share one bounded pool: a plan past it
+        // fails with "resources exhausted" instead of taking the process's memory.
+        let runtime = RuntimeEnvBuilder::new()
+            .with_memory_limit(config.query_memory_bytes.max(1 << 20), 1.0)
+            .build_arc()?;
         let engine = Engine {
             dir,
-            ctx: SessionContext::new_with_config(session_config),
+            ctx: SessionContext::new_with_config_rt(session_config, runtime),
             config: config.clone(),
             state: RwLock::new(State {
                 catalog,

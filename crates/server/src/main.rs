@@ -230,6 +230,7 @@ async fn main() -> anyhow::Result<()> {
     let config = tally_core::EngineConfig {
         resident_budget_bytes: resident_mb.saturating_mul(1 << 20),
         answer_cache_bytes: answer_cache_mb.saturating_mul(1 << 20),
+        query_memory_bytes: cli.query_memory_mb.saturating_mul(1 << 20),
         ..tally_core::EngineConfig::default()
     };
     let engine = match Engine::open_with(&cli.data_dir, config).await {

@@ -1,7 +1,7 @@
 //! Answers survive a flush and a restart, and ingest after a restart continues where it left
 //! off (sessions, duplicate payments).
 
-use tally_core::{Breakdown, Engine, Event, Interval, Paging, Query};
+use tally_core::{Breakdown, Engine, EngineConfig, Event, Interval, Paging, Query};
 
 use crate::support::{assert_close, days, fixture_engine, repeat_of_tx_1, utc};
 
@@ -244,4 +244,55 @@ async fn answers_split_across_cores_equal_the_plans() {
             }
         }
     }
+}
+
+#[tokio::test]
+async fn datafusion_plans_stay_within_the_query_memory_pool() {
+    use tally_core::datafusion::error::DataFusionError;
+    use tally_core::synthetic;
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let engine = Engine::open(dir.path()).await.unwrap();
+        engine.create_website(synthetic::website()).unwrap();
+        engine.ingest(synthetic::events(60_000, 3)).await.unwrap();
+        engine.flush().await.unwrap();
+    }
+    // Answered by the DataFusion plans over Parquet, with a pool far too small for them.
+    let tight = EngineConfig {
+        resident_budget_bytes: 0,
+        query_memory_bytes: 64 << 10,
+        ..EngineConfig::default()
+    };
+    let engine = Engine::open_with(dir.path(), tight).await.unwrap();
+    let q = Query::new(synthetic::WEBSITE);
+    let err = engine
+        .breakdown(&q, &Breakdown::Page, Paging::default())
+        .await
+        .unwrap_err();
+    match &err {
+        tally_core::Error::DataFusion(e) => assert!(
+            matches!(e.find_root(), DataFusionError::ResourcesExhausted(_)),
+            "{e}"
+        ),
+        other => panic!("expected resources exhausted, got {other}"),
+    }
+    drop(engine);
+    // The default pool answers it.
+    let engine = Engine::open_with(
+        dir.path(),
+        EngineConfig {
+            resident_budget_bytes: 0,
+            ..EngineConfig::default()
+        },
+    )
+    .await
+    .unwrap();
+    assert!(
+        !engine
+            .breakdown(&q, &Breakdown::Page, Paging::default())
+            .await
+            .unwrap()
+            .rows
+            .is_empty()
+    );
 }
