@@ -53,6 +53,15 @@ struct Cli {
         env = "TALLY_ANSWER_CACHE_MB"
     )]
     answer_cache_mb: usize,
+    /// Memory the DataFusion plans (Parquet scans, deletes) may hold at once, in MiB; a query
+    /// past it is answered 503.
+    #[arg(
+        long,
+        global = true,
+        default_value_t = 1024,
+        env = "TALLY_QUERY_MEMORY_MB"
+    )]
+    query_memory_mb: usize,
     #[command(subcommand)]
     command: Command,
 }
