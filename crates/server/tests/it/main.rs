@@ -4,6 +4,7 @@
 mod crash;
 mod dashboard;
 mod e2e;
+mod hostile;
 mod live;
 mod routes;
 mod sdk;
