@@ -787,19 +787,15 @@ impl Engine {
     /// Whether `visitor_id` has at least one page view on `website_id` (goals created through
     /// the API need one).
     pub async fn has_pageview(&self, website_id: &str, visitor_id: &str) -> Result<bool> {
-        use datafusion::prelude::{col, lit};
-        let n = self
-            .scope(&Query::new(website_id))?
-            .base()?
-            .filter(
-                col(crate::schema::col::VISITOR_ID)
-                    .eq(lit(visitor_id.to_owned()))
-                    .and(col(crate::schema::col::KIND).eq(lit(crate::schema::kind::PAGEVIEW))),
-            )?
-            .limit(0, Some(1))?
-            .count()
-            .await?;
-        Ok(n > 0)
+        // The ingest state knows every visitor's page views: a lookup, not a scan of the
+        // website's history (it is loaded once, in the background at `tally serve`'s start).
+        self.ensure_ingest_state(website_id).await?;
+        let st = self.state.read().map_err(poisoned)?;
+        Ok(st
+            .sites
+            .get(website_id)
+            .and_then(|d| d.ingest.as_ref())
+            .is_some_and(|i| i.sessions.has_viewed(visitor_id)))
     }
 
     /// Rows held in hot buffers (not yet in segments).

@@ -26,6 +26,8 @@ pub(crate) struct VisitorState {
     attrs: Arc<SessionAttrs>,
     /// Whether the current session has had its first page view.
     landed: bool,
+    /// Whether the visitor has ever had a page view (page views are never deleted).
+    viewed: bool,
     /// Sessions the visitor has had, this one included.
     sessions: u32,
     /// When the current session's first event happened.
@@ -67,6 +69,7 @@ impl Sessionizer {
                         last_ts_us: ts,
                         attrs: Arc::new(event.attrs.clone()),
                         landed: true,
+                        viewed: true,
                         sessions: p.sessions,
                         session_start_us: p.session_start_us,
                     }
@@ -87,6 +90,7 @@ impl Sessionizer {
                     last_ts_us: ts,
                     attrs,
                     landed: is_pageview,
+                    viewed: is_pageview || prev.is_some_and(|p| p.viewed),
                     sessions: prev.map_or(0, |p| p.sessions) + 1,
                     session_start_us: ts,
                 }
@@ -110,7 +114,9 @@ impl Sessionizer {
         is_pageview: bool,
         attrs: Arc<SessionAttrs>,
     ) {
-        let (landed, sessions, session_start_us) = match self.visitors.get(visitor_id) {
+        let prev = self.visitors.get(visitor_id);
+        let viewed = is_pageview || prev.is_some_and(|p| p.viewed);
+        let (landed, sessions, session_start_us) = match prev {
             Some(p) if &*p.session_id == session_id => {
                 (p.landed || is_pageview, p.sessions, p.session_start_us)
             }
@@ -124,10 +130,16 @@ impl Sessionizer {
                 last_ts_us: ts_us,
                 attrs,
                 landed,
+                viewed,
                 sessions,
                 session_start_us,
             },
         );
+    }
+
+    /// Whether `visitor_id` has had a page view.
+    pub fn has_viewed(&self, visitor_id: &str) -> bool {
+        self.visitors.get(visitor_id).is_some_and(|v| v.viewed)
     }
 
     /// The visitor's current session id and when its first event happened (µs).

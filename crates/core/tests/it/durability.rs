@@ -235,3 +235,32 @@ async fn fixture_engine_answers() -> String {
     let engine = fixture_engine(dir.path()).await;
     answers(&engine).await
 }
+
+#[tokio::test]
+async fn who_has_a_page_view_is_known_from_the_ingest_state_across_a_restart() {
+    use std::collections::BTreeMap;
+    use tally_core::{Event, EventKind};
+    let dir = tempfile::tempdir().unwrap();
+    let engine = Engine::open(dir.path()).await.unwrap();
+    engine
+        .create_website(tally_core::Website::new("w", "w.example"))
+        .unwrap();
+    let t = utc("2025-03-10T10:00:00Z");
+    let goal = EventKind::Goal {
+        name: "signup".into(),
+        metadata: BTreeMap::new(),
+    };
+    engine
+        .ingest(vec![
+            Event::pageview("w", "viewer", t, "w.example", "/"),
+            Event::new("w", "goal-only", t, goal),
+        ])
+        .await
+        .unwrap();
+    engine.flush().await.unwrap();
+    drop(engine);
+    let engine = Engine::open(dir.path()).await.unwrap();
+    assert!(engine.has_pageview("w", "viewer").await.unwrap());
+    assert!(!engine.has_pageview("w", "goal-only").await.unwrap());
+    assert!(!engine.has_pageview("w", "stranger").await.unwrap());
+}
