@@ -236,7 +236,30 @@ impl Filter {
             values,
         })
     }
+
+    /// A country filter over ISO 3166-1 alpha-2 codes, which a caller's names or `contains`
+    /// values expand to: bounded by the number of countries rather than by
+    /// [`MAX_FILTER_VALUES`] (one `contains:a` names most of them).
+    pub fn country_codes(op: FilterOp, mut codes: Vec<String>) -> Result<Self> {
+        let mut seen = std::collections::HashSet::new();
+        codes.retain(|c| seen.insert(c.clone()));
+        if codes.is_empty() || codes.len() > MAX_COUNTRY_CODES || codes.iter().any(|c| c.len() > 3)
+        {
+            return Err(Error::invalid(
+                "filter_country",
+                format!("must name 1 to {MAX_COUNTRY_CODES} country codes"),
+            ));
+        }
+        Ok(Filter {
+            dimension: Dimension::Country,
+            op,
+            values: codes,
+        })
+    }
 }
+
+/// Most country codes one country filter may stand for (there are 249).
+pub const MAX_COUNTRY_CODES: usize = 300;
 
 /// Time series bucket size.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
