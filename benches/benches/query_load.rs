@@ -9,7 +9,7 @@
 //! merge newer rows into their cached parts as they would under a tracker's traffic.
 //!
 //! ```sh
-//! cargo bench -p tally-benches --bench query_load   # TALLY_LOAD_EVENTS=4000000 TALLY_LOAD_CLIENTS=16 TALLY_LOAD_SECONDS=30 TALLY_LOAD_INGEST=0
+//! cargo bench -p tally-benches --bench query_load   # TALLY_LOAD_EVENTS=4000000 TALLY_LOAD_CLIENTS=16 TALLY_LOAD_SECONDS=30 TALLY_LOAD_INGEST=0 TALLY_LOAD_ANSWER_CACHE_MB=128
 //! ```
 
 use std::path::PathBuf;
@@ -67,7 +67,12 @@ fn main() {
         } else {
             dir
         };
-        let engine = Arc::new(Engine::open(&dir).await.unwrap());
+        // TALLY_LOAD_ANSWER_CACHE_MB=0 measures every answer as a first one.
+        let config = tally_core::EngineConfig {
+            answer_cache_bytes: (env_or("TALLY_LOAD_ANSWER_CACHE_MB", 128) as usize) << 20,
+            ..tally_core::EngineConfig::default()
+        };
+        let engine = Arc::new(Engine::open_with(&dir, config).await.unwrap());
         let t = Instant::now();
         engine.warm().await.unwrap();
         let warm = t.elapsed();

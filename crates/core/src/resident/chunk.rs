@@ -62,6 +62,9 @@ pub(crate) mod kind_code {
     pub(crate) const PAYMENT: u8 = 3;
 }
 
+/// The campaign columns (the eight fields of a campaign breakdown), in [`CODED`] positions.
+pub(crate) const CAMPAIGN_COLUMNS: [usize; 8] = [8, 9, 10, 11, 12, 13, 14, 15];
+
 /// The dictionaries and dense numbers of one website, shared by all its chunks.
 #[derive(Debug, Default)]
 pub(crate) struct SiteDicts {
@@ -69,6 +72,8 @@ pub(crate) struct SiteDicts {
     pub(crate) strings: [StrDict; CODED.len()],
     pub(crate) visitors: DenseIds,
     pub(crate) sessions: DenseIds,
+    /// Numbers of the combinations of the eight campaign codes seen in a row.
+    pub(crate) campaigns: std::collections::HashMap<[u32; 8], u32>,
 }
 
 impl SiteDicts {
@@ -77,6 +82,7 @@ impl SiteDicts {
         self.strings.iter().map(StrDict::bytes).sum::<usize>()
             + self.visitors.bytes()
             + self.sessions.bytes()
+            + self.campaigns.capacity() * 48
     }
 }
 
@@ -110,6 +116,9 @@ pub(crate) struct Chunk {
     pub(crate) session: Vec<u32>,
     /// Dictionary codes, one column per [`CODED`] entry.
     pub(crate) codes: Vec<Vec<u32>>,
+    /// The number of each row's combination of the eight campaign codes
+    /// ([`SiteDicts::campaigns`]): a campaign breakdown looks up one number a row.
+    pub(crate) campaign: Vec<u32>,
     /// The payment events.
     pub(crate) payments: Vec<PaymentRow>,
     /// Whether `ts` is in ascending order (segments always are).
@@ -161,6 +170,7 @@ impl Chunk {
             visitor: Vec::with_capacity(n),
             session: Vec::with_capacity(n),
             codes: (0..CODED.len()).map(|_| Vec::with_capacity(n)).collect(),
+            campaign: Vec::with_capacity(n),
             payments: Vec::new(),
             sorted: true,
             min_ts: i64::MAX,
@@ -221,6 +231,12 @@ impl Chunk {
         for (i, name) in CODED.iter().enumerate() {
             let codes = codes_of(&column(b, name)?, &mut dicts.strings[i])?;
             self.codes[i].extend_from_slice(&codes);
+        }
+        for r in base..self.codes[0].len() {
+            let key = CAMPAIGN_COLUMNS.map(|c| self.codes[c][r]);
+            let next = dicts.campaigns.len() as u32;
+            self.campaign
+                .push(*dicts.campaigns.entry(key).or_insert(next));
         }
 
         let amount = cast(&column(b, c::AMOUNT)?, &DataType::Float64)?;
@@ -338,4 +354,28 @@ pub(crate) fn read_segment(path: &Path) -> Result<Vec<RecordBatch>> {
         .with_batch_size(64 * 1024)
         .build()?;
     Ok(reader.collect::<std::result::Result<Vec<_>, _>>()?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_campaign_columns_are_the_eight_campaign_fields() {
+        let names = [
+            c::UTM_SOURCE,
+            c::UTM_MEDIUM,
+            c::UTM_CAMPAIGN,
+            c::UTM_TERM,
+            c::UTM_CONTENT,
+            c::REF,
+            c::SOURCE,
+            c::VIA,
+        ];
+        let positions: Vec<usize> = names.iter().map(|n| coded_index(n).unwrap()).collect();
+        assert_eq!(positions, CAMPAIGN_COLUMNS);
+        for (f, n) in crate::query::spec::CampaignField::ALL.iter().zip(names) {
+            assert_eq!(f.name(), n);
+        }
+    }
 }

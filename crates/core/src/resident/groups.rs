@@ -7,7 +7,7 @@ use std::hash::BuildHasherDefault;
 use crate::error::Result;
 use crate::query::filter::dimension_column;
 use crate::query::spec::{Breakdown, Dimension};
-use crate::resident::chunk::{Chunk, SiteDicts, coded_index};
+use crate::resident::chunk::{CAMPAIGN_COLUMNS, Chunk, SiteDicts, coded_index};
 use crate::resident::dict::{Mix64, NULL};
 use crate::resident::kernels::{Grouping, NO_GROUP};
 use crate::resident::parts::GroupKey;
@@ -46,6 +46,10 @@ pub(crate) enum Groups {
         numbers: Fast<Vec<u32>>,
         keys: Vec<Vec<u32>>,
         scratch: Vec<u32>,
+        /// The group of each campaign combination of the website ([`Chunk::campaign`]),
+        /// [`NO_GROUP`] for one that carries none of the fields. Fixed when the grouping is
+        /// made (every chunk a query reads was decoded before), so clones number alike.
+        by_combo: std::sync::Arc<Vec<u32>>,
     },
 }
 
@@ -100,15 +104,62 @@ impl Groups {
                     .iter()
                     .map(|&i| dicts.strings[i].code("").unwrap_or(NULL))
                     .collect();
-                Groups::Campaign {
+                let mut groups = Groups::Campaign {
                     scratch: vec![NULL; columns.len()],
                     columns,
                     empty,
                     numbers: Fast::default(),
                     keys: Vec::new(),
-                }
+                    by_combo: std::sync::Arc::new(Vec::new()),
+                };
+                groups.number_combinations(dicts);
+                groups
             }
         })
+    }
+
+    /// Numbers the groups of every campaign combination the website has (a campaign grouping).
+    fn number_combinations(&mut self, dicts: &SiteDicts) {
+        let Groups::Campaign {
+            columns,
+            empty,
+            numbers,
+            keys,
+            by_combo,
+            ..
+        } = self
+        else {
+            return;
+        };
+        let positions: Vec<Option<usize>> = columns
+            .iter()
+            .map(|c| CAMPAIGN_COLUMNS.iter().position(|k| k == c))
+            .collect();
+        let mut table = vec![NO_GROUP; dicts.campaigns.len()];
+        // In combination order, so that the numbering does not depend on the map's.
+        let mut combos: Vec<(&[u32; 8], u32)> =
+            dicts.campaigns.iter().map(|(k, v)| (k, *v)).collect();
+        combos.sort_unstable_by_key(|(_, id)| *id);
+        for (codes, id) in combos {
+            let key: Vec<u32> = positions
+                .iter()
+                .zip(empty.iter())
+                .map(|(p, e)| match p.map(|p| codes[p]) {
+                    Some(code) if code != *e => code,
+                    _ => NULL,
+                })
+                .collect();
+            if key.iter().all(|c| *c == NULL) {
+                continue;
+            }
+            let next = keys.len() as u32;
+            let g = *numbers.entry(key.clone()).or_insert(next);
+            if g == next {
+                keys.push(key);
+            }
+            table[id as usize] = g;
+        }
+        *by_combo = std::sync::Arc::new(table);
     }
 
     /// The values of a group's key (`""` for an empty campaign field).
@@ -157,21 +208,11 @@ impl Grouping for Groups {
                     };
                 }
             }
-            Groups::Campaign { columns, empty, .. } => {
-                // Most rows carry no campaign: find the ones that do column by column, and
-                // number only those.
-                out.fill(NO_GROUP);
-                let mut carries = vec![false; n];
-                for (column, empty) in columns.iter().zip(empty.iter()) {
-                    let codes = &chunk.codes[*column][first..first + n];
-                    for (c, code) in carries.iter_mut().zip(codes) {
-                        *c |= *code != NULL && code != empty;
-                    }
-                }
-                for (i, o) in out.iter_mut().enumerate() {
-                    if carries[i] {
-                        *o = self.group(chunk, first + i).unwrap_or(NO_GROUP);
-                    }
+            Groups::Campaign { by_combo, .. } => {
+                // One lookup a row.
+                let combos = &chunk.campaign[first..first + n];
+                for (o, combo) in out.iter_mut().zip(combos) {
+                    *o = by_combo.get(*combo as usize).copied().unwrap_or(NO_GROUP);
                 }
             }
             Groups::Page { .. } => {
@@ -186,7 +227,8 @@ impl Grouping for Groups {
         match self {
             Groups::Column { codes, .. } => Some(*codes),
             Groups::DensePage { paths, hosts, .. } => Some(paths * hosts),
-            Groups::Page { .. } | Groups::Campaign { .. } => None,
+            Groups::Page { .. } => None,
+            Groups::Campaign { keys, .. } => Some(keys.len()),
         }
     }
 
@@ -253,6 +295,7 @@ impl Groups {
                 numbers,
                 keys,
                 scratch,
+                ..
             } => {
                 let mut any = false;
                 for (i, column) in columns.iter().enumerate() {

@@ -39,8 +39,9 @@ use select::Selection;
 /// events at roughly 100 bytes each.
 pub const DEFAULT_BUDGET_BYTES: usize = 4 << 30;
 
-/// Resident bytes of one event: time, kind, visitor, session and a code per coded column.
-const ROW_BYTES: usize = 8 + 1 + 4 + 4 + 4 * CODED.len();
+/// Resident bytes of one event: time, kind, visitor, session, a code per coded column and its
+/// campaign combination.
+const ROW_BYTES: usize = 8 + 1 + 4 + 4 + 4 * CODED.len() + 4;
 
 /// A segment file as the resident store addresses it.
 #[derive(Debug, Clone)]
