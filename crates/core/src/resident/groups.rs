@@ -45,7 +45,6 @@ pub(crate) enum Groups {
         empty: Vec<u32>,
         numbers: Fast<Vec<u32>>,
         keys: Vec<Vec<u32>>,
-        scratch: Vec<u32>,
         /// The group of each campaign combination of the website ([`Chunk::campaign`]),
         /// [`NO_GROUP`] for one that carries none of the fields. Fixed when the grouping is
         /// made (every chunk a query reads was decoded before), so clones number alike.
@@ -105,7 +104,6 @@ impl Groups {
                     .map(|&i| dicts.strings[i].code("").unwrap_or(NULL))
                     .collect();
                 let mut groups = Groups::Campaign {
-                    scratch: vec![NULL; columns.len()],
                     columns,
                     empty,
                     numbers: Fast::default(),
@@ -289,32 +287,11 @@ impl Groups {
                 }
                 Some(g)
             }
-            Groups::Campaign {
-                columns,
-                empty,
-                numbers,
-                keys,
-                scratch,
-                ..
-            } => {
-                let mut any = false;
-                for (i, column) in columns.iter().enumerate() {
-                    let code = chunk.codes[*column][r];
-                    let code = if code == empty[i] { NULL } else { code };
-                    any |= code != NULL;
-                    scratch[i] = code;
-                }
-                if !any {
-                    return None;
-                }
-                if let Some(g) = numbers.get(scratch.as_slice()) {
-                    return Some(*g);
-                }
-                let g = keys.len() as u32;
-                numbers.insert(scratch.clone(), g);
-                keys.push(scratch.clone());
-                Some(g)
-            }
+            // Numbered once per query from the combinations (`number_combinations`).
+            Groups::Campaign { by_combo, .. } => by_combo
+                .get(chunk.campaign[r] as usize)
+                .copied()
+                .filter(|g| *g != NO_GROUP),
         }
     }
 }
