@@ -9,6 +9,7 @@
 //!
 //! ```sh
 //! benches/compare.sh 4000000        # events; TALLY_COMPARE_RUNS=5, TALLY_COMPARE_THREADS=2
+//! TALLY_GROUP_COUNTING=bitsets benches/compare.sh   # or ranges, pairs: one way of counting groups
 //! ```
 
 use std::path::{Path, PathBuf};
@@ -20,8 +21,8 @@ use serde_json::Value;
 use tally_benches::{WEBSITE, prepare_data_dir};
 use tally_core::query::time::local_days;
 use tally_core::{
-    Breakdown, BreakdownResult, Dimension, Engine, EngineConfig, Filter, FilterOp, Interval,
-    Overview, Paging, Query, Timeseries,
+    Breakdown, BreakdownResult, Dimension, Engine, EngineConfig, Filter, FilterOp, GroupCounting,
+    Interval, Overview, Paging, Query, Timeseries,
 };
 
 #[global_allocator]
@@ -132,6 +133,12 @@ async fn main() -> Res<()> {
             "TALLY_GROUP_BITSETS_BYTES",
             EngineConfig::default().group_bitsets_bytes,
         ),
+        group_counting: match std::env::var("TALLY_GROUP_COUNTING").as_deref() {
+            Ok("bitsets") => GroupCounting::Bitsets,
+            Ok("ranges") => GroupCounting::Ranges,
+            Ok("pairs") => GroupCounting::Pairs,
+            _ => GroupCounting::Auto,
+        },
         answer_cache_bytes: 0,
         ..EngineConfig::default()
     };

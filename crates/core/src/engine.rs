@@ -23,7 +23,7 @@ use crate::query::result::{
 };
 use crate::query::spec::{Breakdown, DateRange, Interval, Paging, Query};
 use crate::query::time::{bucket_starts, effective_interval};
-use crate::resident::ResidentStore;
+use crate::resident::{GroupCounting, ResidentStore};
 use crate::schema::{StoredEvent, events_schema, to_batch};
 use crate::store::buffer::{HotBuffer, SEAL_ROWS};
 use crate::store::catalog::{Catalog, SegmentMeta};
@@ -48,6 +48,9 @@ pub struct EngineConfig {
     /// Memory one breakdown or time series may use for per-group visitor and session bitsets
     /// (fast for few groups); past it, groups are counted by sorting `(group, visitor)` pairs.
     pub group_bitsets_bytes: usize,
+    /// How groups are deduplicated; [`GroupCounting::Auto`] unless a test or a measurement
+    /// needs one way.
+    pub group_counting: GroupCounting,
     /// Memory for partial answers of recent questions over resident columns, so that asking
     /// again scans only the rows ingested since (0 turns it off).
     pub answer_cache_bytes: usize,
@@ -63,6 +66,7 @@ impl Default for EngineConfig {
             target_partitions: std::thread::available_parallelism().map_or(2, |n| n.get()),
             resident_budget_bytes: crate::resident::DEFAULT_BUDGET_BYTES,
             group_bitsets_bytes: 64 << 20,
+            group_counting: GroupCounting::Auto,
             answer_cache_bytes: 128 << 20,
             query_memory_bytes: 1 << 30,
         }
@@ -207,6 +211,7 @@ impl Engine {
             resident: Arc::new(ResidentStore::new(
                 config.resident_budget_bytes,
                 config.group_bitsets_bytes,
+                config.group_counting,
                 config.answer_cache_bytes,
             )),
             wal,

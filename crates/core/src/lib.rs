@@ -71,6 +71,7 @@ pub use query::result::{
 pub use query::spec::{
     Breakdown, CampaignField, DateRange, Dimension, Filter, FilterOp, Interval, Paging, Query,
 };
+pub use resident::GroupCounting;
 pub use store::delete::{GoalDeletion, PaymentDeletion};
 pub use website::Website;
 

@@ -335,6 +335,7 @@ impl ResidentAggregateExec {
             visitors: self.snapshot.visitors,
             sessions: self.snapshot.sessions,
             bitset_bytes: self.snapshot.bitset_bytes,
+            counting: self.snapshot.counting,
             threads,
         }
     }

@@ -86,6 +86,21 @@ impl BitSet {
     }
 }
 
+/// How breakdowns and time series deduplicate visitors and sessions per group.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum GroupCounting {
+    /// Chosen by size: whole-website bitsets per group while they fit in cache, then one range
+    /// of 65,536 visitors at a time, then sorted `(group, id)` pairs.
+    #[default]
+    Auto,
+    /// One bitset over every visitor per group, when within the bitset bytes.
+    Bitsets,
+    /// Breakdowns one range of visitors at a time, when within the bitset bytes.
+    Ranges,
+    /// Sorted `(group, id)` pairs always.
+    Pairs,
+}
+
 /// Rows handled at a time: small enough for the masks and group numbers to stay in cache.
 const BLOCK: usize = 4096;
 /// A row in the query's range.
@@ -106,6 +121,8 @@ pub(crate) struct View<'a> {
     /// Most bytes of per-group bitsets one answer may hold; past it, groups are deduplicated
     /// from `(group, id)` pairs instead.
     pub(crate) bitset_bytes: usize,
+    /// Which way groups are deduplicated.
+    pub(crate) counting: GroupCounting,
     /// Threads one answer may spread over.
     pub(crate) threads: usize,
 }
@@ -463,20 +480,16 @@ fn owned_totals(
         kept: Vec::new(),
         merged: Vec::new(),
     };
-    let (mut first_ts, mut last_ts, mut flags) = (Vec::new(), Vec::new(), Vec::new());
+    // One slot per owned session, so that a row touches one cache line.
+    let mut slots: Vec<Slot> = Vec::new();
     for c in (part..v.chunks.len()).step_by(parts) {
         let (lo, hi) = owned[c];
         let width = (hi - lo) as usize;
         if width == 0 || v.chunks[c].span(v.start, v.end).is_empty() {
             continue;
         }
-        first_ts.clear();
-        first_ts.resize(width, i64::MAX);
-        last_ts.clear();
-        last_ts.resize(width, i64::MIN);
-        flags.clear();
-        flags.resize(width, 0u8);
-        let visitors = &mut out.visitors;
+        slots.clear();
+        slots.resize(width, Slot::EMPTY);
         v.for_each_block_of(c, |chunk, first, mask| {
             let n = mask.len();
             let (ts, kinds) = (&chunk.ts[first..first + n], &chunk.kind[first..first + n]);
@@ -491,30 +504,32 @@ fn owned_totals(
                     continue;
                 }
                 let t = ts[i];
-                first_ts[s] = first_ts[s].min(t);
-                last_ts[s] = last_ts[s].max(t);
-                let selected = m & SELECTED != 0;
-                if selected {
-                    visitors.insert(who[i] as usize);
-                }
-                flags[s] = add_flags(flags[s], kinds[i], selected);
+                let slot = &mut slots[s];
+                slot.first = slot.first.min(t);
+                slot.last = slot.last.max(t);
+                slot.visitor = who[i];
+                slot.flags = add_flags(slot.flags, kinds[i], m & SELECTED != 0);
             }
         });
-        for s in 0..width {
+        for (s, slot) in slots.iter().enumerate() {
             let id = lo + s as u32;
             let mut state = SessionState {
-                first: first_ts[s],
-                last: last_ts[s],
-                flags: flags[s],
+                first: slot.first,
+                last: slot.last,
+                flags: slot.flags,
             };
+            if state.flags & SEEN == 0 {
+                continue;
+            }
+            // A session is one visitor's: its visitor is selected when one of its rows is.
+            if state.selected() {
+                out.visitors.insert(slot.visitor as usize);
+            }
             if !foreign.is_empty()
                 && let Some(f) = foreign.get(&id)
             {
                 state.merge(f);
                 out.merged.push(id);
-            }
-            if state.flags & SEEN == 0 {
-                continue;
             }
             out.present.insert(id as usize);
             out.totals.add(&state);
@@ -524,6 +539,24 @@ fn owned_totals(
         }
     }
     out
+}
+
+/// A session's rows in its owner chunk, as [`owned_totals`] gathers them.
+#[derive(Clone, Copy)]
+struct Slot {
+    first: i64,
+    last: i64,
+    visitor: u32,
+    flags: u8,
+}
+
+impl Slot {
+    const EMPTY: Slot = Slot {
+        first: i64::MAX,
+        last: i64::MIN,
+        visitor: 0,
+        flags: 0,
+    };
 }
 
 /// Per visitor, revenue (`new + renewal`) of their payments in the range.
@@ -653,14 +686,48 @@ pub(crate) struct GroupTotals {
 
 /// A breakdown's part of the view's chunks. Per group: distinct selected visitors with a
 /// carrying event, their revenue in the range, and the number of carrying events.
-pub(crate) fn breakdown<G: Grouping + Clone + Send>(v: &View, grouping: &mut G) -> GroupPart {
-    let words = v.visitors.div_ceil(64);
-    match grouping.bound() {
-        Some(n) if n.saturating_mul(words * 8) <= v.bitset_bytes => {
+pub(crate) fn breakdown<G: Grouping + Clone + Send + Sync>(
+    v: &View,
+    grouping: &mut G,
+) -> GroupPart {
+    let whole_bytes = |n: usize| n.saturating_mul(v.visitors.div_ceil(64) * 8);
+    let ranges_fit = |n: usize| n < 1 << 16 && n.saturating_mul(RANGE_WORDS * 8) <= v.bitset_bytes;
+    match (v.counting, grouping.bound()) {
+        (GroupCounting::Auto, Some(n))
+            if whole_bytes(n) <= SMALL_BITSETS_BYTES.min(v.bitset_bytes) =>
+        {
             breakdown_by_bitsets(v, grouping, n)
+        }
+        (GroupCounting::Bitsets, Some(n)) if whole_bytes(n) <= v.bitset_bytes => {
+            breakdown_by_bitsets(v, grouping, n)
+        }
+        (GroupCounting::Auto | GroupCounting::Ranges, Some(n)) if ranges_fit(n) => {
+            breakdown_by_ranges(v, grouping, n)
         }
         _ => breakdown_by_pairs(v, grouping),
     }
+}
+
+/// Most bytes of whole-website group bitsets a thread sets bits in at random: about what the
+/// caches hold. Past it, groups are deduplicated one range of visitors at a time.
+const SMALL_BITSETS_BYTES: usize = 8 << 20;
+
+/// Splits the view's blocks between the cores and runs `scan` on each share.
+fn scan_shares<T: Send>(v: &View, scan: impl Fn(&[(usize, usize, usize)]) -> T + Sync) -> Vec<T> {
+    let blocks = v.blocks();
+    let threads = v.threads.min(blocks.len().div_ceil(16)).max(1);
+    let per = blocks.len().div_ceil(threads).max(1);
+    let mut shares = blocks.chunks(per);
+    let first = shares.next().unwrap_or(&[]);
+    let scan = &scan;
+    std::thread::scope(|scope| {
+        let others: Vec<_> = shares
+            .map(|share| scope.spawn(move || scan(share)))
+            .collect();
+        let mut out = vec![scan(first)];
+        out.extend(others.into_iter().filter_map(|h| h.join().ok()));
+        out
+    })
 }
 
 /// Per group, a bitset of the visitors seen (allocated at the group's first row) and the
@@ -710,15 +777,17 @@ impl GroupSets {
 
 /// [`breakdown`] for few groups: a visitor bitset per group, the rows split between the cores
 /// and the bitsets merged.
-fn breakdown_by_bitsets<G: Grouping + Clone + Send>(v: &View, grouping: &G, n: usize) -> GroupPart {
-    let blocks = v.blocks();
-    let threads = v.threads.min(blocks.len().div_ceil(16)).max(1);
-    let per = blocks.len().div_ceil(threads).max(1);
-    let scan = |part: &[(usize, usize, usize)], mut grouping: G| {
+fn breakdown_by_bitsets<G: Grouping + Clone + Send + Sync>(
+    v: &View,
+    grouping: &G,
+    n: usize,
+) -> GroupPart {
+    let mut shares = scan_shares(v, |share| {
+        let mut grouping = grouping.clone();
         let mut sets = GroupSets::new(n, v.visitors);
         let mut mask = vec![0u8; BLOCK];
         let mut groups = vec![NO_GROUP; BLOCK];
-        for &(c, first, last) in part {
+        for &(c, first, last) in share {
             let chunk = &v.chunks[c];
             let len = last - first;
             let (mask, groups) = (&mut mask[..len], &mut groups[..len]);
@@ -732,24 +801,14 @@ fn breakdown_by_bitsets<G: Grouping + Clone + Send>(v: &View, grouping: &G, n: u
             }
         }
         sets
-    };
-    let mut parts = blocks.chunks(per);
-    let first = parts.next().unwrap_or(&[]);
-    let mut sets = std::thread::scope(|scope| {
-        let others: Vec<_> = parts
-            .map(|part| {
-                let g = grouping.clone();
-                scope.spawn(move || scan(part, g))
-            })
-            .collect();
-        let mut sets = scan(first, grouping.clone());
-        for h in others {
-            if let Ok(other) = h.join() {
-                sets.merge(other);
-            }
-        }
-        sets
-    });
+    })
+    .into_iter();
+    let mut sets = shares
+        .next()
+        .unwrap_or_else(|| GroupSets::new(n, v.visitors));
+    for other in shares {
+        sets.merge(other);
+    }
     let revenue = visitor_revenue(v);
     let mut payers = BitSet::new(v.visitors);
     for who in revenue.keys() {
@@ -777,6 +836,158 @@ fn breakdown_by_bitsets<G: Grouping + Clone + Send>(v: &View, grouping: &G, n: u
                 rows: sets.rows[g],
             },
         );
+    }
+    out.revenue = revenue;
+    out
+}
+
+/// Visitor numbers per range of [`breakdown_by_ranges`]: one roaring container's span.
+const RANGE_SHIFT: u32 = 16;
+/// Words of one group's bitset over a range.
+const RANGE_WORDS: usize = 1 << (RANGE_SHIFT - 6);
+/// Keys per page of a range's list.
+const RANGE_PAGE: usize = 8192;
+
+/// One core's share of a ranged scan: per range of visitors, `group << 16 | visitor & 0xffff`
+/// of each selected row (in pages, so that lists grow without copying), and rows per group.
+struct RangedKeys {
+    ranges: Vec<Vec<Vec<u32>>>,
+    rows: Vec<u64>,
+}
+
+impl RangedKeys {
+    #[inline]
+    fn push(&mut self, group: u32, who: u32) {
+        let pages = &mut self.ranges[(who >> RANGE_SHIFT) as usize];
+        let page = match pages.last_mut() {
+            Some(page) if page.len() < RANGE_PAGE => page,
+            _ => {
+                pages.push(Vec::with_capacity(RANGE_PAGE));
+                pages.last_mut().unwrap_or_else(|| unreachable!())
+            }
+        };
+        page.push((group << RANGE_SHIFT) | (who & ((1 << RANGE_SHIFT) - 1)));
+        self.rows[group as usize] += 1;
+    }
+}
+
+/// [`breakdown`] for more groups than whole-website bitsets suit: the scan files each selected
+/// row's `(group, visitor)` under its range of 65,536 visitors; each range is then deduplicated
+/// in one 8 KiB bitset per group, which stays in cache, and read back in order.
+/// Work and memory grow with the rows read, not with groups × visitors. Needs fewer than
+/// 65,536 groups, numbered alike by every clone of the grouping.
+fn breakdown_by_ranges<G: Grouping + Clone + Send + Sync>(
+    v: &View,
+    grouping: &G,
+    n: usize,
+) -> GroupPart {
+    let range_count = v.visitors.div_ceil(1 << RANGE_SHIFT).max(1);
+    let shares = scan_shares(v, |share| {
+        let mut grouping = grouping.clone();
+        let mut keys = RangedKeys {
+            ranges: vec![Vec::new(); range_count],
+            rows: vec![0; n],
+        };
+        let mut mask = vec![0u8; BLOCK];
+        let mut groups = vec![NO_GROUP; BLOCK];
+        for &(c, first, last) in share {
+            let chunk = &v.chunks[c];
+            let len = last - first;
+            let (mask, groups) = (&mut mask[..len], &mut groups[..len]);
+            v.mark(chunk, first, mask);
+            grouping.fill(chunk, first, groups);
+            let who = &chunk.visitor[first..last];
+            for i in 0..len {
+                if mask[i] & SELECTED != 0 && groups[i] != NO_GROUP {
+                    keys.push(groups[i], who[i]);
+                }
+            }
+        }
+        keys
+    });
+    let revenue = visitor_revenue(v);
+    let mut payers = BitSet::new(range_count << RANGE_SHIFT);
+    for who in revenue.keys() {
+        payers.insert(*who as usize);
+    }
+    // Each core deduplicates a run of consecutive ranges, so that its members come out in
+    // order and the cores' runs join end to end.
+    let threads = v.threads.clamp(1, range_count);
+    let per = range_count.div_ceil(threads);
+    let dedup = |ranges: std::ops::Range<usize>| {
+        let mut sets: Vec<(Vec<u32>, f64)> = vec![(Vec::new(), 0.0); n];
+        let mut slot_of = vec![u32::MAX; n];
+        let mut bits: Vec<u64> = Vec::new();
+        let mut touched: Vec<u32> = Vec::new();
+        for r in ranges {
+            for share in &shares {
+                for page in &share.ranges[r] {
+                    for key in page {
+                        let (g, low) = ((key >> RANGE_SHIFT) as usize, key & 0xffff);
+                        let mut slot = slot_of[g];
+                        if slot == u32::MAX {
+                            slot = touched.len() as u32;
+                            slot_of[g] = slot;
+                            touched.push(g as u32);
+                            bits.resize(touched.len() * RANGE_WORDS, 0);
+                        }
+                        bits[slot as usize * RANGE_WORDS + low as usize / 64] |= 1 << (low % 64);
+                    }
+                }
+            }
+            let base = (r << RANGE_SHIFT) as u32;
+            let paying = &payers.words[r * RANGE_WORDS..(r + 1) * RANGE_WORDS];
+            for (slot, g) in touched.iter().enumerate() {
+                let words = &mut bits[slot * RANGE_WORDS..(slot + 1) * RANGE_WORDS];
+                let (members, paid) = &mut sets[*g as usize];
+                for (i, (w, p)) in words.iter_mut().zip(paying).enumerate() {
+                    let mut both = *w & p;
+                    while both != 0 {
+                        let who = base + (i * 64) as u32 + both.trailing_zeros();
+                        *paid += revenue.get(&who).copied().unwrap_or(0.0);
+                        both &= both - 1;
+                    }
+                    let mut left = std::mem::take(w);
+                    while left != 0 {
+                        members.push(base + (i * 64) as u32 + left.trailing_zeros());
+                        left &= left - 1;
+                    }
+                }
+                slot_of[*g as usize] = u32::MAX;
+            }
+            touched.clear();
+        }
+        sets
+    };
+    let mut per_core = std::thread::scope(|scope| {
+        let dedup = &dedup;
+        let others: Vec<_> = (1..threads)
+            .map(|t| scope.spawn(move || dedup(t * per..((t + 1) * per).min(range_count))))
+            .collect();
+        let mut out = vec![dedup(0..per.min(range_count))];
+        out.extend(others.into_iter().filter_map(|h| h.join().ok()));
+        out
+    })
+    .into_iter();
+    let mut sets = per_core.next().unwrap_or_default();
+    for later in per_core {
+        for (mine, (members, paid)) in sets.iter_mut().zip(later) {
+            mine.0.extend(members);
+            mine.1 += paid;
+        }
+    }
+    let mut out = GroupPart::default();
+    for (g, set) in sets.into_iter().enumerate() {
+        let rows: u64 = shares.iter().map(|s| s.rows[g]).sum();
+        let (visitors, paid) = set;
+        if rows > 0 {
+            let set = GroupSet {
+                visitors: Members::Sorted(visitors),
+                paid,
+                rows,
+            };
+            out.groups.insert(grouping.key(g as u32), set);
+        }
     }
     out.revenue = revenue;
     out
@@ -853,7 +1064,7 @@ pub(crate) fn buckets(v: &View, starts_us: &[i64]) -> BucketPart {
     };
     let band = (hi - lo) as usize + 1;
     let bytes = n.saturating_mul((v.visitors.div_ceil(64) + band.div_ceil(64)) * 8);
-    if bytes <= v.bitset_bytes {
+    if bytes <= v.bitset_bytes && v.counting != GroupCounting::Pairs {
         buckets_by_bitsets(v, starts_us, lo, band, &mut part);
     } else {
         buckets_by_pairs(v, starts_us, lo, hi, &mut part);

@@ -33,6 +33,7 @@ use crate::error::{Error, Result};
 use crate::query::spec::Filter;
 use cache::PartCache;
 use chunk::{CODED, Chunk, SiteDicts, read_segment};
+pub use kernels::GroupCounting;
 use select::Selection;
 
 /// Default memory budget of resident columns: about 4 GiB, room for tens of millions of
@@ -82,6 +83,7 @@ pub(crate) struct ResidentStore {
     gate: Arc<tokio::sync::Semaphore>,
     budget: usize,
     bitset_bytes: usize,
+    counting: GroupCounting,
     used: AtomicUsize,
     sites: Mutex<HashMap<String, Arc<Mutex<SiteResident>>>>,
     /// Base parts of recent questions.
@@ -100,6 +102,7 @@ pub(crate) struct ResidentSnapshot {
     pub(crate) sessions: usize,
     pub(crate) parts: Arc<PartCache>,
     pub(crate) bitset_bytes: usize,
+    pub(crate) counting: GroupCounting,
     /// Permits to run a kernel (see [`ResidentStore`]'s `gate`).
     pub(crate) gate: Arc<tokio::sync::Semaphore>,
     site: Arc<Mutex<SiteResident>>,
@@ -114,12 +117,18 @@ impl ResidentStore {
     /// A store that holds at most `budget` bytes (0 turns resident answers off), whose answers
     /// hold at most `bitset_bytes` of group bitsets each, and keeps up to `parts_bytes` of
     /// partial answers.
-    pub(crate) fn new(budget: usize, bitset_bytes: usize, parts_bytes: usize) -> Self {
+    pub(crate) fn new(
+        budget: usize,
+        bitset_bytes: usize,
+        counting: GroupCounting,
+        parts_bytes: usize,
+    ) -> Self {
         let cores = std::thread::available_parallelism().map_or(1, |c| c.get());
         ResidentStore {
             gate: Arc::new(tokio::sync::Semaphore::new(cores)),
             budget,
             bitset_bytes,
+            counting,
             used: AtomicUsize::new(0),
             sites: Mutex::new(HashMap::new()),
             parts: Arc::new(PartCache::new(parts_bytes)),
@@ -241,6 +250,7 @@ impl ResidentStore {
             sessions,
             parts: Arc::clone(&self.parts),
             bitset_bytes: self.bitset_bytes,
+            counting: self.counting,
             gate: Arc::clone(&self.gate),
             site,
         }))

@@ -1,7 +1,7 @@
 //! Answers survive a flush and a restart, and ingest after a restart continues where it left
 //! off (sessions, duplicate payments).
 
-use tally_core::{Breakdown, Engine, EngineConfig, Event, Interval, Paging, Query};
+use tally_core::{Breakdown, Engine, EngineConfig, Event, GroupCounting, Interval, Paging, Query};
 
 use crate::support::{assert_close, days, fixture_engine, repeat_of_tx_1, utc};
 
@@ -167,8 +167,9 @@ async fn a_website_over_the_resident_budget_gives_the_same_answers() {
 }
 
 /// Answers big enough to be split across the cores (sessions shared out, breakdown rows split
-/// and their bitsets merged), and groups big enough to be deduplicated in a bitset when counted
-/// from pairs, equal those of the DataFusion plans over Parquet.
+/// and their bitsets merged), groups big enough to be deduplicated in a bitset when counted
+/// from pairs, and visitors in several ranges, equal those of the DataFusion plans over
+/// Parquet, whichever way groups are counted.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn answers_split_across_cores_equal_the_plans() {
     use tally_core::{Dimension, EngineConfig, Filter, FilterOp};
@@ -177,14 +178,23 @@ async fn answers_split_across_cores_equal_the_plans() {
     engine
         .create_website(tally_core::synthetic::website())
         .unwrap();
-    let report = engine
-        .ingest(tally_core::synthetic::events(120_000, 5))
-        .await
-        .unwrap();
+    // Visitors past one range of 65,536, so that ranged counting works on several ranges.
+    let site = tally_core::synthetic::WEBSITE;
+    let start = tally_core::synthetic::start();
+    let events = tally_core::synthetic::events_in(
+        site,
+        start,
+        chrono::Duration::days(30),
+        260_000,
+        1 << 30,
+        5,
+    );
+    let report = engine.ingest(events).await.unwrap();
     assert!(report.rejected.is_empty());
     engine.flush().await.unwrap();
-    let site = tally_core::synthetic::WEBSITE;
     let all = Query::new(site);
+    let visitors = engine.overview(&all).await.unwrap().visitors;
+    assert!(visitors > 1 << 16, "{visitors}");
     let us = Query::new(site)
         .with_filter(Filter::new(Dimension::Country, FilterOp::Is, vec!["US".into()]).unwrap());
     let blog = Query::new(site).with_filter(
@@ -204,14 +214,17 @@ async fn answers_split_across_cores_equal_the_plans() {
     };
     let resident = answers(&engine).await;
     drop(engine);
-    // Groups counted from sorted pairs (large groups marked in a bitset).
-    let pairs_only = EngineConfig {
-        group_bitsets_bytes: 0,
-        ..EngineConfig::default()
-    };
-    let engine = Engine::open_with(dir.path(), pairs_only).await.unwrap();
-    let pairs = answers(&engine).await;
-    drop(engine);
+    // Groups counted one range of visitors at a time, and from sorted pairs (large groups
+    // marked in a bitset).
+    let mut pairs = Vec::new();
+    for counting in [GroupCounting::Ranges, GroupCounting::Pairs] {
+        let config = EngineConfig {
+            group_counting: counting,
+            ..EngineConfig::default()
+        };
+        let engine = Engine::open_with(dir.path(), config).await.unwrap();
+        pairs.extend(answers(&engine).await);
+    }
     let plans_only = EngineConfig {
         resident_budget_bytes: 0,
         ..EngineConfig::default()

@@ -9,7 +9,8 @@ use chrono_tz::Tz;
 use proptest::prelude::*;
 use tally_core::{
     Breakdown, CampaignField, DateRange, Dimension, Engine, EngineConfig, Event, EventKind, Filter,
-    FilterOp, GoalDeletion, Interval, Paging, Payment, PaymentDeletion, Query, Website,
+    FilterOp, GoalDeletion, GroupCounting, Interval, Paging, Payment, PaymentDeletion, Query,
+    Website,
 };
 
 use crate::model::Model;
@@ -338,14 +339,15 @@ fn in_every_state(
         engine.flush().await.unwrap();
         check(&engine, &model).await?;
         drop(engine);
-        // Reopened, with groups counted from sorted pairs rather than bitsets.
-        let pairs = EngineConfig {
-            group_bitsets_bytes: 0,
-            ..EngineConfig::default()
-        };
-        let engine = Engine::open_with(dir.path(), pairs).await.unwrap();
-        check(&engine, &model).await?;
-        drop(engine);
+        // Reopened, with groups counted each other way than whole-website bitsets.
+        for counting in [GroupCounting::Ranges, GroupCounting::Pairs] {
+            let config = EngineConfig {
+                group_counting: counting,
+                ..EngineConfig::default()
+            };
+            let engine = Engine::open_with(dir.path(), config).await.unwrap();
+            check(&engine, &model).await?;
+        }
         let plans_only = EngineConfig {
             resident_budget_bytes: 0,
             ..EngineConfig::default()
