@@ -117,6 +117,7 @@ pub fn ndjson_line(e: &Event) -> serde_json::Value {
     set("referrer", a.referrer.clone().into());
     set("country", a.country_code.clone().into());
     set("region", a.region.clone().into());
+    set("region_code", a.region_code.clone().into());
     set("city", a.city.clone().into());
     set("browser", a.browser.clone().into());
     set("os", a.os.clone().into());

@@ -138,7 +138,7 @@ fn visitor_profile(v: &VisitorActivity, now: DateTime<Utc>) -> ProfileResponse {
         identity: Identity {
             country: get(|a| &a.country_code),
             country_code: get(|a| &a.country_code),
-            region: get(|a| &a.region),
+            region: get(|a| &a.region_code),
             city: get(|a| &a.city),
             params,
             browser: NamedVersion {
@@ -201,7 +201,7 @@ fn map_visitor(v: &LiveVisitor) -> MapVisitor {
         visitor_id: v.visitor_id.clone(),
         location: MapLocation {
             city: a.city.clone(),
-            region: a.region.clone(),
+            region: a.region_code.clone(),
             country_code: a.country_code.clone(),
         },
         system: MapSystem {

@@ -200,6 +200,7 @@ impl Collector {
             referrer: payload.referrer.as_deref().and_then(referrer_host),
             country_code: location.country_code,
             region: location.region,
+            region_code: location.region_code,
             city: location.city,
             latitude: location.latitude,
             longitude: location.longitude,

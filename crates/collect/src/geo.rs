@@ -18,6 +18,8 @@ pub struct Location {
     pub country_code: Option<String>,
     /// First-level subdivision name in English (`California`).
     pub region: Option<String>,
+    /// Its ISO 3166-2 code (`US-CA`): the country code and the database's subdivision code.
+    pub region_code: Option<String>,
     /// City name in English.
     pub city: Option<String>,
     /// Approximate latitude.
@@ -64,9 +66,18 @@ impl GeoDb {
             return Location::default();
         };
         let owned = |s: Option<&str>| s.filter(|s| !s.is_empty()).map(str::to_owned);
+        let country_code = owned(city.country.iso_code).map(|c| c.to_ascii_uppercase());
+        let subdivision = city.subdivisions.first();
+        let region_code = match (&country_code, subdivision.and_then(|s| s.iso_code)) {
+            (Some(country), Some(code)) if !code.is_empty() => {
+                Some(format!("{country}-{}", code.to_ascii_uppercase()))
+            }
+            _ => None,
+        };
         Location {
-            country_code: owned(city.country.iso_code).map(|c| c.to_ascii_uppercase()),
-            region: owned(city.subdivisions.first().and_then(|s| s.names.english)),
+            region: owned(subdivision.and_then(|s| s.names.english)),
+            region_code,
+            country_code,
             city: owned(city.city.names.english),
             latitude: city.location.latitude.filter(|l| l.is_finite()),
             longitude: city.location.longitude.filter(|l| l.is_finite()),

@@ -249,7 +249,8 @@ impl Engine {
             }
             let hot = by_site.entry(site.clone()).or_default();
             match record {
-                Record::Rows { batch, .. } => hot.push_batch(batch)?,
+                // Logged by an older version, a batch may lack a column added since.
+                Record::Rows { batch, .. } => hot.push_batch(crate::schema::conform(batch)?)?,
                 Record::Events { rows, .. } => hot.push(rows)?,
                 Record::Delete { deletion, .. } => {
                     let kept = self

@@ -153,6 +153,9 @@ pub struct SessionAttrs {
     pub country_code: Option<String>,
     /// Region or state name.
     pub region: Option<String>,
+    /// The region's ISO 3166-2 subdivision code (`US-CO`), shown by the realtime map and the
+    /// visitor profile.
+    pub region_code: Option<String>,
     /// City name.
     pub city: Option<String>,
     /// Latitude in degrees.
@@ -290,7 +293,7 @@ impl Event {
     /// kept per visitor or per value) arbitrarily large.
     fn check_lengths(&self) -> Result<()> {
         let a = &self.attrs;
-        let bounded: [(&str, &Option<String>, usize); 17] = [
+        let bounded: [(&str, &Option<String>, usize); 18] = [
             ("hostname", &self.hostname, crate::referrer::MAX_HOST_LEN),
             ("url", &self.path, MAX_URL_LEN),
             ("referrer", &a.referrer, crate::referrer::MAX_HOST_LEN),
@@ -303,6 +306,7 @@ impl Event {
             ("source", &a.source, MAX_URL_LEN),
             ("via", &a.via, MAX_URL_LEN),
             ("region", &a.region, MAX_ATTR_LEN),
+            ("region_code", &a.region_code, MAX_ATTR_LEN),
             ("city", &a.city, MAX_ATTR_LEN),
             ("browser", &a.browser, MAX_ATTR_LEN),
             ("browser_version", &a.browser_version, MAX_ATTR_LEN),

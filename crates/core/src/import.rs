@@ -29,6 +29,7 @@ struct Line {
     referrer: Option<String>,
     country: Option<String>,
     region: Option<String>,
+    region_code: Option<String>,
     city: Option<String>,
     latitude: Option<f64>,
     longitude: Option<f64>,
@@ -154,6 +155,7 @@ pub fn parse_line(line: &str, website_id: Option<&str>) -> Result<Event> {
         referrer: l.referrer.as_deref().and_then(referrer_host),
         country_code: l.country.map(|c| c.to_ascii_uppercase()),
         region: l.region,
+        region_code: l.region_code.map(|c| c.to_ascii_uppercase()),
         city: l.city,
         latitude: l.latitude,
         longitude: l.longitude,
@@ -304,6 +306,11 @@ mod tests {
         assert_eq!(e.attrs.ref_.as_deref(), Some("indiepage"));
         assert_eq!(e.attrs.referrer.as_deref(), Some("www.google.com"));
         assert_eq!(e.ts.timestamp_millis(), 1_744_342_729_154);
+        assert_eq!(e.attrs.region.as_deref(), Some("California"));
+        assert_eq!(e.attrs.region_code, None);
+        let coded = line.replace(r#""city""#, r#""region_code":"us-ca","city""#);
+        let e = parse_line(&coded, Some("w1")).unwrap();
+        assert_eq!(e.attrs.region_code.as_deref(), Some("US-CA"));
     }
 
     #[test]

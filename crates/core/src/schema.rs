@@ -67,6 +67,9 @@ pub mod col {
     pub const CUSTOMER_EMAIL: &str = "customer_email";
     pub const CUSTOMER_NAME: &str = "customer_name";
     pub const CUSTOMER_ID: &str = "customer_id";
+    /// Added after the first release: older segments and logged batches lack it
+    /// ([`super::conform`]).
+    pub const REGION_CODE: &str = "region_code";
 }
 
 /// Values of the `kind` column.
@@ -161,6 +164,7 @@ static SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
         s(CUSTOMER_EMAIL),
         s(CUSTOMER_NAME),
         s(CUSTOMER_ID),
+        s(REGION_CODE),
     ]))
 });
 
@@ -372,8 +376,27 @@ pub fn to_batch(rows: &[StoredEvent]) -> Result<RecordBatch> {
         strings(&|r| r.customer_email()),
         strings(&|r| r.customer_name()),
         strings(&|r| r.customer_id()),
+        strings(&|r| r.attrs.region_code.as_deref()),
     ];
     Ok(RecordBatch::try_new(events_schema(), columns)?)
+}
+
+/// `batch` in the events schema: a batch written before a column was added (an older segment
+/// or logged batch) gets that column as nulls. Columns are matched by name.
+pub fn conform(batch: RecordBatch) -> Result<RecordBatch> {
+    let schema = events_schema();
+    if batch.schema() == schema {
+        return Ok(batch);
+    }
+    let columns = schema
+        .fields()
+        .iter()
+        .map(|field| match batch.column_by_name(field.name()) {
+            Some(column) => Arc::clone(column),
+            None => datafusion::arrow::array::new_null_array(field.data_type(), batch.num_rows()),
+        })
+        .collect();
+    Ok(RecordBatch::try_new(schema, columns)?)
 }
 
 /// The session attributes stored in row `row` of an events batch.
@@ -403,6 +426,7 @@ pub fn attrs_at(batch: &RecordBatch, row: usize) -> SessionAttrs {
         via: s(col::VIA),
         country_code: s(col::COUNTRY_CODE),
         region: s(col::REGION),
+        region_code: s(col::REGION_CODE),
         city: s(col::CITY),
         latitude: f(col::LATITUDE),
         longitude: f(col::LONGITUDE),
@@ -425,6 +449,49 @@ mod tests {
         // Stored in Parquet: a change here silently breaks every existing data directory.
         assert_eq!(visitor_hash("v1"), xxhash_rust::xxh3::xxh3_64(b"v1"));
         assert_ne!(session_hash("a", "bc"), session_hash("ab", "c"));
+    }
+
+    #[test]
+    fn a_batch_without_a_newer_column_gets_it_as_nulls() {
+        let row = StoredEvent {
+            website_id: "w".into(),
+            ts_us: 0,
+            kind: kind::PAGEVIEW,
+            visitor_id: "v".into(),
+            session_id: "s".into(),
+            event_id: "e".into(),
+            hostname: None,
+            path: Some("/".into()),
+            attrs: Arc::new(SessionAttrs {
+                city: Some("Denver".into()),
+                region_code: Some("US-CO".into()),
+                ..SessionAttrs::default()
+            }),
+            viewport_w: None,
+            viewport_h: None,
+            goal_name: None,
+            goal_metadata: None,
+            payment: None,
+            identity: None,
+        };
+        let full = to_batch(&[row]).unwrap();
+        let old_schema = Arc::new(Schema::new(
+            events_schema()
+                .fields()
+                .iter()
+                .filter(|f| f.name() != col::REGION_CODE)
+                .map(|f| f.as_ref().clone())
+                .collect::<Vec<_>>(),
+        ));
+        let old = full
+            .project(&(0..old_schema.fields().len()).collect::<Vec<_>>())
+            .unwrap();
+        assert_eq!(old.schema().fields().len(), full.num_columns() - 1);
+        let conformed = conform(old).unwrap();
+        assert_eq!(conformed.schema(), events_schema());
+        assert_eq!(attrs_at(&conformed, 0).region_code, None);
+        assert_eq!(attrs_at(&conformed, 0).city, attrs_at(&full, 0).city);
+        assert_eq!(attrs_at(&full, 0).region_code.as_deref(), Some("US-CO"));
     }
 
     #[test]

@@ -49,17 +49,17 @@ impl Rng {
     }
 }
 
-const COUNTRIES: [(&str, &str, &str); 10] = [
-    ("US", "California", "San Francisco"),
-    ("US", "New York", "New York"),
-    ("GB", "England", "London"),
-    ("DE", "Berlin", "Berlin"),
-    ("FR", "Île-de-France", "Paris"),
-    ("IN", "Karnataka", "Bengaluru"),
-    ("CA", "Ontario", "Toronto"),
-    ("BR", "São Paulo", "São Paulo"),
-    ("JP", "Tokyo", "Tokyo"),
-    ("AU", "New South Wales", "Sydney"),
+const COUNTRIES: [(&str, &str, &str, &str); 10] = [
+    ("US", "California", "US-CA", "San Francisco"),
+    ("US", "New York", "US-NY", "New York"),
+    ("GB", "England", "GB-ENG", "London"),
+    ("DE", "Berlin", "DE-BE", "Berlin"),
+    ("FR", "Île-de-France", "FR-IDF", "Paris"),
+    ("IN", "Karnataka", "IN-KA", "Bengaluru"),
+    ("CA", "Ontario", "CA-ON", "Toronto"),
+    ("BR", "São Paulo", "BR-SP", "São Paulo"),
+    ("JP", "Tokyo", "JP-13", "Tokyo"),
+    ("AU", "New South Wales", "AU-NSW", "Sydney"),
 ];
 const SYSTEMS: [(&str, &str, &str); 6] = [
     ("Chrome", "Mac OS", "desktop"),
@@ -135,7 +135,7 @@ pub fn events_in(
         let v = rng.below(visitors);
         // visitor attributes are a function of the visitor, so their visits look consistent
         let mut vr = Rng(v.wrapping_mul(0x2545_F491_4F6C_DD1D) ^ seed);
-        let (country, region, city) = COUNTRIES[vr.skewed(COUNTRIES.len())];
+        let (country, region, region_code, city) = COUNTRIES[vr.skewed(COUNTRIES.len())];
         let (browser, os, device) = SYSTEMS[vr.skewed(SYSTEMS.len())];
         let referrer = REFERRERS[rng.skewed(REFERRERS.len())];
         let campaign = CAMPAIGNS[rng.skewed(CAMPAIGNS.len())];
@@ -146,6 +146,7 @@ pub fn events_in(
                 Event::pageview(website_id, format!("visitor-{v}"), ts, "example.com", path);
             e.attrs.country_code = Some(country.into());
             e.attrs.region = Some(region.into());
+            e.attrs.region_code = Some(region_code.into());
             e.attrs.city = Some(city.into());
             e.attrs.browser = Some(browser.into());
             e.attrs.os = Some(os.into());

@@ -89,7 +89,8 @@ pub struct MapVisitor {
 pub struct MapLocation {
     /// City.
     pub city: Option<String>,
-    /// Region.
+    /// ISO 3166-2 subdivision code (`US-CO`); `null` for events stored without one (the
+    /// `regions` breakdown names regions in English).
     pub region: Option<String>,
     /// ISO alpha-2 code.
     pub country_code: Option<String>,
@@ -267,7 +268,8 @@ pub struct Identity {
     pub country: Option<String>,
     /// ISO alpha-2 code.
     pub country_code: Option<String>,
-    /// Region.
+    /// ISO 3166-2 subdivision code (`US-CO`); `null` for events stored without one (the
+    /// `regions` breakdown names regions in English).
     pub region: Option<String>,
     /// City.
     pub city: Option<String>,

@@ -12,12 +12,15 @@ use tally_collect::{GeoDb, Location};
 pub fn test_city_db() -> Vec<u8> {
     let mut w = Writer::new("GeoIP2-City");
     let names = |en: &str| Value::map([("en", Value::from(en))]);
-    let city = |country: &str, region: &str, city: &str, lat: f64, lon: f64| {
+    let city = |country: &str, (region, code): (&str, &str), city: &str, lat: f64, lon: f64| {
         Value::map([
             ("country", Value::map([("iso_code", Value::from(country))])),
             (
                 "subdivisions",
-                Value::array([Value::map([("names", names(region))])]),
+                Value::array([Value::map([
+                    ("names", names(region)),
+                    ("iso_code", Value::from(code)),
+                ])]),
             ),
             ("city", Value::map([("names", names(city))])),
             (
@@ -31,12 +34,12 @@ pub fn test_city_db() -> Vec<u8> {
     };
     w.insert_value(
         "81.2.69.0/24".parse::<IpNet>().unwrap(),
-        city("GB", "England", "London", 51.5142, -0.0931),
+        city("GB", ("England", "ENG"), "London", 51.5142, -0.0931),
     )
     .unwrap();
     w.insert_value(
         "2001:db8::/32".parse::<IpNet>().unwrap(),
-        city("US", "Colorado", "Denver", 39.7391, -104.9866),
+        city("US", ("Colorado", "CO"), "Denver", 39.7391, -104.9866),
     )
     .unwrap();
     w.insert_value(
@@ -59,6 +62,7 @@ fn addresses_resolve_to_country_region_city_and_coordinates() {
         Location {
             country_code: Some("GB".into()),
             region: Some("England".into()),
+            region_code: Some("GB-ENG".into()),
             city: Some("London".into()),
             latitude: Some(51.5142),
             longitude: Some(-0.0931),
@@ -67,9 +71,11 @@ fn addresses_resolve_to_country_region_city_and_coordinates() {
     let denver = db.locate(ip("2001:db8::1"));
     assert_eq!(denver.city.as_deref(), Some("Denver"));
     assert_eq!(denver.region.as_deref(), Some("Colorado"));
+    assert_eq!(denver.region_code.as_deref(), Some("US-CO"));
     let china = db.locate(ip("175.16.199.7"));
     assert_eq!(china.country_code.as_deref(), Some("CN"));
     assert_eq!((china.city, china.latitude), (None, None));
+    assert_eq!(china.region_code, None);
 }
 
 #[test]

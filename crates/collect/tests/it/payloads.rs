@@ -90,6 +90,8 @@ fn a_pageview_carries_page_campaign_referrer_agent_and_location() {
     assert_eq!(a.device.as_deref(), Some("desktop"));
     assert_eq!(a.country_code.as_deref(), Some("GB"));
     assert_eq!(a.city.as_deref(), Some("London"));
+    assert_eq!(a.region.as_deref(), Some("England"));
+    assert_eq!(a.region_code.as_deref(), Some("GB-ENG"));
     assert_eq!(a.latitude, Some(51.5142));
 }
 

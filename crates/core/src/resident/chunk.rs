@@ -8,8 +8,8 @@
 
 use std::fs::File;
 use std::path::Path;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, LazyLock};
 
 use datafusion::arrow::array::{Array, ArrayRef, AsArray, RecordBatch};
 use datafusion::arrow::compute::cast;
@@ -17,11 +17,13 @@ use datafusion::arrow::datatypes::{
     DataType, Field, Int32Type, Schema, SchemaRef, TimestampMicrosecondType, UInt64Type,
 };
 use parquet::arrow::ProjectionMask;
-use parquet::arrow::arrow_reader::{ArrowReaderOptions, ParquetRecordBatchReaderBuilder};
+use parquet::arrow::arrow_reader::{
+    ArrowReaderMetadata, ArrowReaderOptions, ParquetRecordBatchReaderBuilder,
+};
 
 use crate::error::{Error, Result};
 use crate::resident::dict::{DenseIds, NULL, StrDict};
-use crate::schema::{col as c, events_schema, kind};
+use crate::schema::{col as c, kind};
 
 /// The string columns kept as dictionary codes, in the order of [`Chunk::codes`].
 pub(crate) const CODED: [&str; 19] = [
@@ -307,10 +309,10 @@ fn codes_of(array: &ArrayRef, dict: &mut StrDict) -> Result<Vec<u32>> {
         .collect())
 }
 
-/// The events schema with the coded columns and `kind` read as dictionaries.
-static READ_SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
+/// A segment's schema with the coded columns and `kind` read as dictionaries.
+fn read_schema(file_schema: &Schema) -> SchemaRef {
     let dict = DataType::Dictionary(Box::new(DataType::Int32), Box::new(DataType::Utf8));
-    let fields: Vec<Field> = events_schema()
+    let fields: Vec<Field> = file_schema
         .fields()
         .iter()
         .map(|f| {
@@ -322,13 +324,18 @@ static READ_SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
         })
         .collect();
     Arc::new(Schema::new(fields))
-});
+}
 
-/// Reads the columns a chunk needs from a Parquet segment.
+/// Reads the columns a chunk needs from a Parquet segment. Columns are found by name, so a
+/// segment written before a column was added reads alike; one missing a column a chunk needs
+/// is an error naming it.
 pub(crate) fn read_segment(path: &Path) -> Result<Vec<RecordBatch>> {
     let file = File::open(path).map_err(|e| Error::io(path, e))?;
-    let options = ArrowReaderOptions::new().with_schema(Arc::clone(&READ_SCHEMA));
-    let builder = ParquetRecordBatchReaderBuilder::try_new_with_options(file, options)?;
+    let footer = ArrowReaderMetadata::load(&file, ArrowReaderOptions::new())?;
+    let schema = read_schema(footer.schema());
+    let options = ArrowReaderOptions::new().with_schema(Arc::clone(&schema));
+    let footer = ArrowReaderMetadata::try_new(Arc::clone(footer.metadata()), options)?;
+    let builder = ParquetRecordBatchReaderBuilder::new_with_metadata(file, footer);
     let wanted: Vec<&str> = [
         c::TS,
         c::KIND,
@@ -341,13 +348,14 @@ pub(crate) fn read_segment(path: &Path) -> Result<Vec<RecordBatch>> {
     .into_iter()
     .chain(CODED)
     .collect();
-    let indices: Vec<usize> = READ_SCHEMA
-        .fields()
-        .iter()
-        .enumerate()
-        .filter(|(_, f)| wanted.contains(&f.name().as_str()))
-        .map(|(i, _)| i)
-        .collect();
+    let mut indices = Vec::with_capacity(wanted.len());
+    for name in &wanted {
+        let (i, _) = schema.column_with_name(name).ok_or_else(|| {
+            Error::Internal(format!("segment {} has no `{name}` column", path.display()))
+        })?;
+        indices.push(i);
+    }
+    indices.sort_unstable();
     let mask = ProjectionMask::roots(builder.parquet_schema(), indices);
     let reader = builder
         .with_projection(mask)

@@ -309,3 +309,67 @@ async fn datafusion_plans_stay_within_the_query_memory_pool() {
             .is_empty()
     );
 }
+
+/// Rewrites every segment of `dir` without `column`, as a version before the column existed
+/// wrote it, and records the new file sizes in the catalog.
+fn drop_column_from_segments(dir: &std::path::Path, column: &str) {
+    use tally_core::datafusion::parquet::arrow::ArrowWriter;
+    use tally_core::datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+    let catalog_path = dir.join("catalog.json");
+    let mut catalog: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&catalog_path).unwrap()).unwrap();
+    for segment in catalog["segments"].as_array_mut().unwrap() {
+        let path = dir.join(segment["file"].as_str().unwrap());
+        let reader = ParquetRecordBatchReaderBuilder::try_new(std::fs::File::open(&path).unwrap())
+            .unwrap()
+            .build()
+            .unwrap();
+        let batches: Vec<_> = reader.map(Result::unwrap).collect();
+        let keep: Vec<usize> = (0..batches[0].num_columns())
+            .filter(|i| batches[0].schema().field(*i).name() != column)
+            .collect();
+        let old: Vec<_> = batches.iter().map(|b| b.project(&keep).unwrap()).collect();
+        let mut writer =
+            ArrowWriter::try_new(std::fs::File::create(&path).unwrap(), old[0].schema(), None)
+                .unwrap();
+        for b in &old {
+            writer.write(b).unwrap();
+        }
+        writer.close().unwrap();
+        segment["bytes"] = std::fs::metadata(&path).unwrap().len().into();
+    }
+    std::fs::write(&catalog_path, serde_json::to_vec(&catalog).unwrap()).unwrap();
+}
+
+/// A data directory written before `region_code` was added: its segments lack the column and
+/// still answer, from resident columns and from the plans, and take new events.
+#[tokio::test]
+async fn segments_written_before_a_column_was_added_still_answer() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = fixture_engine(dir.path()).await;
+    engine.flush().await.unwrap();
+    let want = answers(&engine).await;
+    drop(engine);
+    drop_column_from_segments(dir.path(), tally_core::schema::col::REGION_CODE);
+
+    let engine = Engine::open(dir.path()).await.unwrap();
+    engine.warm().await.unwrap();
+    assert!(engine.resident_bytes() > 0, "the old segments were decoded");
+    assert_eq!(answers(&engine).await, want);
+    let event = crate::support::fixture_events().remove(0);
+    let report = engine.ingest(vec![event]).await.unwrap();
+    assert!(report.rejected.is_empty(), "{:?}", report.rejected);
+    engine.flush().await.unwrap();
+    drop(engine);
+    let plans_only = EngineConfig {
+        resident_budget_bytes: 0,
+        ..EngineConfig::default()
+    };
+    let engine = Engine::open_with(dir.path(), plans_only).await.unwrap();
+    let q = Query::new("fixture");
+    let rows = engine
+        .breakdown(&q, &Breakdown::Region, Paging::default())
+        .await
+        .unwrap();
+    assert!(!rows.rows.is_empty());
+}

@@ -427,3 +427,56 @@ async fn unknown_visitors_are_404_and_bots_400() {
     .await;
     assert_error(s, &e, 404);
 }
+
+/// The map and the visitor profile show a region as its ISO 3166-2 code (as the seeds do);
+/// the `regions` breakdown names it.
+#[tokio::test]
+async fn regions_are_codes_on_the_map_and_the_profile_and_names_in_breakdowns() {
+    use std::sync::Arc;
+    use tally_core::{Engine, Event, SessionAttrs, Website};
+    use tally_server::app::{AppState, router};
+    use tally_server::keys::KeyStore;
+
+    let dir = tempfile::tempdir().unwrap();
+    let engine = Engine::open(dir.path()).await.unwrap();
+    engine
+        .create_website(Website::new("site_r", "r.example"))
+        .unwrap();
+    let mut view = Event::pageview(
+        "site_r",
+        "denver",
+        chrono::Utc::now() - chrono::Duration::seconds(30),
+        "r.example",
+        "/",
+    );
+    view.attrs = SessionAttrs {
+        country_code: Some("US".into()),
+        region: Some("Colorado".into()),
+        region_code: Some("US-CO".into()),
+        city: Some("Denver".into()),
+        ..SessionAttrs::default()
+    };
+    engine.ingest(vec![view]).await.unwrap();
+    let keys = KeyStore::open(dir.path()).unwrap();
+    let key = keys.create_website_key("site_r").unwrap();
+    let app = router(AppState::new(
+        Arc::new(engine),
+        Arc::new(keys),
+        Limits::default(),
+        Arc::clone(&crate::routes::COLLECTOR),
+    ));
+    let get = async |path: &str| {
+        let (s, body) = call(&app, Method::GET, path, Some(&key), None).await;
+        assert_eq!(s, StatusCode::OK, "{body}");
+        body
+    };
+    let map = get("/api/v1/analytics/realtime/map").await;
+    assert_eq!(
+        map["data"]["visitors"][0]["location"],
+        json!({"city": "Denver", "region": "US-CO", "countryCode": "US"})
+    );
+    let profile = get("/api/v1/visitors/denver").await;
+    assert_eq!(profile["data"]["identity"]["region"], "US-CO");
+    let regions = get("/api/v1/analytics/regions").await;
+    assert_eq!(regions["data"][0]["region"], "Colorado", "{regions}");
+}
