@@ -1,9 +1,11 @@
 //! # tally-api
 //!
-//! The DataFast v1 API contract for Tally, without HTTP: query strings become
-//! [`tally_core::Query`]s ([`params`]), and the engine's typed answers become the documented
-//! JSON shapes ([`response`]), with the display helpers they need ([`display`]).
-//! [`endpoint::answer`] does both for one analytics endpoint; a server adds routing and auth.
+//! The DataFast v1 API contract for Tally, without HTTP: every route as one typed list
+//! ([`Route`], with the access each needs), answered over the engine by [`respond`]. Query
+//! strings become [`tally_core::Query`]s ([`params`]); goal and payment bodies are validated
+//! ([`writes`]); the engine's typed answers become the documented JSON shapes ([`response`]),
+//! with the display helpers they need ([`display`]). A server maps requests onto routes and
+//! adds HTTP, authentication and limits; `tally query` uses the same list.
 //!
 //! ```
 //! use tally_api::{Endpoint, Params, answer};
@@ -32,7 +34,11 @@ pub mod error;
 pub mod live;
 pub mod params;
 pub mod response;
+pub mod route;
+pub mod settings;
+pub mod writes;
 
 pub use endpoint::{Endpoint, answer};
 pub use error::{ApiError, Result};
 pub use params::Params;
+pub use route::{Access, Host, NoTracker, Route, respond};

@@ -1,13 +1,14 @@
 //! The live endpoints: `GET /analytics/realtime`, `GET /analytics/realtime/map` and
 //! `GET /visitors/{id}`, from the engine's live answers to the documented JSON.
 
-use chrono::{DateTime, SecondsFormat, Utc};
+use chrono::{DateTime, Utc};
 use tally_core::live::{EventRow, LiveVisitor, VisitorActivity, VisitorProfile};
 use tally_core::query::model::Prediction as CorePrediction;
 use tally_core::referrer::DIRECT;
 use tally_core::schema::kind;
 use tally_core::{Engine, SessionAttrs};
 
+use crate::display::iso_millis;
 use crate::display::money::{Rounded, round_to};
 use crate::error::{Result, to_json};
 use crate::params::Params;
@@ -21,10 +22,6 @@ use crate::response::live::{
 
 /// Most events and payments listed on the realtime map.
 pub const MAP_EVENTS_LIMIT: usize = 100;
-
-fn iso(t: DateTime<Utc>) -> String {
-    t.to_rfc3339_opts(SecondsFormat::Millis, true)
-}
 
 /// `GET /analytics/realtime`: takes no parameters (it is always "now").
 pub async fn realtime(
@@ -62,7 +59,7 @@ pub async fn realtime_map(
             id: e.event_id.clone(),
             kind: tracker_type(&e.kind).to_owned(),
             visitor_id: e.visitor_id.clone(),
-            timestamp: iso(e.ts),
+            timestamp: iso_millis(e.ts),
             path: e.path.clone(),
             country_code: e.attrs.country_code.clone(),
             extra_data: extra_data(e),
@@ -84,7 +81,7 @@ pub async fn realtime_map(
         .map(|e| MapPayment {
             id: e.event_id.clone(),
             kind: "payment_received".into(),
-            timestamp: iso(e.ts),
+            timestamp: iso_millis(e.ts),
             name: e.customer_name.clone(),
             email: e.customer_email.clone(),
             amount: Rounded(e.original_amount.or(e.amount).unwrap_or(0.0)),
@@ -164,15 +161,15 @@ fn visitor_profile(v: &VisitorActivity, now: DateTime<Utc>) -> ProfileResponse {
             page_view_count: v.pageview_count,
             time_since_first_visit: (now - v.first_seen).num_milliseconds().max(0),
             time_since_current_visit: (now - v.current_session_start).num_milliseconds().max(0),
-            first_visit_at: iso(v.first_seen),
-            last_visit_at: iso(v.last_seen),
+            first_visit_at: iso_millis(v.first_seen),
+            last_visit_at: iso_millis(v.last_seen),
             current_url: v.pages.last().map(|(url, _)| url.clone()),
             visited_pages: v
                 .pages
                 .iter()
                 .map(|(url, ts)| VisitedPage {
                     url: url.clone(),
-                    timestamp: iso(*ts),
+                    timestamp: iso_millis(*ts),
                 })
                 .collect(),
             completed_custom_goals: v
@@ -182,7 +179,7 @@ fn visitor_profile(v: &VisitorActivity, now: DateTime<Utc>) -> ProfileResponse {
                     name: name.clone(),
                     description: None,
                     is_server: *is_server,
-                    timestamp: iso(*ts),
+                    timestamp: iso_millis(*ts),
                 })
                 .collect(),
         },
@@ -215,7 +212,7 @@ fn map_visitor(v: &LiveVisitor) -> MapVisitor {
         },
         current_url: v.current_path.clone(),
         referrer: referrer_name(a),
-        session_start_time: iso(v.session_start),
+        session_start_time: iso_millis(v.session_start),
         visit_count: u64::from(v.visit_count),
         params: session_params(a),
         latitude: a.latitude,

@@ -98,26 +98,25 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/", get(routes::dashboard::index))
         .route("/dashboard/{file}", get(routes::dashboard::asset))
-        .route("/api/v1/analytics/realtime", get(routes::live::realtime))
+        .route("/api/v1/analytics/realtime", get(routes::api::realtime))
         .route(
             "/api/v1/analytics/realtime/map",
-            get(routes::live::realtime_map),
+            get(routes::api::realtime_map),
         )
-        .route("/api/v1/analytics/{endpoint}", get(routes::analytics::get))
-        .route("/api/v1/visitors/{visitor_id}", get(routes::live::visitor))
+        .route("/api/v1/analytics/{endpoint}", get(routes::api::analytics))
+        .route("/api/v1/visitors/{visitor_id}", get(routes::api::visitor))
         .route(
             "/api/v1/goals",
-            axum::routing::post(routes::writes::create_goal).delete(routes::writes::delete_goals),
+            axum::routing::post(routes::api::create_goal).delete(routes::api::delete_goals),
         )
         .route(
             "/api/v1/payments",
-            axum::routing::post(routes::writes::create_payment)
-                .delete(routes::writes::delete_payments),
+            axum::routing::post(routes::api::create_payment).delete(routes::api::delete_payments),
         )
         .route("/api/v1/admin/websites", get(routes::admin::websites))
         .route(
             "/api/v1/admin/websites/{website_id}/integrations",
-            get(routes::admin::integrations),
+            get(routes::api::integrations),
         )
         .route(
             "/api/v1/admin/websites/{website_id}/tracker-stats",

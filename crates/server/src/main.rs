@@ -122,9 +122,10 @@ enum Command {
         /// The file.
         file: PathBuf,
     },
-    /// Answer an analytics endpoint, as the HTTP route would.
+    /// Answer a read route of the API, as the HTTP route would (the same `tally-api` route list).
     Query {
-        /// `overview`, `timeseries`, `pages`, …, `realtime`, `realtime/map`, `visitors/ID`
+        /// `overview`, `timeseries`, `pages`, …, `realtime`, `realtime/map`, `visitors/ID`,
+        /// `integrations`
         endpoint: String,
         /// The website.
         #[arg(long)]
@@ -378,31 +379,27 @@ async fn run(
                 })
                 .collect::<anyhow::Result<Vec<_>>>()?;
             let params = tally_api::Params::from_pairs(pairs);
-            let now = chrono::Utc::now();
-            let answer = match endpoint.as_str() {
-                "realtime" => tally_api::live::realtime(engine, &website, &params, now).await,
-                "realtime/map" => {
-                    tally_api::live::realtime_map(engine, &website, &params, now).await
-                }
-                path => match path.strip_prefix("visitors/") {
-                    Some(visitor) => {
-                        tally_api::live::visitor(engine, &website, visitor, &params, now)
-                            .await
-                            .and_then(|found| {
-                                found.ok_or_else(|| {
-                                    tally_api::ApiError::not_found(format!(
-                                        "Unknown visitor `{visitor}`"
-                                    ))
-                                })
-                            })
-                    }
-                    None => {
-                        let endpoint = tally_api::Endpoint::from_path(path)
-                            .with_context(|| format!("unknown endpoint `{path}`"))?;
-                        tally_api::answer(engine, &website, endpoint, &params).await
-                    }
-                },
-            };
+            // `overview`, `realtime/map`, `visitors/ID`, `integrations`: the API's paths below
+            // `/api/v1/`, with `analytics/` and `admin/` optional.
+            let path = endpoint.trim_matches('/');
+            let route = [
+                path.to_owned(),
+                format!("analytics/{path}"),
+                format!("admin/{path}"),
+            ]
+            .iter()
+            .find_map(|p| tally_api::Route::get(p))
+            .with_context(|| format!("unknown endpoint `{endpoint}`"))?;
+            let answer = tally_api::respond(
+                engine,
+                &tally_api::NoTracker,
+                &website,
+                &route,
+                &params,
+                &[],
+                chrono::Utc::now(),
+            )
+            .await;
             match answer {
                 Ok(body) => out.stdout(body).await,
                 Err(e) => {

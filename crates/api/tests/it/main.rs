@@ -5,5 +5,6 @@ mod errors;
 mod golden;
 mod metadata;
 mod props;
+mod routes;
 mod series;
 mod support;

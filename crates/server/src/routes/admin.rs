@@ -1,11 +1,11 @@
-//! `GET /api/v1/admin/websites` (Tally's: the websites a key or token reaches),
-//! `GET /api/v1/admin/websites/{websiteId}/integrations` and `…/tracker-stats`.
+//! `GET /api/v1/admin/websites` (Tally's: the websites a key or token reaches) and
+//! `…/{websiteId}/tracker-stats`: what only the server knows (its keys and its tracker's
+//! counters). The DataFast admin route, `…/integrations`, is in [`super::api`].
 
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use tally_api::response::Success;
-use tally_api::response::website::{Connection, Integrations, PaddleConnection};
 
 use crate::app::AppState;
 use crate::auth::authenticate;
@@ -45,39 +45,6 @@ pub async fn websites(State(st): State<AppState>, headers: HeaderMap) -> Result<
         .collect();
     let body = serde_json::to_string(&Success::new(data))
         .map_err(|e| HttpError::new(500, "Internal server error").with_log(&e))?;
-    Ok(json_response(StatusCode::OK, body))
-}
-
-/// Payment provider connections and the currency, from the website's settings.
-pub async fn integrations(
-    State(st): State<AppState>,
-    Path(website_id): Path<String>,
-    headers: HeaderMap,
-) -> Result<Response> {
-    let caller = authenticate(&headers, &st.keys, &st.limiter)?;
-    let site = caller.website_for(Some(&website_id), Scope::SettingsRead)?;
-    let w = st.engine.website(&site)?;
-    let on = |p: &str| Connection {
-        connected: w.connected_providers.iter().any(|c| c == p),
-    };
-    let data = Integrations {
-        stripe: on("stripe"),
-        lemonsqueezy: on("lemonsqueezy"),
-        polar: on("polar"),
-        paddle: PaddleConnection {
-            connected: on("paddle").connected,
-            key_expires_at: w.paddle_key_expires_at.clone(),
-        },
-        shopify: on("shopify"),
-        woocommerce: on("woocommerce"),
-        currency: w.currency.clone(),
-    };
-    let body = serde_json::to_string(&Success::new([data])).map_err(|e| {
-        HttpError::from(tally_api::ApiError {
-            detail: Some(e.to_string()),
-            ..tally_api::ApiError::internal()
-        })
-    })?;
     Ok(json_response(StatusCode::OK, body))
 }
 

@@ -1,11 +1,9 @@
 //! Route handlers, one module per part of the API.
 
 pub mod admin;
-pub mod analytics;
+pub mod api;
 pub mod dashboard;
 pub mod events;
-pub mod live;
-pub mod writes;
 
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;

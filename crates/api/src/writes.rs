@@ -1,60 +1,32 @@
-//! `POST`/`DELETE /api/v1/goals` and `/api/v1/payments`, as the DataFast documentation
-//! describes them.
+//! `POST`/`DELETE /api/v1/goals` and `/api/v1/payments`: the documented bodies and parameters,
+//! their validation and messages, and the answers, over the engine.
 
 use std::collections::BTreeMap;
 
-use axum::body::Bytes;
-use axum::extract::rejection::BytesRejection;
-use axum::extract::{RawQuery, State};
-use axum::http::{HeaderMap, StatusCode};
-use axum::response::Response;
-use chrono::{DateTime, SecondsFormat, Utc};
+use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 use serde::Deserialize;
 use serde_json::Value;
-use tally_api::Params;
-use tally_api::response::Success;
-use tally_api::response::writes::{
-    GoalCreated, GoalsDeleted, PaymentCreated, PaymentsDeleted, TimeRange,
-};
 use tally_core::event::{
     MAX_GOAL_METADATA, MAX_METADATA_KEY_LEN, MAX_METADATA_VALUE_LEN, check_goal_name,
 };
-use tally_core::{DateRange, Event, EventKind, GoalDeletion, Payment, PaymentDeletion};
+use tally_core::{DateRange, Engine, Event, EventKind, GoalDeletion, Payment, PaymentDeletion};
 
-use crate::app::AppState;
-use crate::auth::{Caller, authenticate};
-use crate::error::{HttpError, Result, json_response};
-use crate::keys::Scope;
-use crate::routes::analytics::take_website_id;
+use crate::display::iso_millis;
+use crate::error::{ApiError, Result, to_json};
+use crate::params::Params;
+use crate::response::Success;
+use crate::response::writes::{
+    GoalCreated, GoalsDeleted, PaymentCreated, PaymentsDeleted, TimeRange,
+};
+use crate::route::Host;
 
-fn bad(field: &str, reason: impl std::fmt::Display) -> HttpError {
-    HttpError::new(400, format!("Invalid parameter `{field}`: {reason}"))
+fn bad(field: &str, reason: impl std::fmt::Display) -> ApiError {
+    ApiError::bad_param(field, reason)
 }
 
-fn to_json(value: &impl serde::Serialize) -> Result<Response> {
-    let body = serde_json::to_string(value)
-        .map_err(|e| HttpError::new(500, "Internal server error").with_log(&e))?;
-    Ok(json_response(StatusCode::OK, body))
-}
-
-/// The caller, the website the write is for, and the query's other parameters.
-fn writer(
-    st: &AppState,
-    headers: &HeaderMap,
-    query: Option<&str>,
-) -> Result<(Caller, String, Params)> {
-    let caller = authenticate(headers, &st.keys, &st.limiter)?;
-    let (requested, params) = take_website_id(&Params::parse(query.unwrap_or("")))?;
-    let website = caller.website_for(requested.as_deref(), Scope::EventsWrite)?;
-    Ok((caller, website, params))
-}
-
-fn body_json<T: for<'de> Deserialize<'de>>(
-    body: std::result::Result<Bytes, BytesRejection>,
-) -> Result<T> {
-    let bytes = crate::routes::body_bytes(body)?;
-    serde_json::from_slice(&bytes)
+fn body_json<T: for<'de> Deserialize<'de>>(body: &[u8]) -> Result<T> {
+    serde_json::from_slice(body)
         .map_err(|e| bad("body", format!("not the expected JSON object: {e}")))
 }
 
@@ -138,47 +110,49 @@ fn goal_metadata(raw: BTreeMap<String, Value>) -> Result<BTreeMap<String, String
     Ok(out)
 }
 
-/// `POST /api/v1/goals`.
+/// The 400 for a visitor whose tracker requests were dropped as a bot's.
+pub(crate) fn bot_visitor(visitor: &str) -> ApiError {
+    ApiError {
+        status: 400,
+        message: format!("Visitor `{visitor}` is a bot: its events are not stored"),
+        detail: None,
+    }
+}
+
+/// `POST /api/v1/goals`: a custom goal for a visitor with at least one page view, at `now`.
 pub async fn create_goal(
-    State(st): State<AppState>,
-    RawQuery(query): RawQuery,
-    headers: HeaderMap,
-    body: std::result::Result<Bytes, BytesRejection>,
-) -> Result<Response> {
-    let (_, website, _) = writer(&st, &headers, query.as_deref())?;
+    engine: &Engine,
+    host: &dyn Host,
+    website: &str,
+    body: &[u8],
+    now: DateTime<Utc>,
+) -> Result<String> {
     let b: GoalBody = body_json(body)?;
     let visitor = required(&b.datafast_visitor_id, "datafast_visitor_id")?.to_owned();
     let name = required(&b.name, "name")?.to_owned();
-    check_goal_name(&name).map_err(HttpError::from)?;
+    check_goal_name(&name)?;
     let metadata = goal_metadata(b.metadata.unwrap_or_default())?;
-    if !st.engine.has_pageview(&website, &visitor).await? {
-        if st.collector.is_bot_visitor(&website, &visitor) {
-            return Err(HttpError::new(
-                400,
-                format!("Visitor `{visitor}` is a bot: its events are not stored"),
-            ));
+    if !engine.has_pageview(website, &visitor).await? {
+        if host.is_bot_visitor(website, &visitor) {
+            return Err(bot_visitor(&visitor));
         }
-        return Err(HttpError::new(
-            404,
+        return Err(ApiError::not_found(
             "Visitor not found: a goal needs at least one prior pageview",
         ));
     }
-    let mut event = Event::new(
-        website,
-        visitor,
-        Utc::now(),
-        EventKind::Goal { name, metadata },
-    );
+    let mut event = Event::new(website, visitor, now, EventKind::Goal { name, metadata });
     // The prefix marks the goal as created through the API (`isServer` in visitor profiles).
     let mut id = [0u8; 12];
-    getrandom::fill(&mut id)
-        .map_err(|e| HttpError::new(500, "Internal server error").with_log(&e))?;
+    getrandom::fill(&mut id).map_err(|e| ApiError {
+        detail: Some(e.to_string()),
+        ..ApiError::internal()
+    })?;
     event.event_id = Some(format!(
         "{}{}",
         tally_core::live::SERVER_EVENT_ID_PREFIX,
         hex::encode(id)
     ));
-    let report = st.engine.ingest(vec![event]).await?;
+    let report = engine.ingest(vec![event]).await?;
     if let Some((_, e)) = report.rejected.into_iter().next() {
         return Err(e.into());
     }
@@ -203,14 +177,13 @@ struct PaymentBody {
     timestamp: Option<String>,
 }
 
-/// `POST /api/v1/payments`: idempotent on `transaction_id`.
+/// `POST /api/v1/payments`: idempotent on `transaction_id`; without a `timestamp`, at `now`.
 pub async fn create_payment(
-    State(st): State<AppState>,
-    RawQuery(query): RawQuery,
-    headers: HeaderMap,
-    body: std::result::Result<Bytes, BytesRejection>,
-) -> Result<Response> {
-    let (_, website, _) = writer(&st, &headers, query.as_deref())?;
+    engine: &Engine,
+    website: &str,
+    body: &[u8],
+    now: DateTime<Utc>,
+) -> Result<String> {
     let b: PaymentBody = body_json(body)?;
     let amount = match &b.amount {
         None | Some(Value::Null) => return Err(bad("amount", "is required")),
@@ -222,8 +195,8 @@ pub async fn create_payment(
     let currency = required(&b.currency, "currency")?.to_ascii_uppercase();
     let transaction_id = required(&b.transaction_id, "transaction_id")?.to_owned();
     let ts = match b.timestamp.as_deref() {
-        Some(t) => tally_core::import::parse_timestamp(t).map_err(HttpError::from)?,
-        None => Utc::now(),
+        Some(t) => tally_core::import::parse_timestamp(t)?,
+        None => now,
     };
     // Unattributed payments get a visitor of their own, so that revenue still counts.
     let visitor = match b
@@ -246,11 +219,10 @@ pub async fn create_payment(
         customer_id: b.customer_id,
     });
     // The tracker's report of this payment, if any, gives way to the provider's.
-    st.engine
-        .supersede_tracker_payment(&website, &transaction_id)
+    engine
+        .supersede_tracker_payment(website, &transaction_id)
         .await?;
-    let report = st
-        .engine
+    let report = engine
         .ingest(vec![Event::new(website, visitor, ts, payment)])
         .await?;
     if let Some((_, e)) = report.rejected.into_iter().next() {
@@ -262,18 +234,14 @@ pub async fn create_payment(
     })
 }
 
-fn millis(t: DateTime<Utc>) -> String {
-    t.to_rfc3339_opts(SecondsFormat::Millis, true)
-}
-
 /// The range of a delete: instants in UTC, shown with the last instant it includes.
 fn delete_range(params: &Params) -> Result<(Option<DateRange>, Option<TimeRange>)> {
     Ok(match params.date_range_shown(Tz::UTC)? {
         Some((range, last)) => (
             Some(range),
             Some(TimeRange {
-                start: millis(range.start),
-                end: millis(last),
+                start: iso_millis(range.start),
+                end: iso_millis(last),
             }),
         ),
         None => (None, None),
@@ -281,12 +249,7 @@ fn delete_range(params: &Params) -> Result<(Option<DateRange>, Option<TimeRange>
 }
 
 /// `DELETE /api/v1/goals`.
-pub async fn delete_goals(
-    State(st): State<AppState>,
-    RawQuery(query): RawQuery,
-    headers: HeaderMap,
-) -> Result<Response> {
-    let (_, website, params) = writer(&st, &headers, query.as_deref())?;
+pub async fn delete_goals(engine: &Engine, website: &str, params: &Params) -> Result<String> {
     params.ignore_unknown(&["datafast_visitor_id", "name", "startAt", "endAt"]);
     let visitor = params.get("datafast_visitor_id")?.map(str::to_owned);
     let name = params.get("name")?.map(|n| {
@@ -296,15 +259,15 @@ pub async fn delete_goals(
             .collect::<Vec<_>>()
             .join("_")
     });
-    let (range, time_range) = delete_range(&params)?;
+    let (range, time_range) = delete_range(params)?;
     let what = GoalDeletion {
         visitor_id: visitor.clone(),
         name: name.clone(),
         range,
     };
-    let deleted = st.engine.delete_goals(&website, &what).await?;
+    let deleted = engine.delete_goals(website, &what).await?;
     if deleted == 0 {
-        return Err(HttpError::new(404, "No goal events matched"));
+        return Err(ApiError::not_found("No goal events matched"));
     }
     let message = if range.is_some() {
         "Goal events deleted successfully within time range"
@@ -321,12 +284,7 @@ pub async fn delete_goals(
 }
 
 /// `DELETE /api/v1/payments`: a transaction id decides alone; otherwise visitor and/or range.
-pub async fn delete_payments(
-    State(st): State<AppState>,
-    RawQuery(query): RawQuery,
-    headers: HeaderMap,
-) -> Result<Response> {
-    let (_, website, params) = writer(&st, &headers, query.as_deref())?;
+pub async fn delete_payments(engine: &Engine, website: &str, params: &Params) -> Result<String> {
     params.ignore_unknown(&[
         "transaction_id",
         "tx_id",
@@ -342,23 +300,20 @@ pub async fn delete_payments(
     let (range, time_range) = if tx.is_some() {
         (None, None)
     } else {
-        delete_range(&params)?
+        delete_range(params)?
     };
     let what = PaymentDeletion {
         transaction_id: tx.clone(),
         visitor_id: visitor.clone(),
         range,
     };
-    let deleted = st.engine.delete_payments(&website, &what).await?;
+    let deleted = engine.delete_payments(website, &what).await?;
     if deleted == 0 {
-        return Err(HttpError::new(
-            404,
-            if tx.is_some() {
-                "Transaction not found"
-            } else {
-                "No payments matched"
-            },
-        ));
+        return Err(ApiError::not_found(if tx.is_some() {
+            "Transaction not found"
+        } else {
+            "No payments matched"
+        }));
     }
     let message = match (&tx, &visitor, range.is_some()) {
         (Some(_), _, _) => "Payment deleted successfully",
