@@ -4,10 +4,15 @@
 use std::sync::Arc;
 
 use axum::Router;
+use axum::body::Bytes;
 use axum::extract::DefaultBodyLimit;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{RawQuery, State};
+use axum::http::HeaderMap;
 use axum::http::StatusCode;
 use axum::response::Response;
-use axum::routing::get;
+use axum::routing::{MethodFilter, MethodRouter, get, on};
+use tally_api::Route;
 use tally_collect::Collector;
 use tally_core::Engine;
 
@@ -88,6 +93,29 @@ impl AppState {
     }
 }
 
+/// `method` routed to [`routes::api::fixed`] for `route`.
+fn fixed(method: MethodFilter, route: Route) -> MethodRouter<AppState> {
+    on(
+        method,
+        move |st: State<AppState>, query: RawQuery, headers: HeaderMap| {
+            routes::api::fixed(st, query, headers, route.clone())
+        },
+    )
+}
+
+/// `method` routed to [`routes::api::with_body`] for `route`.
+fn with_body(method: MethodFilter, route: Route) -> MethodRouter<AppState> {
+    on(
+        method,
+        move |st: State<AppState>,
+              query: RawQuery,
+              headers: HeaderMap,
+              body: Result<Bytes, BytesRejection>| {
+            routes::api::with_body(st, query, headers, body, route.clone())
+        },
+    )
+}
+
 /// The whole API.
 pub fn router(state: AppState) -> Router {
     let max_body = state.limits.max_body_bytes;
@@ -98,20 +126,25 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/", get(routes::dashboard::index))
         .route("/dashboard/{file}", get(routes::dashboard::asset))
-        .route("/api/v1/analytics/realtime", get(routes::api::realtime))
+        .route(
+            "/api/v1/analytics/realtime",
+            fixed(MethodFilter::GET, Route::Realtime),
+        )
         .route(
             "/api/v1/analytics/realtime/map",
-            get(routes::api::realtime_map),
+            fixed(MethodFilter::GET, Route::RealtimeMap),
         )
         .route("/api/v1/analytics/{endpoint}", get(routes::api::analytics))
         .route("/api/v1/visitors/{visitor_id}", get(routes::api::visitor))
         .route(
             "/api/v1/goals",
-            axum::routing::post(routes::api::create_goal).delete(routes::api::delete_goals),
+            with_body(MethodFilter::POST, Route::CreateGoal)
+                .merge(fixed(MethodFilter::DELETE, Route::DeleteGoals)),
         )
         .route(
             "/api/v1/payments",
-            axum::routing::post(routes::api::create_payment).delete(routes::api::delete_payments),
+            with_body(MethodFilter::POST, Route::CreatePayment)
+                .merge(fixed(MethodFilter::DELETE, Route::DeletePayments)),
         )
         .route("/api/v1/admin/websites", get(routes::admin::websites))
         .route(

@@ -730,6 +730,31 @@ fn scan_shares<T: Send>(v: &View, scan: impl Fn(&[(usize, usize, usize)]) -> T +
     })
 }
 
+/// Calls `f(group, visitor)` for each selected row with the breakdown's values in the blocks
+/// of `share`.
+fn for_each_grouped<G: Grouping>(
+    v: &View,
+    share: &[(usize, usize, usize)],
+    mut grouping: G,
+    mut f: impl FnMut(u32, u32),
+) {
+    let mut mask = vec![0u8; BLOCK];
+    let mut groups = vec![NO_GROUP; BLOCK];
+    for &(c, first, last) in share {
+        let chunk = &v.chunks[c];
+        let len = last - first;
+        let (mask, groups) = (&mut mask[..len], &mut groups[..len]);
+        v.mark(chunk, first, mask);
+        grouping.fill(chunk, first, groups);
+        let who = &chunk.visitor[first..last];
+        for i in 0..len {
+            if mask[i] & SELECTED != 0 && groups[i] != NO_GROUP {
+                f(groups[i], who[i]);
+            }
+        }
+    }
+}
+
 /// Per group, a bitset of the visitors seen (allocated at the group's first row) and the
 /// group's rows.
 struct GroupSets {
@@ -783,23 +808,10 @@ fn breakdown_by_bitsets<G: Grouping + Clone + Send + Sync>(
     n: usize,
 ) -> GroupPart {
     let mut shares = scan_shares(v, |share| {
-        let mut grouping = grouping.clone();
         let mut sets = GroupSets::new(n, v.visitors);
-        let mut mask = vec![0u8; BLOCK];
-        let mut groups = vec![NO_GROUP; BLOCK];
-        for &(c, first, last) in share {
-            let chunk = &v.chunks[c];
-            let len = last - first;
-            let (mask, groups) = (&mut mask[..len], &mut groups[..len]);
-            v.mark(chunk, first, mask);
-            grouping.fill(chunk, first, groups);
-            let who = &chunk.visitor[first..last];
-            for i in 0..len {
-                if mask[i] & SELECTED != 0 && groups[i] != NO_GROUP {
-                    sets.add(groups[i] as usize, who[i]);
-                }
-            }
-        }
+        for_each_grouped(v, share, grouping.clone(), |g, who| {
+            sets.add(g as usize, who)
+        });
         sets
     })
     .into_iter();
@@ -883,26 +895,11 @@ fn breakdown_by_ranges<G: Grouping + Clone + Send + Sync>(
 ) -> GroupPart {
     let range_count = v.visitors.div_ceil(1 << RANGE_SHIFT).max(1);
     let shares = scan_shares(v, |share| {
-        let mut grouping = grouping.clone();
         let mut keys = RangedKeys {
             ranges: vec![Vec::new(); range_count],
             rows: vec![0; n],
         };
-        let mut mask = vec![0u8; BLOCK];
-        let mut groups = vec![NO_GROUP; BLOCK];
-        for &(c, first, last) in share {
-            let chunk = &v.chunks[c];
-            let len = last - first;
-            let (mask, groups) = (&mut mask[..len], &mut groups[..len]);
-            v.mark(chunk, first, mask);
-            grouping.fill(chunk, first, groups);
-            let who = &chunk.visitor[first..last];
-            for i in 0..len {
-                if mask[i] & SELECTED != 0 && groups[i] != NO_GROUP {
-                    keys.push(groups[i], who[i]);
-                }
-            }
-        }
+        for_each_grouped(v, share, grouping.clone(), |g, who| keys.push(g, who));
         keys
     });
     let revenue = visitor_revenue(v);

@@ -104,30 +104,25 @@ pub async fn analytics(
     .await
 }
 
-/// `GET /api/v1/analytics/realtime`: visitors active in the last 5 minutes.
-pub async fn realtime(
+/// A route whose path carries nothing and that takes no body (realtime, the map, deletes).
+pub async fn fixed(
     State(st): State<AppState>,
     RawQuery(query): RawQuery,
     headers: HeaderMap,
+    route: Route,
 ) -> Result<Response> {
-    serve(&st, &headers, query.as_deref(), Route::Realtime, None, None).await
+    serve(&st, &headers, query.as_deref(), route, None, None).await
 }
 
-/// `GET /api/v1/analytics/realtime/map`: visitors, events and payments of the last 10 minutes.
-pub async fn realtime_map(
+/// A route whose path carries nothing and that takes a JSON body (goal and payment writes).
+pub async fn with_body(
     State(st): State<AppState>,
     RawQuery(query): RawQuery,
     headers: HeaderMap,
+    body: Body,
+    route: Route,
 ) -> Result<Response> {
-    serve(
-        &st,
-        &headers,
-        query.as_deref(),
-        Route::RealtimeMap,
-        None,
-        None,
-    )
-    .await
+    serve(&st, &headers, query.as_deref(), route, None, Some(body)).await
 }
 
 /// `GET /api/v1/visitors/{datafast_visitor_id}`.
@@ -139,76 +134,6 @@ pub async fn visitor(
 ) -> Result<Response> {
     let route = Route::Visitor(visitor_id);
     serve(&st, &headers, query.as_deref(), route, None, None).await
-}
-
-/// `POST /api/v1/goals`.
-pub async fn create_goal(
-    State(st): State<AppState>,
-    RawQuery(query): RawQuery,
-    headers: HeaderMap,
-    body: Body,
-) -> Result<Response> {
-    serve(
-        &st,
-        &headers,
-        query.as_deref(),
-        Route::CreateGoal,
-        None,
-        Some(body),
-    )
-    .await
-}
-
-/// `DELETE /api/v1/goals`.
-pub async fn delete_goals(
-    State(st): State<AppState>,
-    RawQuery(query): RawQuery,
-    headers: HeaderMap,
-) -> Result<Response> {
-    serve(
-        &st,
-        &headers,
-        query.as_deref(),
-        Route::DeleteGoals,
-        None,
-        None,
-    )
-    .await
-}
-
-/// `POST /api/v1/payments`: idempotent on `transaction_id`.
-pub async fn create_payment(
-    State(st): State<AppState>,
-    RawQuery(query): RawQuery,
-    headers: HeaderMap,
-    body: Body,
-) -> Result<Response> {
-    serve(
-        &st,
-        &headers,
-        query.as_deref(),
-        Route::CreatePayment,
-        None,
-        Some(body),
-    )
-    .await
-}
-
-/// `DELETE /api/v1/payments`.
-pub async fn delete_payments(
-    State(st): State<AppState>,
-    RawQuery(query): RawQuery,
-    headers: HeaderMap,
-) -> Result<Response> {
-    serve(
-        &st,
-        &headers,
-        query.as_deref(),
-        Route::DeletePayments,
-        None,
-        None,
-    )
-    .await
 }
 
 /// `GET /api/v1/admin/websites/{websiteId}/integrations`.
