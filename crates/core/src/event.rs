@@ -292,38 +292,22 @@ impl Event {
     /// Every stored text within its bound, so that no field can make an event (and what is
     /// kept per visitor or per value) arbitrarily large.
     fn check_lengths(&self) -> Result<()> {
-        let a = &self.attrs;
-        let bounded: [(&str, &Option<String>, usize); 18] = [
+        let page: [(&str, &Option<String>, usize); 2] = [
             ("hostname", &self.hostname, crate::referrer::MAX_HOST_LEN),
             ("url", &self.path, MAX_URL_LEN),
-            ("referrer", &a.referrer, crate::referrer::MAX_HOST_LEN),
-            ("utm_source", &a.utm_source, MAX_URL_LEN),
-            ("utm_medium", &a.utm_medium, MAX_URL_LEN),
-            ("utm_campaign", &a.utm_campaign, MAX_URL_LEN),
-            ("utm_term", &a.utm_term, MAX_URL_LEN),
-            ("utm_content", &a.utm_content, MAX_URL_LEN),
-            ("ref", &a.ref_, MAX_URL_LEN),
-            ("source", &a.source, MAX_URL_LEN),
-            ("via", &a.via, MAX_URL_LEN),
-            ("region", &a.region, MAX_ATTR_LEN),
-            ("region_code", &a.region_code, MAX_ATTR_LEN),
-            ("city", &a.city, MAX_ATTR_LEN),
-            ("browser", &a.browser, MAX_ATTR_LEN),
-            ("browser_version", &a.browser_version, MAX_ATTR_LEN),
-            ("os", &a.os, MAX_ATTR_LEN),
-            ("os_version", &a.os_version, MAX_ATTR_LEN),
         ];
-        for (field, value, max) in bounded {
+        for (field, value, max) in page {
             if let Some(v) = value {
                 check_text(field, v, max)?;
             }
         }
-        for (field, value) in [
-            ("device_vendor", &a.device_vendor),
-            ("device_model", &a.device_model),
-        ] {
-            if let Some(v) = value {
-                check_text(field, v, MAX_ATTR_LEN)?;
+        for attr in &crate::schema::ATTRS {
+            if let crate::schema::AttrValue::Text {
+                field, max_chars, ..
+            } = attr.value
+                && let Some(v) = field(&self.attrs)
+            {
+                check_text(attr.column, v, max_chars)?;
             }
         }
         Ok(())

@@ -249,12 +249,11 @@ fn properties_json(props: &BTreeMap<String, String>) -> Option<String> {
 /// customer columns in time order give each visitor's sessions, transactions and profile; then
 /// the session attributes are streamed once and kept for each visitor's latest session only.
 pub(crate) async fn restore(events: datafusion::prelude::DataFrame) -> Result<IngestState> {
-    use datafusion::arrow::array::{Array, AsArray, StringArray};
-    use datafusion::arrow::datatypes::TimestampMicrosecondType;
+    use datafusion::arrow::array::{Array, BooleanArray, StringArray, TimestampMicrosecondArray};
     use datafusion::prelude::col;
     use futures::StreamExt;
 
-    use crate::schema::col as c;
+    use crate::schema::{col as c, column};
 
     let mut state = IngestState {
         next_event_seq: std::time::SystemTime::now()
@@ -283,16 +282,20 @@ pub(crate) async fn restore(events: datafusion::prelude::DataFrame) -> Result<In
     // Pass 1: sessions, transactions and profiles, every visitor with the same empty attributes.
     let unset: Arc<SessionAttrs> = Arc::default();
     for b in &batches {
-        let s = |i: usize| b.column(i).as_string::<i32>();
-        let (ts, visitor, session, kind_col, tx) = (
-            b.column(0).as_primitive::<TimestampMicrosecondType>(),
-            s(1),
-            s(2),
-            s(3),
-            s(4),
+        let s = |name: &str| column::<StringArray>(b, name);
+        let ts = column::<TimestampMicrosecondArray>(b, c::TS)?;
+        let (visitor, session, kind_col, tx) = (
+            s(c::VISITOR_ID)?,
+            s(c::SESSION_ID)?,
+            s(c::KIND)?,
+            s(c::TRANSACTION_ID)?,
         );
-        let refunded = b.column(5).as_boolean_opt();
-        let (names, emails, customer_ids) = (s(6), s(7), s(8));
+        let refunded = column::<BooleanArray>(b, c::REFUNDED).ok();
+        let (names, emails, customer_ids) = (
+            s(c::CUSTOMER_NAME)?,
+            s(c::CUSTOMER_EMAIL)?,
+            s(c::CUSTOMER_ID)?,
+        );
         fn opt(a: &StringArray, r: usize) -> Option<&str> {
             a.is_valid(r).then(|| a.value(r))
         }
@@ -331,16 +334,9 @@ pub(crate) async fn restore(events: datafusion::prelude::DataFrame) -> Result<In
     let mut rows = events.execute_stream().await?;
     while let Some(b) = rows.next().await {
         let b = b?;
-        let (Some(ts), Some(visitor), Some(session)) = (
-            b.column_by_name(c::TS)
-                .map(|a| a.as_primitive::<TimestampMicrosecondType>()),
-            b.column_by_name(c::VISITOR_ID)
-                .map(|a| a.as_string::<i32>()),
-            b.column_by_name(c::SESSION_ID)
-                .map(|a| a.as_string::<i32>()),
-        ) else {
-            continue;
-        };
+        let ts = column::<TimestampMicrosecondArray>(&b, c::TS)?;
+        let visitor = column::<StringArray>(&b, c::VISITOR_ID)?;
+        let session = column::<StringArray>(&b, c::SESSION_ID)?;
         for r in 0..b.num_rows() {
             let v = visitor.value(r);
             if state

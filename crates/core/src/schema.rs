@@ -72,6 +72,95 @@ pub mod col {
     pub const REGION_CODE: &str = "region_code";
 }
 
+/// How a session attribute is stored.
+#[derive(Clone, Copy)]
+pub enum AttrValue {
+    /// A text column, at most `max_chars` characters.
+    Text {
+        /// The field of [`SessionAttrs`].
+        field: fn(&SessionAttrs) -> &Option<String>,
+        /// The same field, to fill.
+        field_mut: fn(&mut SessionAttrs) -> &mut Option<String>,
+        /// Longest accepted value, in characters.
+        max_chars: usize,
+    },
+    /// A `Float64` column.
+    Float {
+        /// The field of [`SessionAttrs`].
+        field: fn(&SessionAttrs) -> Option<f64>,
+        /// The same field, to fill.
+        field_mut: fn(&mut SessionAttrs) -> &mut Option<f64>,
+    },
+}
+
+/// A session attribute: its column and its field of [`SessionAttrs`]. [`ATTRS`] is the one
+/// definition that the schema, the batch builder ([`to_batch`]), the row reader ([`attrs_at`])
+/// and the input bounds ([`crate::event::Event::validate`]) share.
+#[derive(Clone, Copy)]
+pub struct Attr {
+    /// Column name, also the field named in input errors.
+    pub column: &'static str,
+    /// How it is stored.
+    pub value: AttrValue,
+}
+
+macro_rules! text_attr {
+    ($column:expr, $field:ident, $max:expr) => {
+        Attr {
+            column: $column,
+            value: AttrValue::Text {
+                field: |a| &a.$field,
+                field_mut: |a| &mut a.$field,
+                max_chars: $max,
+            },
+        }
+    };
+}
+
+macro_rules! float_attr {
+    ($column:expr, $field:ident) => {
+        Attr {
+            column: $column,
+            value: AttrValue::Float {
+                field: |a| a.$field,
+                field_mut: |a| &mut a.$field,
+            },
+        }
+    };
+}
+
+/// Every session attribute, in column order.
+pub static ATTRS: [Attr; 23] = {
+    use crate::event::{MAX_ATTR_LEN, MAX_URL_LEN};
+    use crate::referrer::MAX_HOST_LEN;
+    use col::*;
+    [
+        text_attr!(REFERRER, referrer, MAX_HOST_LEN),
+        text_attr!(REFERRER_NAME, referrer_name, MAX_HOST_LEN),
+        text_attr!(UTM_SOURCE, utm_source, MAX_URL_LEN),
+        text_attr!(UTM_MEDIUM, utm_medium, MAX_URL_LEN),
+        text_attr!(UTM_CAMPAIGN, utm_campaign, MAX_URL_LEN),
+        text_attr!(UTM_TERM, utm_term, MAX_URL_LEN),
+        text_attr!(UTM_CONTENT, utm_content, MAX_URL_LEN),
+        text_attr!(REF, ref_, MAX_URL_LEN),
+        text_attr!(SOURCE, source, MAX_URL_LEN),
+        text_attr!(VIA, via, MAX_URL_LEN),
+        text_attr!(COUNTRY_CODE, country_code, MAX_ATTR_LEN),
+        text_attr!(REGION, region, MAX_ATTR_LEN),
+        text_attr!(REGION_CODE, region_code, MAX_ATTR_LEN),
+        text_attr!(CITY, city, MAX_ATTR_LEN),
+        float_attr!(LATITUDE, latitude),
+        float_attr!(LONGITUDE, longitude),
+        text_attr!(BROWSER, browser, MAX_ATTR_LEN),
+        text_attr!(BROWSER_VERSION, browser_version, MAX_ATTR_LEN),
+        text_attr!(OS, os, MAX_ATTR_LEN),
+        text_attr!(OS_VERSION, os_version, MAX_ATTR_LEN),
+        text_attr!(DEVICE, device, MAX_ATTR_LEN),
+        text_attr!(DEVICE_VENDOR, device_vendor, MAX_ATTR_LEN),
+        text_attr!(DEVICE_MODEL, device_model, MAX_ATTR_LEN),
+    ]
+};
+
 /// Values of the `kind` column.
 #[allow(missing_docs)]
 pub mod kind {
@@ -118,7 +207,11 @@ static SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
     use col::*;
     let s = |name: &str| Field::new(name, DataType::Utf8, true);
     let f = |name: &str| Field::new(name, DataType::Float64, true);
-    Arc::new(Schema::new(vec![
+    let attr = |a: &Attr| match a.value {
+        AttrValue::Text { .. } => s(a.column),
+        AttrValue::Float { .. } => f(a.column),
+    };
+    let head = [
         Field::new(WEBSITE_ID, DataType::Utf8, false),
         Field::new(TS, ts_type(), false),
         Field::new(KIND, DataType::Utf8, false),
@@ -129,28 +222,8 @@ static SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
         Field::new(EVENT_ID, DataType::Utf8, false),
         s(HOSTNAME),
         s(PATH),
-        s(REFERRER),
-        s(REFERRER_NAME),
-        s(UTM_SOURCE),
-        s(UTM_MEDIUM),
-        s(UTM_CAMPAIGN),
-        s(UTM_TERM),
-        s(UTM_CONTENT),
-        s(REF),
-        s(SOURCE),
-        s(VIA),
-        s(COUNTRY_CODE),
-        s(REGION),
-        s(CITY),
-        f(LATITUDE),
-        f(LONGITUDE),
-        s(BROWSER),
-        s(BROWSER_VERSION),
-        s(OS),
-        s(OS_VERSION),
-        s(DEVICE),
-        s(DEVICE_VENDOR),
-        s(DEVICE_MODEL),
+    ];
+    let tail = [
         Field::new(VIEWPORT_W, DataType::UInt32, true),
         Field::new(VIEWPORT_H, DataType::UInt32, true),
         s(GOAL_NAME),
@@ -164,8 +237,13 @@ static SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
         s(CUSTOMER_EMAIL),
         s(CUSTOMER_NAME),
         s(CUSTOMER_ID),
-        s(REGION_CODE),
-    ]))
+    ];
+    let fields: Vec<Field> = head
+        .into_iter()
+        .chain(ATTRS.iter().map(attr))
+        .chain(tail)
+        .collect();
+    Arc::new(Schema::new(fields))
 });
 
 /// The schema of the events table.
@@ -330,7 +408,7 @@ pub fn to_batch(rows: &[StoredEvent]) -> Result<RecordBatch> {
     fn pay(r: &StoredEvent) -> Option<&StoredPayment> {
         r.payment.as_ref()
     }
-    let columns: Vec<ArrayRef> = vec![
+    let head: Vec<ArrayRef> = vec![
         strings(&|r| Some(&r.website_id)),
         Arc::new(ts.finish()),
         strings(&|r| Some(r.kind)),
@@ -341,28 +419,12 @@ pub fn to_batch(rows: &[StoredEvent]) -> Result<RecordBatch> {
         strings(&|r| Some(&r.event_id)),
         strings(&|r| r.hostname.as_deref()),
         strings(&|r| r.path.as_deref()),
-        strings(&|r| r.attrs.referrer.as_deref()),
-        strings(&|r| r.attrs.referrer_name.as_deref()),
-        strings(&|r| r.attrs.utm_source.as_deref()),
-        strings(&|r| r.attrs.utm_medium.as_deref()),
-        strings(&|r| r.attrs.utm_campaign.as_deref()),
-        strings(&|r| r.attrs.utm_term.as_deref()),
-        strings(&|r| r.attrs.utm_content.as_deref()),
-        strings(&|r| r.attrs.ref_.as_deref()),
-        strings(&|r| r.attrs.source.as_deref()),
-        strings(&|r| r.attrs.via.as_deref()),
-        strings(&|r| r.attrs.country_code.as_deref()),
-        strings(&|r| r.attrs.region.as_deref()),
-        strings(&|r| r.attrs.city.as_deref()),
-        floats(&|r| r.attrs.latitude),
-        floats(&|r| r.attrs.longitude),
-        strings(&|r| r.attrs.browser.as_deref()),
-        strings(&|r| r.attrs.browser_version.as_deref()),
-        strings(&|r| r.attrs.os.as_deref()),
-        strings(&|r| r.attrs.os_version.as_deref()),
-        strings(&|r| r.attrs.device.as_deref()),
-        strings(&|r| r.attrs.device_vendor.as_deref()),
-        strings(&|r| r.attrs.device_model.as_deref()),
+    ];
+    let attrs = ATTRS.iter().map(|a| match a.value {
+        AttrValue::Text { field, .. } => strings(&|r| field(&r.attrs).as_deref()),
+        AttrValue::Float { field, .. } => floats(&|r| field(&r.attrs)),
+    });
+    let tail: Vec<ArrayRef> = vec![
         u32s(&|r| r.viewport_w),
         u32s(&|r| r.viewport_h),
         strings(&|r| r.goal_name.as_deref()),
@@ -376,9 +438,25 @@ pub fn to_batch(rows: &[StoredEvent]) -> Result<RecordBatch> {
         strings(&|r| r.customer_email()),
         strings(&|r| r.customer_name()),
         strings(&|r| r.customer_id()),
-        strings(&|r| r.attrs.region_code.as_deref()),
     ];
+    let columns: Vec<ArrayRef> = head.into_iter().chain(attrs).chain(tail).collect();
     Ok(RecordBatch::try_new(events_schema(), columns)?)
+}
+
+/// Column `name` of `batch` as the array type `T`; an internal error naming the column when it
+/// is missing or of another type (never a panic over stored data).
+pub fn column<'a, T: datafusion::arrow::array::Array + 'static>(
+    batch: &'a RecordBatch,
+    name: &str,
+) -> Result<&'a T> {
+    batch
+        .column_by_name(name)
+        .and_then(|a| a.as_any().downcast_ref::<T>())
+        .ok_or_else(|| {
+            crate::error::Error::Internal(format!(
+                "column `{name}` is missing or not of the events schema's type"
+            ))
+        })
 }
 
 /// `batch` in the events schema: a batch written before a column was added (an older segment
@@ -413,31 +491,14 @@ pub fn attrs_at(batch: &RecordBatch, row: usize) -> SessionAttrs {
         let a = a.as_primitive_opt::<Float64Type>()?;
         (!a.is_null(row)).then(|| a.value(row))
     };
-    SessionAttrs {
-        referrer: s(col::REFERRER),
-        referrer_name: s(col::REFERRER_NAME),
-        utm_source: s(col::UTM_SOURCE),
-        utm_medium: s(col::UTM_MEDIUM),
-        utm_campaign: s(col::UTM_CAMPAIGN),
-        utm_term: s(col::UTM_TERM),
-        utm_content: s(col::UTM_CONTENT),
-        ref_: s(col::REF),
-        source: s(col::SOURCE),
-        via: s(col::VIA),
-        country_code: s(col::COUNTRY_CODE),
-        region: s(col::REGION),
-        region_code: s(col::REGION_CODE),
-        city: s(col::CITY),
-        latitude: f(col::LATITUDE),
-        longitude: f(col::LONGITUDE),
-        browser: s(col::BROWSER),
-        browser_version: s(col::BROWSER_VERSION),
-        os: s(col::OS),
-        os_version: s(col::OS_VERSION),
-        device: s(col::DEVICE),
-        device_vendor: s(col::DEVICE_VENDOR),
-        device_model: s(col::DEVICE_MODEL),
+    let mut attrs = SessionAttrs::default();
+    for a in &ATTRS {
+        match a.value {
+            AttrValue::Text { field_mut, .. } => *field_mut(&mut attrs) = s(a.column),
+            AttrValue::Float { field_mut, .. } => *field_mut(&mut attrs) = f(a.column),
+        }
     }
+    attrs
 }
 
 #[cfg(test)]
@@ -483,9 +544,12 @@ mod tests {
                 .map(|f| f.as_ref().clone())
                 .collect::<Vec<_>>(),
         ));
-        let old = full
-            .project(&(0..old_schema.fields().len()).collect::<Vec<_>>())
-            .unwrap();
+        let kept: Vec<usize> = old_schema
+            .fields()
+            .iter()
+            .map(|f| events_schema().index_of(f.name()).unwrap())
+            .collect();
+        let old = full.project(&kept).unwrap();
         assert_eq!(old.schema().fields().len(), full.num_columns() - 1);
         let conformed = conform(old).unwrap();
         assert_eq!(conformed.schema(), events_schema());

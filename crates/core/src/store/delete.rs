@@ -5,7 +5,7 @@
 //! in place under the ingest lock. Readers keep the snapshot they started with, so none sees half
 //! a delete; replaced files are removed a minute later.
 
-use datafusion::arrow::array::{Array, AsArray};
+use datafusion::arrow::array::StringArray;
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::prelude::{Expr, col, lit};
 use datafusion::scalar::ScalarValue;
@@ -186,6 +186,11 @@ impl Engine {
         if deleted == 0 {
             return Ok(0);
         }
+        let mut removed_transactions = Vec::new();
+        for b in &batches {
+            let tx: &StringArray = crate::schema::column(b, c::TRANSACTION_ID)?;
+            removed_transactions.extend(tx.iter().flatten().map(str::to_owned));
+        }
         let keep = deletion.keep(website_id)?;
         // Logged first: replay removes the same rows from the hot buffer it rebuilds.
         let logged = self.wal.append(&Record::Delete {
@@ -262,11 +267,8 @@ impl Engine {
         let data = st.sites.entry(website_id.to_owned()).or_default();
         data.hot.replace(kept_hot);
         if let Some(ingest) = data.ingest.as_mut() {
-            for b in &batches {
-                let tx = b.column(0).as_string::<i32>();
-                for i in (0..tx.len()).filter(|i| !tx.is_null(*i)) {
-                    ingest.transactions.remove(tx.value(i));
-                }
+            for tx in &removed_transactions {
+                ingest.transactions.remove(tx);
             }
         }
         Ok(deleted)
