@@ -35,6 +35,9 @@ pub struct Limits {
     pub max_body_bytes: usize,
     /// Longest a request may take before it is answered 503 and its work dropped.
     pub request_timeout: std::time::Duration,
+    /// Requests served at once; past it a request is answered 503 at once (load shedding), so
+    /// that a flood cannot pile up work and memory behind the ones in progress.
+    pub max_in_flight: usize,
 }
 
 impl Default for Limits {
@@ -45,6 +48,7 @@ impl Default for Limits {
             tracker_per_website: 120_000,
             max_body_bytes: 64 * 1024,
             request_timeout: std::time::Duration::from_secs(30),
+            max_in_flight: 512,
         }
     }
 }
@@ -64,6 +68,8 @@ pub struct AppState {
     pub limits: Limits,
     /// Turns tracker payloads into events (`POST /api/events`).
     pub collector: Arc<Collector>,
+    /// Permits for requests in flight ([`Limits::max_in_flight`]).
+    pub in_flight: Arc<tokio::sync::Semaphore>,
     /// Reverse proxies in front of the server that append the address they saw to
     /// `X-Forwarded-For`: the client address is the entry this many from the right (0: the
     /// peer address, the header ignored).
@@ -86,6 +92,7 @@ impl AppState {
                 Keyed::per_minute(limits.tracker_per_address),
                 Keyed::per_minute(limits.tracker_per_website),
             ),
+            in_flight: Arc::new(tokio::sync::Semaphore::new(limits.max_in_flight.max(1))),
             limits,
             collector,
             trusted_proxies: 0,
@@ -167,8 +174,29 @@ pub fn router(state: AppState) -> Router {
         .layer(DefaultBodyLimit::max(max_body))
         // A write cut off here was not acknowledged: its log record, if any, is replayed.
         .layer(timeout)
+        .layer(axum::middleware::from_fn_with_state(
+            Arc::clone(&state.in_flight),
+            shed_load,
+        ))
         .layer(axum::middleware::map_response(envelope_plain_errors))
         .with_state(state)
+}
+
+/// Serves the request while a permit is free (held until its answer is ready), else answers
+/// 503 with `Retry-After` at once.
+async fn shed_load(
+    State(in_flight): State<Arc<tokio::sync::Semaphore>>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    match in_flight.try_acquire() {
+        Ok(_permit) => next.run(request).await,
+        Err(_) => {
+            let mut e = HttpError::new(503, "The server is busy: too many requests in progress");
+            e.retry_after = Some(1);
+            axum::response::IntoResponse::into_response(e)
+        }
+    }
 }
 
 /// Puts the documented error envelope on errors that axum's own extractors answer in plain

@@ -91,6 +91,9 @@ enum Command {
         /// Seconds a request may take before it is answered 503.
         #[arg(long, default_value_t = 30)]
         request_timeout: u64,
+        /// Requests served at once; more are answered 503 with `Retry-After` at once.
+        #[arg(long, default_value_t = 512)]
+        max_in_flight: usize,
         /// Seconds between automatic flushes of ingested events to Parquet.
         #[arg(long, default_value_t = 30)]
         flush_every: u64,
@@ -275,6 +278,7 @@ async fn main() -> anyhow::Result<()> {
             tracker_site_rate_limit,
             max_body,
             request_timeout,
+            max_in_flight,
             flush_every,
             geoip,
             trust_proxy,
@@ -285,6 +289,7 @@ async fn main() -> anyhow::Result<()> {
                 tracker_per_website: tracker_site_rate_limit,
                 max_body_bytes: max_body,
                 request_timeout: Duration::from_secs(request_timeout.max(1)),
+                max_in_flight,
             };
             let geo = match &geoip {
                 Some(path) => Some(

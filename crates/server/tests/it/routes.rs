@@ -729,6 +729,49 @@ async fn a_request_past_its_time_limit_is_a_503_in_the_envelope() {
 }
 
 #[tokio::test]
+async fn requests_past_the_in_flight_limit_are_shed_with_a_503() {
+    let f = fixture(Limits {
+        max_in_flight: 1,
+        ..Limits::default()
+    })
+    .await;
+    // One request holds the only permit: its client never finishes sending the body.
+    let stalled = futures::stream::pending::<Result<axum::body::Bytes, std::io::Error>>();
+    let request = Request::builder()
+        .method(Method::POST)
+        .uri("/api/v1/goals")
+        .header("authorization", format!("Bearer {}", f.key_a))
+        .header("content-type", "application/json")
+        .body(Body::from_stream(stalled))
+        .unwrap();
+    let holder = tokio::spawn(f.app.clone().oneshot(request));
+    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    let shed = Request::builder()
+        .uri("/api/v1/analytics/overview")
+        .header("authorization", format!("Bearer {}", f.key_a))
+        .body(Body::empty())
+        .unwrap();
+    let response = f.app.clone().oneshot(shed).await.unwrap();
+    assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(response.headers()["retry-after"], "1");
+    let bytes = response.into_body().collect().await.unwrap().to_bytes();
+    let body: Value = serde_json::from_slice(&bytes).unwrap();
+    assert_error(StatusCode::SERVICE_UNAVAILABLE, &body, 503);
+    // Once it is gone, the permit is free again.
+    holder.abort();
+    let _ = holder.await;
+    let (s, body) = call(
+        &f.app,
+        Method::GET,
+        "/api/v1/analytics/overview",
+        Some(&f.key_a),
+        None,
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{body}");
+}
+
+#[tokio::test]
 async fn a_credential_lists_the_websites_it_reaches() {
     let f = fixture(Limits::default()).await;
     let ids = |body: &Value| -> Vec<String> {
