@@ -690,11 +690,15 @@ impl Engine {
                 "a campaign breakdown needs at least one campaign field",
             ));
         }
-        let rows = match self.resident_breakdown(q, by).await? {
-            Some(rows) => rows,
-            None => self.scope(q)?.breakdown(by).await?,
+        let top = paging.offset.saturating_add(paging.limit);
+        let (rows, total) = match self.resident_breakdown(q, by, top).await? {
+            Some(found) => found,
+            None => {
+                let rows = self.scope(q)?.breakdown(by).await?;
+                let total = rows.len();
+                (rows, total)
+            }
         };
-        let total = rows.len();
         let rows = rows
             .into_iter()
             .skip(paging.offset)

@@ -111,12 +111,14 @@ impl Engine {
         Ok(Some(overview_from(&batches)?))
     }
 
-    /// Every row of a breakdown, sorted (visitors desc, values asc).
+    /// The first `top` rows of a breakdown, sorted (visitors desc, values asc), and the number
+    /// of rows in all. Only those rows are named.
     pub(crate) async fn resident_breakdown(
         &self,
         q: &Query,
         by: &Breakdown,
-    ) -> Result<Option<Vec<BreakdownRow>>> {
+        top: usize,
+    ) -> Result<Option<(Vec<BreakdownRow>, usize)>> {
         let Some(snap) = self.resident_snapshot(&q.website_id).await? else {
             return Ok(None);
         };
@@ -125,15 +127,21 @@ impl Engine {
             Breakdown::Campaign(fields) => fields.len(),
             _ => 1,
         };
-        let batches = self
-            .run(Self::resident_plan(
-                q,
-                &snap,
+        let node = Arc::new(
+            ResidentAggregateExec::new(
                 Question::Breakdown(by.clone()),
-            ))
+                Arc::clone(&snap),
+                &q.website_id,
+                range_us(q),
+                &q.filters,
+            )
+            .with_top(top),
+        );
+        let batches = self
+            .run(Arc::clone(&node) as Arc<dyn ExecutionPlan>)
             .await?;
         let rows = breakdown_rows(&batches, k)?;
-        Ok(Some(rows))
+        Ok(Some((rows, node.groups())))
     }
 
     /// The website's earliest and latest event (µs): `Some(None)` when it has none.

@@ -32,7 +32,8 @@ use crate::resident::ResidentSnapshot;
 use crate::resident::cache::{Base, ChunkSet, Part};
 use crate::resident::chunk::Chunk;
 use crate::resident::groups::Groups;
-use crate::resident::kernels::{self, Keep, View};
+use crate::resident::kernels::{self, GroupTotals, Keep, View};
+use crate::resident::parts::GroupKey;
 use crate::resident::select::Selection;
 
 /// What a [`ResidentAggregateExec`] computes.
@@ -103,6 +104,10 @@ pub(crate) struct ResidentAggregateExec {
     props: Arc<PlanProperties>,
     /// Threads the kernel may use, decided when it is admitted.
     threads: usize,
+    /// A breakdown emits (and names) only its first this many rows.
+    top: Option<usize>,
+    /// A breakdown's rows in all, set when it has run (shared by the node's copies).
+    groups: Arc<std::sync::atomic::AtomicUsize>,
 }
 
 impl fmt::Debug for ResidentAggregateExec {
@@ -138,7 +143,21 @@ impl ResidentAggregateExec {
             filters: filters.to_vec(),
             props: Arc::new(props),
             threads: 1,
+            top: None,
+            groups: Arc::default(),
         }
+    }
+
+    /// The same node, emitting only the first `top` rows of a breakdown (the rest are counted,
+    /// not named).
+    pub(crate) fn with_top(mut self, top: usize) -> Self {
+        self.top = Some(top);
+        self
+    }
+
+    /// The rows of the breakdown in all, once the node has run.
+    pub(crate) fn groups(&self) -> usize {
+        self.groups.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// The key of this question's cached base part: website, question, filters, and the range
@@ -268,15 +287,33 @@ impl ResidentAggregateExec {
                         _ => None,
                     },
                 )?;
-                let mut rows = snap.with_dicts(|d| -> Result<Vec<_>> {
+                let mut rows: Vec<&(GroupKey, GroupTotals)> =
+                    totals.iter().filter(|(_, t)| t.visitors > 0).collect();
+                self.groups
+                    .store(rows.len(), std::sync::atomic::Ordering::Relaxed);
+                // Only the rows asked for are sorted in full and named: the order's tie-break
+                // compares values straight from the dictionaries.
+                let rows = snap.with_dicts(|d| -> Result<Vec<(Vec<String>, GroupTotals)>> {
                     let naming = Groups::new(by, d)?;
-                    Ok(totals
-                        .iter()
-                        .filter(|(_, t)| t.visitors > 0)
+                    let order = |a: &&(GroupKey, GroupTotals), b: &&(GroupKey, GroupTotals)| {
+                        b.1.visitors
+                            .cmp(&a.1.visitors)
+                            .then_with(|| naming.compare_values(&a.0, &b.0, d))
+                    };
+                    if let Some(top) = self.top
+                        && top < rows.len()
+                    {
+                        if top > 0 {
+                            rows.select_nth_unstable_by(top - 1, order);
+                        }
+                        rows.truncate(top);
+                    }
+                    rows.sort_unstable_by(order);
+                    Ok(rows
+                        .into_iter()
                         .map(|(key, t)| (naming.values(key, d), *t))
                         .collect())
                 })??;
-                rows.sort_by(|a, b| b.1.visitors.cmp(&a.1.visitors).then_with(|| a.0.cmp(&b.0)));
                 let mut cols: Vec<ArrayRef> = (0..value_count(by))
                     .map(|i| {
                         Arc::new(StringArray::from_iter_values(
@@ -410,6 +447,8 @@ impl ExecutionPlan for ResidentAggregateExec {
             filters: self.filters.clone(),
             props: Arc::clone(&self.props),
             threads: 1,
+            top: self.top,
+            groups: Arc::clone(&self.groups),
         };
         let batch = async move {
             // Fair (first come, first served) admission keeps tail latency in line under load.

@@ -160,27 +160,50 @@ impl Groups {
         *by_combo = std::sync::Arc::new(table);
     }
 
+    /// Calls `f` with the dictionary columns of a group key's values, in order.
+    fn with_value_columns<R>(&self, f: impl FnOnce(&[usize]) -> R) -> R {
+        match self {
+            Groups::Column { column, .. } => f(std::slice::from_ref(column)),
+            Groups::DensePage { host, path, .. } | Groups::Page { host, path, .. } => {
+                f(&[*host, *path])
+            }
+            Groups::Campaign { columns, .. } => f(columns),
+        }
+    }
+
     /// The values of a group's key (`""` for an empty campaign field).
     pub(crate) fn values(&self, key: &[u32], dicts: &SiteDicts) -> Vec<String> {
-        let name = |column: usize, code: u32| {
-            dicts.strings[column]
-                .value(code)
-                .unwrap_or_default()
-                .to_owned()
-        };
-        let columns: &[usize] = match self {
-            Groups::Column { column, .. } => std::slice::from_ref(column),
-            Groups::DensePage { host, path, .. } | Groups::Page { host, path, .. } => {
-                return vec![name(*host, key[0]), name(*path, key[1])];
-            }
-            Groups::Campaign { columns, .. } => columns,
-        };
-        columns
-            .iter()
-            .zip(key)
-            .map(|(column, code)| name(*column, *code))
-            .collect()
+        self.with_value_columns(|columns| {
+            columns
+                .iter()
+                .zip(key)
+                .map(|(column, code)| value_of(dicts, *column, *code).to_owned())
+                .collect()
+        })
     }
+
+    /// How the values of two group keys compare, as [`Groups::values`] would, without
+    /// copying them.
+    pub(crate) fn compare_values(
+        &self,
+        a: &[u32],
+        b: &[u32],
+        dicts: &SiteDicts,
+    ) -> std::cmp::Ordering {
+        self.with_value_columns(|columns| {
+            columns
+                .iter()
+                .zip(a.iter().zip(b))
+                .map(|(c, (x, y))| value_of(dicts, *c, *x).cmp(value_of(dicts, *c, *y)))
+                .find(|o| o.is_ne())
+                .unwrap_or(std::cmp::Ordering::Equal)
+        })
+    }
+}
+
+/// The value of `code` in dictionary column `column` (`""` for none).
+fn value_of(dicts: &SiteDicts, column: usize, code: u32) -> &str {
+    dicts.strings[column].value(code).unwrap_or_default()
 }
 
 impl Grouping for Groups {
