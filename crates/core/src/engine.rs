@@ -6,8 +6,8 @@
 //! and run DataFusion plans over it, so a query never sees half of a flush.
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
-use std::sync::{Arc, RwLock};
+use std::path::Path;
+use std::sync::Arc;
 
 use chrono::TimeDelta;
 use datafusion::arrow::record_batch::RecordBatch;
@@ -16,7 +16,7 @@ use datafusion::prelude::{DataFrame, SessionConfig, SessionContext};
 
 use crate::error::{Error, Result};
 use crate::event::Event;
-use crate::ingest::{IngestState, Outcome, enrich, restore};
+use crate::ingest::{Outcome, enrich, restore};
 use crate::query::plan::Scope;
 use crate::query::result::{
     BreakdownResult, Bucket, Overview, SeriesTotals, Timeseries, conversion_rate,
@@ -25,11 +25,11 @@ use crate::query::spec::{Breakdown, DateRange, Interval, Paging, Query};
 use crate::query::time::{bucket_starts, effective_interval};
 use crate::resident::{GroupCounting, ResidentStore};
 use crate::schema::{StoredEvent, events_schema, to_batch};
+use crate::store::Store;
 use crate::store::buffer::{HotBuffer, SEAL_ROWS};
-use crate::store::catalog::{Catalog, SegmentMeta};
-use crate::store::lock::DirLock;
-use crate::store::table::{EventsTable, SegmentFile};
-use crate::store::wal::{self, Record, Wal};
+use crate::store::catalog::SegmentMeta;
+use crate::store::table::EventsTable;
+use crate::store::wal::{self, Record};
 use crate::website::Website;
 
 /// Most rows in one write-ahead log record.
@@ -104,57 +104,24 @@ pub struct FlushReport {
     pub rows: usize,
 }
 
-#[derive(Debug, Default)]
-pub(crate) struct SiteData {
-    pub(crate) hot: HotBuffer,
-    /// Batches being written by a flush: still visible to queries until the catalog lists them.
-    pub(crate) flushing: Vec<RecordBatch>,
-    pub(crate) ingest: Option<IngestState>,
-}
-
-#[derive(Debug)]
-pub(crate) struct State {
-    pub(crate) catalog: Catalog,
-    pub(crate) sites: HashMap<String, SiteData>,
-}
-
-impl State {
-    /// The one way the catalog changes: `change` edits a copy, which is saved atomically and
-    /// only then swapped in, so a failed save leaves both the file and the memory as they were.
-    pub(crate) fn commit(&mut self, dir: &Path, change: impl FnOnce(&mut Catalog)) -> Result<()> {
-        let mut next = self.catalog.clone();
-        change(&mut next);
-        next.save(dir)?;
-        self.catalog = next;
-        Ok(())
-    }
-}
-
 /// The analytics engine over one data directory.
 pub struct Engine {
-    pub(crate) dir: PathBuf,
+    /// The data directory: catalog, hot rows, write-ahead log, segment files.
+    pub(crate) store: Store,
     pub(crate) ctx: SessionContext,
     config: EngineConfig,
-    pub(crate) state: RwLock<State>,
     pub(crate) ingest_lock: tokio::sync::Mutex<()>,
     pub(crate) flush_lock: tokio::sync::Mutex<()>,
-    /// Segment files replaced by a compaction or a delete, with when; removed once no query
-    /// that started before can still be reading them.
-    pub(crate) retired: std::sync::Mutex<Vec<(std::time::Instant, PathBuf)>>,
     /// Conversion model statistics per website, with when they were counted.
     pub(crate) models: std::sync::Mutex<crate::live::ModelCache>,
     /// Decoded columns that overview, breakdowns and time series are answered from.
     pub(crate) resident: Arc<ResidentStore>,
-    /// Every acknowledged write not yet in a segment.
-    pub(crate) wal: Wal,
-    /// This process's hold on the data directory.
-    _lock: DirLock,
 }
 
 impl std::fmt::Debug for Engine {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Engine")
-            .field("dir", &self.dir)
+            .field("dir", &self.store.dir())
             .finish_non_exhaustive()
     }
 }
@@ -171,21 +138,7 @@ impl Engine {
 
     /// Opens the data directory `dir` with `config`.
     pub async fn open_with(dir: impl AsRef<Path>, config: EngineConfig) -> Result<Self> {
-        let dir = dir.as_ref();
-        std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
-        let dir = dir.canonicalize().map_err(|e| Error::io(dir, e))?;
-        let lock = DirLock::acquire(&dir)?;
-        let mut catalog = Catalog::load(&dir)?;
-        let (moved, report) = catalog.check_files(&dir);
-        for line in &report {
-            tracing::error!("{line}");
-        }
-        if moved {
-            catalog.save(&dir)?;
-        }
-        catalog.remove_orphans(&dir)?;
-        let logged = wal::replay(&dir)?;
-        let wal = Wal::open(&dir)?;
+        let (store, logged) = Store::open(dir.as_ref())?;
         let mut session_config =
             SessionConfig::new().with_target_partitions(config.target_partitions.max(1));
         let parquet = &mut session_config.options_mut().execution.parquet;
@@ -197,16 +150,11 @@ impl Engine {
             .with_memory_limit(config.query_memory_bytes.max(1 << 20), 1.0)
             .build_arc()?;
         let engine = Engine {
-            dir,
+            store,
             ctx: SessionContext::new_with_config_rt(session_config, runtime),
             config: config.clone(),
-            state: RwLock::new(State {
-                catalog,
-                sites: HashMap::new(),
-            }),
             ingest_lock: tokio::sync::Mutex::new(()),
             flush_lock: tokio::sync::Mutex::new(()),
-            retired: std::sync::Mutex::new(Vec::new()),
             models: std::sync::Mutex::new(HashMap::new()),
             resident: Arc::new(ResidentStore::new(
                 config.resident_budget_bytes,
@@ -214,8 +162,6 @@ impl Engine {
                 config.group_counting,
                 config.answer_cache_bytes,
             )),
-            wal,
-            _lock: lock,
         };
         engine.restore_logged(logged).await?;
         Ok(engine)
@@ -230,13 +176,7 @@ impl Engine {
                 path.display()
             );
         }
-        let flushed = self
-            .state
-            .read()
-            .map_err(poisoned)?
-            .catalog
-            .wal_flushed
-            .clone();
+        let flushed = self.store.read()?.catalog.wal_flushed.clone();
         let mut by_site: HashMap<String, HotBuffer> = HashMap::new();
         for (file, record) in logged.records {
             let site = match &record {
@@ -260,7 +200,7 @@ impl Engine {
                 }
             }
         }
-        let mut st = self.state.write().map_err(poisoned)?;
+        let mut st = self.store.write()?;
         for (site, hot) in by_site {
             if hot.rows() > 0 {
                 st.sites.entry(site).or_default().hot = hot;
@@ -271,7 +211,7 @@ impl Engine {
 
     /// The data directory.
     pub fn dir(&self) -> &Path {
-        &self.dir
+        self.store.dir()
     }
 
     /// The DataFusion session queries run in (for custom plans over [`Engine::selected_events`]).
@@ -294,7 +234,7 @@ impl Engine {
     /// already hold its id.
     fn put_website(&self, website: Website, replace: bool) -> Result<()> {
         website.validate()?;
-        let mut st = self.state.write().map_err(poisoned)?;
+        let mut st = self.store.write()?;
         match (st.catalog.websites.contains_key(&website.id), replace) {
             (true, false) => {
                 return Err(Error::AlreadyExists {
@@ -310,14 +250,14 @@ impl Engine {
             }
             _ => {}
         }
-        st.commit(&self.dir, |next| {
+        st.commit(self.store.dir(), |next| {
             next.websites.insert(website.id.clone(), website);
         })
     }
 
     /// A website's settings.
     pub fn website(&self, id: &str) -> Result<Website> {
-        let st = self.state.read().map_err(poisoned)?;
+        let st = self.store.read()?;
         st.catalog
             .websites
             .get(id)
@@ -331,9 +271,8 @@ impl Engine {
     /// Every website.
     pub fn websites(&self) -> Result<Vec<Website>> {
         Ok(self
-            .state
-            .read()
-            .map_err(poisoned)?
+            .store
+            .read()?
             .catalog
             .websites
             .values()
@@ -359,7 +298,7 @@ impl Engine {
             crate::event::TRACKER_TRANSACTION_PREFIX
         );
         let reported = {
-            let st = self.state.read().map_err(poisoned)?;
+            let st = self.store.read()?;
             st.sites
                 .get(site)
                 .and_then(|d| d.ingest.as_ref())
@@ -426,7 +365,7 @@ impl Engine {
             }
             let mut rows = Vec::with_capacity(events.len());
             {
-                let mut st = self.state.write().map_err(poisoned)?;
+                let mut st = self.store.write()?;
                 let data = st.sites.entry(site.clone()).or_default();
                 let Some(ingest) = data.ingest.as_mut() else {
                     continue;
@@ -456,7 +395,10 @@ impl Engine {
         // Waiting after the lock is released lets concurrent writers share one fsync. A
         // duplicate payment waits too: the write it duplicates may still be on its way to disk.
         if durability == Durability::Logged {
-            self.wal.sync_through(self.wal.written()).await?;
+            self.store
+                .wal()
+                .sync_through(self.store.wal().written())
+                .await?;
         }
         if to_flush && let Err(e) = self.flush().await {
             match durability {
@@ -498,9 +440,9 @@ impl Engine {
                 }
             };
             if durability == Durability::Logged {
-                self.wal.append(&record)?;
+                self.store.wal().append(&record)?;
             }
-            let mut st = self.state.write().map_err(poisoned)?;
+            let mut st = self.store.write()?;
             let hot = &mut st.sites.entry(site.to_owned()).or_default().hot;
             match record {
                 Record::Rows { batch, .. } => hot.push_batch(batch)?,
@@ -530,9 +472,8 @@ impl Engine {
     /// Loads a website's session state from its stored events, once per process.
     pub(crate) async fn ensure_ingest_state(&self, site: &str) -> Result<()> {
         let loaded = self
-            .state
-            .read()
-            .map_err(poisoned)?
+            .store
+            .read()?
             .sites
             .get(site)
             .is_some_and(|d| d.ingest.is_some());
@@ -542,7 +483,7 @@ impl Engine {
         let table = self.table(site, None)?;
         let events = self.ctx.read_table(table)?;
         let restored = restore(events).await?;
-        let mut st = self.state.write().map_err(poisoned)?;
+        let mut st = self.store.write()?;
         st.sites
             .entry(site.to_owned())
             .or_default()
@@ -559,7 +500,7 @@ impl Engine {
         let (sealed_log, mut taken) = {
             // No write may land between sealing the log and taking the buffers.
             let _ingest = self.ingest_lock.lock().await;
-            let mut guard = self.state.write().map_err(poisoned)?;
+            let mut guard = self.store.write()?;
             let mut jobs = Vec::new();
             for (site, data) in guard.sites.iter_mut() {
                 if data.hot.rows() == 0 {
@@ -569,19 +510,19 @@ impl Engine {
                 data.flushing = batches.clone();
                 jobs.push((site.clone(), batches));
             }
-            let sealed_log = if jobs.is_empty() && !self.wal.holds_records() {
+            let sealed_log = if jobs.is_empty() && !self.store.wal().holds_records() {
                 None
             } else {
-                Some(self.wal.rotate()?)
+                Some(self.store.wal().rotate()?)
             };
             (sealed_log, Taken { engine: self, jobs })
         };
         let mut report = FlushReport::default();
         while let Some((site, batches)) = taken.jobs.last().cloned() {
-            let meta = self.write_new_segment(&site, batches.clone()).await?;
-            let mut st = self.state.write().map_err(poisoned)?;
+            let meta = self.store.write_segment(&site, batches.clone()).await?;
+            let mut st = self.store.write()?;
             let (rows, file) = (meta.rows, meta.file.clone());
-            st.commit(&self.dir, |next| {
+            st.commit(self.store.dir(), |next| {
                 next.segments.push(meta);
                 if let Some(sealed) = sealed_log {
                     next.wal_flushed.insert(site.clone(), sealed);
@@ -595,60 +536,29 @@ impl Engine {
             report.rows += rows;
         }
         if let Some(sealed) = sealed_log {
-            self.wal.remove_through(sealed);
+            self.store.wal().remove_through(sealed);
         }
         self.compact_locked().await?;
-        self.remove_retired();
+        self.store.remove_retired();
         Ok(report)
     }
 
     /// A snapshot table of `site`'s events that can fall in `range`.
-    /// How the scan addresses a segment of the catalog.
-    pub(crate) fn segment_file(&self, meta: &SegmentMeta) -> SegmentFile {
-        let path = self.dir.join(&meta.file);
-        SegmentFile {
-            object_path: path.to_string_lossy().trim_start_matches('/').to_owned(),
-            size: meta.bytes,
-        }
-    }
-
     pub(crate) fn table(&self, site: &str, range: Option<DateRange>) -> Result<Arc<EventsTable>> {
         let (lo, hi) = range.map_or((i64::MIN, i64::MAX), |r| {
             (r.start.timestamp_micros(), r.end.timestamp_micros())
         });
-        let (hot, _pending, segments) = self.snapshot_parts(site, lo, hi)?;
-        let segments = segments.iter().map(|s| self.segment_file(s)).collect();
-        Ok(Arc::new(EventsTable::new(events_schema(), hot, segments)))
-    }
-
-    /// A consistent snapshot of `site`: its hot batches (with those being flushed), how many of
-    /// the last ones hold pending rows (0 or 1), and the segments that can hold events in
-    /// `[lo, hi)` µs.
-    pub(crate) fn snapshot_parts(
-        &self,
-        site: &str,
-        lo: i64,
-        hi: i64,
-    ) -> Result<(Vec<RecordBatch>, usize, Vec<SegmentMeta>)> {
-        let mut guard = self.state.write().map_err(poisoned)?;
-        let st = &mut *guard;
-        if !st.catalog.websites.contains_key(site) {
-            return Err(Error::NotFound {
-                what: "website",
-                id: site.to_owned(),
-            });
-        }
-        let segments = st
-            .catalog
+        let snap = self.store.snapshot(site, lo, hi)?;
+        let segments = snap
             .segments
             .iter()
-            .filter(|s| s.website_id == site && s.overlaps(lo, hi))
-            .cloned()
+            .map(|s| self.store.segment_file(s))
             .collect();
-        let data = st.sites.entry(site.to_owned()).or_default();
-        let mut hot = data.flushing.clone();
-        hot.extend(data.hot.snapshot()?);
-        Ok((hot, usize::from(data.hot.has_pending()), segments))
+        Ok(Arc::new(EventsTable::new(
+            events_schema(),
+            snap.hot,
+            segments,
+        )))
     }
 
     fn scope(&self, q: &Query) -> Result<Scope> {
@@ -800,7 +710,7 @@ impl Engine {
         // The ingest state knows every visitor's page views: a lookup, not a scan of the
         // website's history (it is loaded once, in the background at `tally serve`'s start).
         self.ensure_ingest_state(website_id).await?;
-        let st = self.state.read().map_err(poisoned)?;
+        let st = self.store.read()?;
         Ok(st
             .sites
             .get(website_id)
@@ -811,9 +721,8 @@ impl Engine {
     /// Rows held in hot buffers (not yet in segments).
     pub fn hot_rows(&self) -> Result<usize> {
         Ok(self
-            .state
-            .read()
-            .map_err(poisoned)?
+            .store
+            .read()?
             .sites
             .values()
             .map(|d| d.hot.rows())
@@ -823,24 +732,12 @@ impl Engine {
     /// Segments left out of answers because their file was missing or damaged at open (see
     /// the log for which); they come back when the file is restored and the engine reopened.
     pub fn unavailable_segments(&self) -> Result<Vec<SegmentMeta>> {
-        Ok(self
-            .state
-            .read()
-            .map_err(poisoned)?
-            .catalog
-            .unavailable
-            .clone())
+        Ok(self.store.read()?.catalog.unavailable.clone())
     }
 
     /// The live segments.
     pub fn segments(&self) -> Result<Vec<SegmentMeta>> {
-        Ok(self
-            .state
-            .read()
-            .map_err(poisoned)?
-            .catalog
-            .segments
-            .clone())
+        Ok(self.store.read()?.catalog.segments.clone())
     }
 }
 
@@ -856,7 +753,7 @@ impl Drop for Taken<'_> {
         if self.jobs.is_empty() {
             return;
         }
-        let Ok(mut st) = self.engine.state.write() else {
+        let Ok(mut st) = self.engine.store.write() else {
             return;
         };
         for (site, batches) in self.jobs.drain(..) {

@@ -239,7 +239,7 @@ impl Engine {
 
     /// What ingest remembers of a visitor.
     fn remembered(&self, website_id: &str, visitor_id: &str) -> Result<Remembered> {
-        let st = self.state.read().map_err(poisoned)?;
+        let st = self.store.read()?;
         let ingest = st.sites.get(website_id).and_then(|d| d.ingest.as_ref());
         Ok(ingest.map_or_else(Remembered::default, |i| Remembered {
             visit_count: i.sessions.visit_count(visitor_id),

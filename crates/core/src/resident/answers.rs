@@ -26,16 +26,17 @@ fn range_us(q: &Query) -> (i64, i64) {
 impl Engine {
     /// The hot batches (with those being flushed) and every live segment of `site`.
     fn resident_parts(&self, site: &str) -> Result<(Vec<RecordBatch>, usize, Vec<SegmentRef>)> {
-        let (hot, pending, segments) = self.snapshot_parts(site, i64::MIN, i64::MAX)?;
-        let segments = segments
+        let snap = self.store.snapshot(site, i64::MIN, i64::MAX)?;
+        let segments = snap
+            .segments
             .into_iter()
             .map(|s| SegmentRef {
-                path: self.dir.join(&s.file),
+                path: self.store.dir().join(&s.file),
                 file: s.file,
                 rows: s.rows,
             })
             .collect();
-        Ok((hot, pending, segments))
+        Ok((snap.hot, snap.pending, segments))
     }
 
     /// A resident snapshot of `site` (decoding what is not resident yet, on a blocking

@@ -11,7 +11,7 @@ use datafusion::prelude::{Expr, col, lit};
 use datafusion::scalar::ScalarValue;
 use serde::{Deserialize, Serialize};
 
-use crate::engine::{Engine, poisoned};
+use crate::engine::Engine;
 use crate::error::{Error, Result};
 use crate::query::spec::DateRange;
 use crate::schema::{TS_ZONE, col as c, events_schema, kind};
@@ -193,15 +193,15 @@ impl Engine {
         }
         let keep = deletion.keep(website_id)?;
         // Logged first: replay removes the same rows from the hot buffer it rebuilds.
-        let logged = self.wal.append(&Record::Delete {
+        let logged = self.store.wal().append(&Record::Delete {
             site: website_id.to_owned(),
             deletion,
         })?;
-        self.wal.sync_through(logged).await?;
+        self.store.wal().sync_through(logged).await?;
 
         // Segments: rewrite the ones that hold a matching row.
         let segments: Vec<SegmentMeta> = {
-            let st = self.state.read().map_err(poisoned)?;
+            let st = self.store.read()?;
             st.catalog
                 .segments
                 .iter()
@@ -215,7 +215,7 @@ impl Engine {
             let table = std::sync::Arc::new(EventsTable::new(
                 events_schema(),
                 Vec::new(),
-                vec![self.segment_file(&seg)],
+                vec![self.store.segment_file(&seg)],
             ));
             let hits = self
                 .ctx
@@ -236,12 +236,12 @@ impl Engine {
             if kept.iter().all(|b| b.num_rows() == 0) {
                 continue;
             }
-            added.push(self.write_new_segment(website_id, kept).await?);
+            added.push(self.store.write_segment(website_id, kept).await?);
         }
 
         // The hot buffer: filter it.
         let hot = {
-            let mut st = self.state.write().map_err(poisoned)?;
+            let mut st = self.store.write()?;
             st.sites
                 .entry(website_id.to_owned())
                 .or_default()
@@ -250,7 +250,7 @@ impl Engine {
         };
         let kept_hot = self.filter_batches(hot, keep).await?;
 
-        let mut st = self.state.write().map_err(poisoned)?;
+        let mut st = self.store.write()?;
         let retired: Vec<SegmentMeta> = st
             .catalog
             .segments
@@ -258,12 +258,12 @@ impl Engine {
             .filter(|s| replaced.contains(&s.id))
             .cloned()
             .collect();
-        st.commit(&self.dir, |next| {
+        st.commit(self.store.dir(), |next| {
             next.segments.retain(|s| !replaced.contains(&s.id));
             next.segments.extend(added);
         })?;
         // Only once the catalog no longer lists them: a failed save keeps them live.
-        self.retire(retired.iter());
+        self.store.retire(retired.iter());
         let data = st.sites.entry(website_id.to_owned()).or_default();
         data.hot.replace(kept_hot);
         if let Some(ingest) = data.ingest.as_mut() {
