@@ -351,12 +351,15 @@ impl Engine {
         for (site, mut events) in by_site {
             let website = match self.website(&site) {
                 Ok(w) => w,
-                Err(err) => {
-                    report
-                        .rejected
-                        .extend(events.into_iter().map(|(i, _)| (i, clone_error(&err))));
+                // Each event of an unknown website is rejected; a fault is the caller's error.
+                Err(Error::NotFound { what, id }) => {
+                    report.rejected.extend(events.into_iter().map(|(i, _)| {
+                        let id = id.clone();
+                        (i, Error::NotFound { what, id })
+                    }));
                     continue;
                 }
+                Err(other) => return Err(other),
             };
             self.ensure_ingest_state(&site).await?;
             // Writes mostly arrive in time order: checking is cheap, moving large events is not.
@@ -761,16 +764,5 @@ impl Drop for Taken<'_> {
             data.flushing.clear();
             data.hot.restore(batches);
         }
-    }
-}
-
-/// `Error` is not `Clone` (it wraps I/O errors); the lookups that fail per event are simple.
-fn clone_error(e: &Error) -> Error {
-    match e {
-        Error::NotFound { what, id } => Error::NotFound {
-            what,
-            id: id.clone(),
-        },
-        other => Error::invalid("website_id", other.to_string()),
     }
 }
