@@ -38,6 +38,8 @@ pub struct Limits {
     /// Requests served at once; past it a request is answered 503 at once (load shedding), so
     /// that a flood cannot pile up work and memory behind the ones in progress.
     pub max_in_flight: usize,
+    /// Failed authentications (401s) a minute per client address; past it they are 429s.
+    pub auth_failures_per_minute: u32,
 }
 
 impl Default for Limits {
@@ -49,6 +51,7 @@ impl Default for Limits {
             max_body_bytes: 64 * 1024,
             request_timeout: std::time::Duration::from_secs(30),
             max_in_flight: 512,
+            auth_failures_per_minute: 60,
         }
     }
 }
@@ -68,6 +71,8 @@ pub struct AppState {
     pub limits: Limits,
     /// Turns tracker payloads into events (`POST /api/events`).
     pub collector: Arc<Collector>,
+    /// Failed authentications per client address ([`Limits::auth_failures_per_minute`]).
+    pub auth_failures: Arc<Keyed<std::net::IpAddr>>,
     /// Permits for requests in flight ([`Limits::max_in_flight`]).
     pub in_flight: Arc<tokio::sync::Semaphore>,
     /// Reverse proxies in front of the server that append the address they saw to
@@ -92,6 +97,7 @@ impl AppState {
                 Keyed::per_minute(limits.tracker_per_address),
                 Keyed::per_minute(limits.tracker_per_website),
             ),
+            auth_failures: Keyed::per_minute(limits.auth_failures_per_minute),
             in_flight: Arc::new(tokio::sync::Semaphore::new(limits.max_in_flight.max(1))),
             limits,
             collector,
@@ -175,11 +181,41 @@ pub fn router(state: AppState) -> Router {
         // A write cut off here was not acknowledged: its log record, if any, is replayed.
         .layer(timeout)
         .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            limit_auth_failures,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
             Arc::clone(&state.in_flight),
             shed_load,
         ))
         .layer(axum::middleware::map_response(envelope_plain_errors))
         .with_state(state)
+}
+
+/// Counts each 401 against the client address; once an address has spent its budget of
+/// failed authentications, its failures are answered 429 with `Retry-After` instead, so that
+/// guessing keys is throttled like any other flood.
+async fn limit_auth_failures(
+    State(st): State<AppState>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let peer = request
+        .extensions()
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        .map(|c| c.0.ip());
+    let addr = routes::events::client_addr(request.headers(), peer, st.trusted_proxies);
+    let response = next.run(request).await;
+    if response.status() != StatusCode::UNAUTHORIZED {
+        return response;
+    }
+    match addr.map(|a| {
+        st.auth_failures
+            .check(&a, "client address for failed authentications")
+    }) {
+        Some(Err(limited)) => axum::response::IntoResponse::into_response(limited),
+        _ => response,
+    }
 }
 
 /// Serves the request while a permit is free (held until its answer is ready), else answers

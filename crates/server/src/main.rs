@@ -94,6 +94,9 @@ enum Command {
         /// Requests served at once; more are answered 503 with `Retry-After` at once.
         #[arg(long, default_value_t = 512)]
         max_in_flight: usize,
+        /// Failed authentications a minute per client address; more are answered 429.
+        #[arg(long, default_value_t = 60)]
+        auth_failure_limit: u32,
         /// Seconds between automatic flushes of ingested events to Parquet.
         #[arg(long, default_value_t = 30)]
         flush_every: u64,
@@ -279,6 +282,7 @@ async fn main() -> anyhow::Result<()> {
             max_body,
             request_timeout,
             max_in_flight,
+            auth_failure_limit,
             flush_every,
             geoip,
             trust_proxy,
@@ -290,6 +294,7 @@ async fn main() -> anyhow::Result<()> {
                 max_body_bytes: max_body,
                 request_timeout: Duration::from_secs(request_timeout.max(1)),
                 max_in_flight,
+                auth_failures_per_minute: auth_failure_limit,
             };
             let geo = match &geoip {
                 Some(path) => Some(

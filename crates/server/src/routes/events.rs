@@ -105,7 +105,11 @@ pub async fn track(State(st): State<AppState>, request: Request) -> Result<Respo
 /// The peer address, or behind `proxies` trusted reverse proxies the address the outermost of
 /// them saw: the `proxies`-th entry of `X-Forwarded-For` from the right. Entries further left
 /// come from the client and can say anything.
-fn client_addr(headers: &HeaderMap, peer: Option<IpAddr>, proxies: usize) -> Option<IpAddr> {
+pub(crate) fn client_addr(
+    headers: &HeaderMap,
+    peer: Option<IpAddr>,
+    proxies: usize,
+) -> Option<IpAddr> {
     if proxies == 0 {
         return peer;
     }

@@ -772,6 +772,45 @@ async fn requests_past_the_in_flight_limit_are_shed_with_a_503() {
 }
 
 #[tokio::test]
+async fn failed_authentications_are_throttled_per_client_address() {
+    let f = fixture(Limits::default()).await;
+    let from = |addr: &str, key: &str| {
+        let mut req = Request::builder()
+            .uri("/api/v1/analytics/overview")
+            .header("authorization", format!("Bearer {key}"))
+            .body(Body::empty())
+            .unwrap();
+        let peer: std::net::SocketAddr = format!("{addr}:4000").parse().unwrap();
+        req.extensions_mut()
+            .insert(axum::extract::ConnectInfo(peer));
+        f.app.clone().oneshot(req)
+    };
+    // 60 a minute, in bursts of 10.
+    for _ in 0..10 {
+        let r = from("203.0.113.7", "df_guess").await.unwrap();
+        assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    }
+    let r = from("203.0.113.7", "df_guess").await.unwrap();
+    assert_eq!(r.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert!(r.headers().get("retry-after").is_some());
+    let bytes = r.into_body().collect().await.unwrap().to_bytes();
+    let body: Value = serde_json::from_slice(&bytes).unwrap();
+    assert_error(StatusCode::TOO_MANY_REQUESTS, &body, 429);
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("failed authentications"),
+        "{body}"
+    );
+    // Another address has its own budget; a valid key is not a failure.
+    let r = from("203.0.113.8", "df_guess").await.unwrap();
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    let r = from("203.0.113.7", &f.key_a).await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+}
+
+#[tokio::test]
 async fn a_credential_lists_the_websites_it_reaches() {
     let f = fixture(Limits::default()).await;
     let ids = |body: &Value| -> Vec<String> {
