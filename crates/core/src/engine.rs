@@ -57,6 +57,9 @@ pub struct EngineConfig {
     /// Memory the DataFusion plans (Parquet scans, deletes, websites over the resident budget)
     /// may hold at once, across queries.
     pub query_memory_bytes: usize,
+    /// Age past which the conversion model's statistics (realtime map, visitor profiles) are
+    /// recounted, in the background.
+    pub conversion_model_ttl: std::time::Duration,
 }
 
 impl Default for EngineConfig {
@@ -69,6 +72,7 @@ impl Default for EngineConfig {
             group_counting: GroupCounting::Auto,
             answer_cache_bytes: 128 << 20,
             query_memory_bytes: 1 << 30,
+            conversion_model_ttl: crate::live::MODEL_TTL,
         }
     }
 }
@@ -109,11 +113,11 @@ pub struct Engine {
     /// The data directory: catalog, hot rows, write-ahead log, segment files.
     pub(crate) store: Store,
     pub(crate) ctx: SessionContext,
-    config: EngineConfig,
+    pub(crate) config: EngineConfig,
     pub(crate) ingest_lock: tokio::sync::Mutex<()>,
     pub(crate) flush_lock: tokio::sync::Mutex<()>,
     /// Conversion model statistics per website, with when they were counted.
-    pub(crate) models: std::sync::Mutex<crate::live::ModelCache>,
+    pub(crate) models: Arc<std::sync::Mutex<crate::live::ModelCache>>,
     /// Decoded columns that overview, breakdowns and time series are answered from.
     pub(crate) resident: Arc<ResidentStore>,
 }
@@ -155,7 +159,7 @@ impl Engine {
             config: config.clone(),
             ingest_lock: tokio::sync::Mutex::new(()),
             flush_lock: tokio::sync::Mutex::new(()),
-            models: std::sync::Mutex::new(HashMap::new()),
+            models: Arc::default(),
             resident: Arc::new(ResidentStore::new(
                 config.resident_budget_bytes,
                 config.group_bitsets_bytes,

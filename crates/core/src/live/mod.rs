@@ -22,7 +22,7 @@ use datafusion::arrow::array::{Array, AsArray};
 use datafusion::arrow::datatypes::{Float64Type, Int64Type};
 use datafusion::functions_aggregate::expr_fn::{count_distinct, first_value, max, sum};
 use datafusion::logical_expr::when;
-use datafusion::prelude::{Expr, col, lit};
+use datafusion::prelude::{DataFrame, Expr, col, lit};
 
 pub use crate::ingest::VisitorProfile;
 pub use rows::{EventRow, event_rows};
@@ -53,7 +53,16 @@ struct Remembered {
     profile: VisitorProfile,
 }
 
-pub(crate) type ModelCache = HashMap<String, (Instant, Arc<ModelStats>)>;
+pub(crate) type ModelCache = HashMap<String, CountedModel>;
+
+/// A website's counted model statistics.
+#[derive(Debug)]
+pub(crate) struct CountedModel {
+    at: Instant,
+    stats: Arc<ModelStats>,
+    /// A recount is running in the background.
+    recounting: bool,
+}
 
 /// A visitor active on the realtime map.
 #[derive(Debug, Clone, PartialEq)]
@@ -334,100 +343,142 @@ impl Engine {
         }))
     }
 
-    /// The conversion model's statistics for a website, counted at most every [`MODEL_TTL`].
+    /// The conversion model's statistics for a website. Counted once, then recounted in the
+    /// background once they are [`MODEL_TTL`] old: a request never waits for a recount (only
+    /// the very first count, which `tally serve` makes at start), it gets the last counted
+    /// statistics meanwhile.
     pub async fn conversion_stats(&self, website_id: &str) -> Result<Arc<ModelStats>> {
-        let cached = self
-            .models
-            .lock()
-            .map_err(poisoned)?
-            .get(website_id)
-            .filter(|(at, _)| at.elapsed() < MODEL_TTL)
-            .map(|(_, m)| Arc::clone(m));
-        if let Some(m) = cached {
-            return Ok(m);
+        let stale = {
+            let mut models = self.models.lock().map_err(poisoned)?;
+            match models.get_mut(website_id) {
+                Some(m) if m.at.elapsed() < self.config.conversion_model_ttl || m.recounting => {
+                    return Ok(Arc::clone(&m.stats));
+                }
+                Some(m) => {
+                    m.recounting = true;
+                    Some(Arc::clone(&m.stats))
+                }
+                None => None,
+            }
+        };
+        let frame = self.model_stats_frame(website_id)?;
+        let Some(stale) = stale else {
+            let stats = Arc::new(count_model(frame).await?);
+            self.models.lock().map_err(poisoned)?.insert(
+                website_id.to_owned(),
+                CountedModel {
+                    at: Instant::now(),
+                    stats: Arc::clone(&stats),
+                    recounting: false,
+                },
+            );
+            return Ok(stats);
+        };
+        let (models, site) = (Arc::clone(&self.models), website_id.to_owned());
+        let recount = async move {
+            let counted = count_model(frame).await;
+            let Ok(mut models) = models.lock() else {
+                return;
+            };
+            let Some(m) = models.get_mut(&site) else {
+                return;
+            };
+            m.recounting = false;
+            match counted {
+                Ok(stats) => {
+                    m.at = Instant::now();
+                    m.stats = Arc::new(stats);
+                }
+                Err(e) => tracing::warn!("recounting the conversion model of {site}: {e}"),
+            }
+        };
+        match tokio::runtime::Handle::try_current() {
+            Ok(rt) => drop(rt.spawn(recount)),
+            Err(_) => recount.await,
         }
-        let stats = Arc::new(self.count_model_stats(website_id).await?);
-        self.models
-            .lock()
-            .map_err(poisoned)?
-            .insert(website_id.to_owned(), (Instant::now(), Arc::clone(&stats)));
-        Ok(stats)
+        Ok(stale)
     }
 
     /// Counts the model statistics from all of the website's events (no cache): each visitor
     /// once, with the values of their first event, paying when they have a payment that was
     /// not refunded.
     pub async fn count_model_stats(&self, website_id: &str) -> Result<ModelStats> {
+        count_model(self.model_stats_frame(website_id)?).await
+    }
+
+    /// The plan that counts the model statistics: one row per visitor.
+    fn model_stats_frame(&self, website_id: &str) -> Result<DataFrame> {
         let first =
             |name: &str| first_value(col(name), vec![col(c::TS).sort(true, true)]).alias(name);
         let revenue = when(paid(), col(c::AMOUNT))
             .otherwise(lit(0.0f64))?
             .alias("revenue");
         let paid_flag = int_case(paid());
-        let batches = self
-            .selected_events(&Query::new(website_id))?
-            .aggregate(
-                vec![col(c::VISITOR_HASH)],
-                vec![
-                    first(c::DEVICE),
-                    first(c::OS),
-                    first(c::BROWSER),
-                    first(c::COUNTRY_CODE),
-                    first(c::REFERRER_NAME),
-                    max(paid_flag).alias("paid"),
-                    sum(revenue).alias("revenue"),
-                ],
-            )?
-            .collect()
-            .await?;
-        let dims = [
-            (PredictDim::Device, c::DEVICE),
-            (PredictDim::Os, c::OS),
-            (PredictDim::Browser, c::BROWSER),
-            (PredictDim::Country, c::COUNTRY_CODE),
-            (PredictDim::Referrer, c::REFERRER_NAME),
-        ];
-        let mut stats = ModelStats::default();
-        for b in &batches {
-            let (Some(paid), Some(revenue)) = (
-                b.column_by_name("paid")
-                    .and_then(|a| a.as_primitive_opt::<Int64Type>()),
-                b.column_by_name("revenue")
-                    .and_then(|a| a.as_primitive_opt::<Float64Type>()),
-            ) else {
-                continue;
+        Ok(self.selected_events(&Query::new(website_id))?.aggregate(
+            vec![col(c::VISITOR_HASH)],
+            vec![
+                first(c::DEVICE),
+                first(c::OS),
+                first(c::BROWSER),
+                first(c::COUNTRY_CODE),
+                first(c::REFERRER_NAME),
+                max(paid_flag).alias("paid"),
+                sum(revenue).alias("revenue"),
+            ],
+        )?)
+    }
+}
+
+/// Runs `frame` ([`Engine::model_stats_frame`]) and counts its rows into the statistics.
+async fn count_model(frame: DataFrame) -> Result<ModelStats> {
+    let batches = frame.collect().await?;
+    let dims = [
+        (PredictDim::Device, c::DEVICE),
+        (PredictDim::Os, c::OS),
+        (PredictDim::Browser, c::BROWSER),
+        (PredictDim::Country, c::COUNTRY_CODE),
+        (PredictDim::Referrer, c::REFERRER_NAME),
+    ];
+    let mut stats = ModelStats::default();
+    for b in &batches {
+        let (Some(paid), Some(revenue)) = (
+            b.column_by_name("paid")
+                .and_then(|a| a.as_primitive_opt::<Int64Type>()),
+            b.column_by_name("revenue")
+                .and_then(|a| a.as_primitive_opt::<Float64Type>()),
+        ) else {
+            continue;
+        };
+        let values: Vec<_> = dims
+            .iter()
+            .map(|(d, name)| {
+                (
+                    *d,
+                    b.column_by_name(name)
+                        .and_then(|a| a.as_string_opt::<i32>()),
+                )
+            })
+            .collect();
+        for r in 0..b.num_rows() {
+            let is_paid = paid.value(r) > 0;
+            let rev = if revenue.is_valid(r) {
+                revenue.value(r)
+            } else {
+                0.0
             };
-            let values: Vec<_> = dims
-                .iter()
-                .map(|(d, name)| {
-                    (
-                        *d,
-                        b.column_by_name(name)
-                            .and_then(|a| a.as_string_opt::<i32>()),
-                    )
-                })
-                .collect();
-            for r in 0..b.num_rows() {
-                let is_paid = paid.value(r) > 0;
-                let rev = if revenue.is_valid(r) {
-                    revenue.value(r)
-                } else {
-                    0.0
-                };
-                stats.baseline.add(is_paid, rev);
-                for (d, col_values) in &values {
-                    if let Some(a) = col_values
-                        && a.is_valid(r)
-                    {
-                        stats
-                            .by_value
-                            .entry((*d, a.value(r).to_owned()))
-                            .or_insert_with(Counts::default)
-                            .add(is_paid, rev);
-                    }
+            stats.baseline.add(is_paid, rev);
+            for (d, col_values) in &values {
+                if let Some(a) = col_values
+                    && a.is_valid(r)
+                {
+                    stats
+                        .by_value
+                        .entry((*d, a.value(r).to_owned()))
+                        .or_insert_with(Counts::default)
+                        .add(is_paid, rev);
                 }
             }
         }
-        Ok(stats)
     }
+    Ok(stats)
 }
