@@ -365,7 +365,7 @@ impl Engine {
                 }
                 Err(other) => return Err(other),
             };
-            self.ensure_ingest_state(&site).await?;
+            self.ensure_ingest_state_locked(&site).await?;
             // Writes mostly arrive in time order: checking is cheap, moving large events is not.
             if !events.is_sorted_by_key(|(_, e)| e.ts) {
                 events.sort_by_key(|(_, e)| e.ts);
@@ -469,7 +469,7 @@ impl Engine {
             {
                 // Under the ingest lock: a delete meanwhile must see the state it edits.
                 let _serial = self.ingest_lock.lock().await;
-                self.ensure_ingest_state(&w.id).await?;
+                self.ensure_ingest_state_locked(&w.id).await?;
             }
             self.conversion_stats(&w.id).await?;
         }
@@ -478,17 +478,31 @@ impl Engine {
 
     /// Loads a website's session state from its stored events, once per process.
     pub(crate) async fn ensure_ingest_state(&self, site: &str) -> Result<()> {
-        let loaded = self
+        if self.ingest_state_loaded(site)? {
+            return Ok(());
+        }
+        // Under the ingest lock, so that a rebuild already running (at start, or for a write)
+        // is waited for rather than run twice, and no delete edits the state meanwhile.
+        let _serial = self.ingest_lock.lock().await;
+        self.ensure_ingest_state_locked(site).await
+    }
+
+    fn ingest_state_loaded(&self, site: &str) -> Result<bool> {
+        Ok(self
             .store
             .read()?
             .sites
             .get(site)
-            .is_some_and(|d| d.ingest.is_some());
-        if loaded {
+            .is_some_and(|d| d.ingest.is_some()))
+    }
+
+    /// [`Engine::ensure_ingest_state`] for a caller that holds the ingest lock.
+    async fn ensure_ingest_state_locked(&self, site: &str) -> Result<()> {
+        if self.ingest_state_loaded(site)? {
             return Ok(());
         }
-        let table = self.table(site, None)?;
-        let events = self.ctx.read_table(table)?;
+        let table = self.events_table(site, None)?.in_time_order();
+        let events = self.ctx.read_table(Arc::new(table))?;
         let restored = restore(events).await?;
         let mut st = self.store.write()?;
         st.sites
@@ -552,6 +566,11 @@ impl Engine {
 
     /// A snapshot table of `site`'s events that can fall in `range`.
     pub(crate) fn table(&self, site: &str, range: Option<DateRange>) -> Result<Arc<EventsTable>> {
+        Ok(Arc::new(self.events_table(site, range)?))
+    }
+
+    /// [`Engine::table`], unshared.
+    fn events_table(&self, site: &str, range: Option<DateRange>) -> Result<EventsTable> {
         let (lo, hi) = range.map_or((i64::MIN, i64::MAX), |r| {
             (r.start.timestamp_micros(), r.end.timestamp_micros())
         });
@@ -561,11 +580,7 @@ impl Engine {
             .iter()
             .map(|s| self.store.segment_file(s))
             .collect();
-        Ok(Arc::new(EventsTable::new(
-            events_schema(),
-            snap.hot,
-            segments,
-        )))
+        Ok(EventsTable::new(events_schema(), snap.hot, segments))
     }
 
     fn scope(&self, q: &Query) -> Result<Scope> {

@@ -672,7 +672,10 @@ async fn serve(
             // Writes first: a tracker event waits for its website's ingest state.
             let t = std::time::Instant::now();
             match engine.warm_ingest().await {
-                Ok(()) => tracing::info!(seconds = t.elapsed().as_secs_f64(), "ingest state ready"),
+                Ok(()) => tracing::info!(
+                    seconds = t.elapsed().as_secs_f64(),
+                    "ingest state and conversion model ready"
+                ),
                 Err(e) => tracing::error!(error = %e, "rebuilding ingest state failed"),
             }
             let t = std::time::Instant::now();

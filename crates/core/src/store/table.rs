@@ -24,9 +24,12 @@ use datafusion::error::Result as DfResult;
 use datafusion::execution::object_store::ObjectStoreUrl;
 use datafusion::logical_expr::utils::conjunction;
 use datafusion::logical_expr::{Expr, TableProviderFilterPushDown};
+use datafusion::physical_expr::{LexOrdering, PhysicalSortExpr};
 use datafusion::physical_plan::ExecutionPlan;
 use datafusion::physical_plan::empty::EmptyExec;
 use datafusion::physical_plan::union::UnionExec;
+
+use crate::schema::col::TS;
 
 /// A Parquet segment file as the scan sees it.
 #[derive(Debug, Clone)]
@@ -42,6 +45,8 @@ pub struct EventsTable {
     schema: SchemaRef,
     hot: Vec<RecordBatch>,
     segments: Vec<SegmentFile>,
+    /// Scan each segment as its own partition, declared sorted by time.
+    time_ordered: bool,
 }
 
 impl fmt::Debug for EventsTable {
@@ -60,7 +65,17 @@ impl EventsTable {
             schema,
             hot,
             segments,
+            time_ordered: false,
         }
+    }
+
+    /// The same table scanning each segment as its own partition in its stored (time) order,
+    /// so that a plan that needs every event in time order merges the segments instead of
+    /// sorting them all. Only for such plans: others lose the spreading of files over the
+    /// target partitions, and some aggregations (an ordered `first_value`) get slower.
+    pub fn in_time_order(mut self) -> Self {
+        self.time_ordered = true;
+        self
     }
 
     fn parquet_scan(
@@ -86,18 +101,28 @@ impl EventsTable {
             CachedParquetFileReaderFactory::new(store, metadata_cache),
         ));
 
-        // Spread the files over as many groups as there are target partitions.
-        let partitions = state.config_options().execution.target_partitions.max(1);
-        let mut groups: Vec<Vec<PartitionedFile>> =
-            vec![Vec::new(); partitions.min(self.segments.len())];
-        for (i, s) in self.segments.iter().enumerate() {
-            let n = groups.len();
-            groups[i % n].push(PartitionedFile::new(s.object_path.clone(), s.size));
+        let file = |s: &SegmentFile| PartitionedFile::new(s.object_path.clone(), s.size);
+        let mut config = FileScanConfigBuilder::new(url, Arc::new(source));
+        if self.time_ordered {
+            // Every segment is written sorted by time.
+            let groups = self.segments.iter().map(|s| FileGroup::new(vec![file(s)]));
+            let ts = datafusion::physical_expr::expressions::col(TS, &self.schema)?;
+            let by_time = LexOrdering::new(vec![PhysicalSortExpr::new_default(ts)]);
+            config = config
+                .with_file_groups(groups.collect())
+                .with_output_ordering(by_time.into_iter().collect());
+        } else {
+            // Spread the files over as many groups as there are target partitions.
+            let partitions = state.config_options().execution.target_partitions.max(1);
+            let mut groups: Vec<Vec<PartitionedFile>> =
+                vec![Vec::new(); partitions.min(self.segments.len())];
+            for (i, s) in self.segments.iter().enumerate() {
+                let n = groups.len();
+                groups[i % n].push(file(s));
+            }
+            config = config.with_file_groups(groups.into_iter().map(FileGroup::new).collect());
         }
-        let config = FileScanConfigBuilder::new(url, Arc::new(source))
-            .with_file_groups(groups.into_iter().map(FileGroup::new).collect())
-            .with_projection_indices(projection.cloned())?
-            .build();
+        let config = config.with_projection_indices(projection.cloned())?.build();
         Ok(DataSourceExec::from_data_source(config))
     }
 }
