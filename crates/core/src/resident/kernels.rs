@@ -973,10 +973,22 @@ fn breakdown_by_ranges<G: Grouping + Clone + Send + Sync>(
             mine.1 += paid;
         }
     }
-    let mut out = GroupPart::default();
-    for (g, set) in sets.into_iter().enumerate() {
+    let groups = sets.into_iter().enumerate().map(|(g, (visitors, paid))| {
         let rows: u64 = shares.iter().map(|s| s.rows[g]).sum();
-        let (visitors, paid) = set;
+        (visitors, paid, rows)
+    });
+    sorted_part(grouping, groups, revenue)
+}
+
+/// The part of groups numbered in order, each with its members (ascending), their revenue
+/// and its rows; groups without rows are left out.
+fn sorted_part(
+    grouping: &impl Grouping,
+    groups: impl Iterator<Item = (Vec<u32>, f64, u64)>,
+    revenue: Fast<u32, f64>,
+) -> GroupPart {
+    let mut out = GroupPart::default();
+    for (g, (visitors, paid, rows)) in groups.enumerate() {
         if rows > 0 {
             let set = GroupSet {
                 visitors: Members::Sorted(visitors),
@@ -1020,19 +1032,11 @@ fn breakdown_by_pairs(v: &View, grouping: &mut impl Grouping) -> GroupPart {
     let distinct = pairs.distinct(n, v.visitors, |who| {
         revenue.get(&who).copied().unwrap_or(0.0)
     });
-    let mut out = GroupPart::default();
-    for (g, ((visitors, paid), rows)) in distinct.into_iter().zip(completions).enumerate() {
-        if rows > 0 {
-            let set = GroupSet {
-                visitors: Members::Sorted(visitors),
-                paid,
-                rows,
-            };
-            out.groups.insert(grouping.key(g as u32), set);
-        }
-    }
-    out.revenue = revenue;
-    out
+    let groups = distinct
+        .into_iter()
+        .zip(completions)
+        .map(|((visitors, paid), rows)| (visitors, paid, rows));
+    sorted_part(grouping, groups, revenue)
 }
 
 /// A time series' part of the view's chunks. Per bucket: distinct selected visitors and

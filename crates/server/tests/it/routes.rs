@@ -704,6 +704,18 @@ async fn parameters_a_route_does_not_use_are_ignored() {
     );
 }
 
+/// A `POST /goals` whose client sends its headers and then never the body.
+fn stalled_goal(key: &str) -> Request<Body> {
+    let stalled = futures::stream::pending::<Result<axum::body::Bytes, std::io::Error>>();
+    Request::builder()
+        .method(Method::POST)
+        .uri("/api/v1/goals")
+        .header("authorization", format!("Bearer {key}"))
+        .header("content-type", "application/json")
+        .body(Body::from_stream(stalled))
+        .unwrap()
+}
+
 #[tokio::test]
 async fn a_request_past_its_time_limit_is_a_503_in_the_envelope() {
     let f = fixture(Limits {
@@ -713,14 +725,7 @@ async fn a_request_past_its_time_limit_is_a_503_in_the_envelope() {
     .await;
     // A client that sends its headers and then stalls its body (slow loris): the handler waits
     // for the body forever, so only the time limit can end the request.
-    let stalled = futures::stream::pending::<Result<axum::body::Bytes, std::io::Error>>();
-    let request = Request::builder()
-        .method(Method::POST)
-        .uri("/api/v1/goals")
-        .header("authorization", format!("Bearer {}", f.key_a))
-        .header("content-type", "application/json")
-        .body(Body::from_stream(stalled))
-        .unwrap();
+    let request = stalled_goal(&f.key_a);
     let response = f.app.clone().oneshot(request).await.unwrap();
     let status = response.status();
     let bytes = response.into_body().collect().await.unwrap().to_bytes();
@@ -736,14 +741,7 @@ async fn requests_past_the_in_flight_limit_are_shed_with_a_503() {
     })
     .await;
     // One request holds the only permit: its client never finishes sending the body.
-    let stalled = futures::stream::pending::<Result<axum::body::Bytes, std::io::Error>>();
-    let request = Request::builder()
-        .method(Method::POST)
-        .uri("/api/v1/goals")
-        .header("authorization", format!("Bearer {}", f.key_a))
-        .header("content-type", "application/json")
-        .body(Body::from_stream(stalled))
-        .unwrap();
+    let request = stalled_goal(&f.key_a);
     let holder = tokio::spawn(f.app.clone().oneshot(request));
     tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     let shed = Request::builder()
