@@ -16,7 +16,7 @@ use datafusion::prelude::{DataFrame, SessionConfig, SessionContext};
 
 use crate::error::{Error, Result};
 use crate::event::Event;
-use crate::ingest::{Outcome, enrich, restore};
+use crate::ingest::{IngestState, Outcome, enrich, restore};
 use crate::query::plan::Scope;
 use crate::query::result::{
     BreakdownResult, Bucket, Overview, SeriesTotals, Timeseries, conversion_rate,
@@ -25,11 +25,11 @@ use crate::query::spec::{Breakdown, DateRange, Interval, Paging, Query};
 use crate::query::time::{bucket_starts, effective_interval};
 use crate::resident::{GroupCounting, ResidentStore};
 use crate::schema::{StoredEvent, events_schema, to_batch};
-use crate::store::Store;
 use crate::store::buffer::{HotBuffer, SEAL_ROWS};
 use crate::store::catalog::SegmentMeta;
 use crate::store::table::EventsTable;
 use crate::store::wal::{self, Record};
+use crate::store::{Saved, Store};
 use crate::website::Website;
 
 /// Most rows in one write-ahead log record.
@@ -118,8 +118,12 @@ pub struct Engine {
     pub(crate) flush_lock: tokio::sync::Mutex<()>,
     /// Conversion model statistics per website, with when they were counted.
     pub(crate) models: Arc<std::sync::Mutex<crate::live::ModelCache>>,
+    /// Held while a website's first model statistics are counted (see `Engine::first_model`).
+    pub(crate) model_count: tokio::sync::Mutex<()>,
     /// Decoded columns that overview, breakdowns and time series are answered from.
     pub(crate) resident: Arc<ResidentStore>,
+    /// Ingest states rebuilt from stored events (rather than read back from a saved one).
+    rebuilds: std::sync::atomic::AtomicU64,
 }
 
 impl std::fmt::Debug for Engine {
@@ -160,15 +164,80 @@ impl Engine {
             ingest_lock: tokio::sync::Mutex::new(()),
             flush_lock: tokio::sync::Mutex::new(()),
             models: Arc::default(),
+            model_count: tokio::sync::Mutex::new(()),
             resident: Arc::new(ResidentStore::new(
                 config.resident_budget_bytes,
                 config.group_bitsets_bytes,
                 config.group_counting,
                 config.answer_cache_bytes,
             )),
+            rebuilds: std::sync::atomic::AtomicU64::new(0),
         };
         engine.restore_logged(logged).await?;
         Ok(engine)
+    }
+
+    /// The state `what` that [`Engine::save_ingest_states`] saved for `site`, if it is still
+    /// the state of the website's rows: the same segments, and no logged rows besides.
+    pub(crate) fn saved_state<T: serde::de::DeserializeOwned>(
+        &self,
+        site: &str,
+        what: Saved,
+    ) -> Result<Option<T>> {
+        let unflushed = self
+            .store
+            .read()?
+            .sites
+            .get(site)
+            .is_some_and(|d| d.hot.rows() > 0 || !d.flushing.is_empty());
+        if unflushed {
+            return Ok(None);
+        }
+        let tag = self.store.segments_tag(site)?;
+        Ok(self.store.load_state(site, what, tag))
+    }
+
+    /// Saves each website's ingest state (its visitors' sessions, transaction ids, profiles),
+    /// and its conversion model statistics when counted, with the data directory, for a website
+    /// whose rows are all in segments, so that a later process reads them back instead of
+    /// rebuilding them from every stored event. Call it at a
+    /// clean stop, after the last [`Engine::flush`]. A saved state is used only while the
+    /// website's segments are those it was saved with and no logged rows wait besides them.
+    /// Returns the websites saved.
+    pub async fn save_ingest_states(&self) -> Result<usize> {
+        let _serial = self.ingest_lock.lock().await;
+        let sites: Vec<String> = self.store.read()?.sites.keys().cloned().collect();
+        let mut saved = 0;
+        for site in sites {
+            let tag = self.store.segments_tag(&site)?;
+            let st = self.store.read()?;
+            let Some(data) = st.sites.get(&site) else {
+                continue;
+            };
+            let (Some(state), true) = (
+                &data.ingest,
+                data.hot.rows() == 0 && data.flushing.is_empty(),
+            ) else {
+                continue;
+            };
+            self.store.save_state(&site, Saved::Ingest, tag, state)?;
+            if let Some(model) = self.saved_model(&site)? {
+                self.store.save_state(&site, Saved::Model, tag, &*model)?;
+            }
+            saved += 1;
+        }
+        Ok(saved)
+    }
+
+    /// Whether `site`'s ingest state is in memory (read back from a saved state, or rebuilt).
+    pub fn has_ingest_state(&self, site: &str) -> Result<bool> {
+        self.ingest_state_loaded(site)
+    }
+
+    /// How many ingest states this engine rebuilt from stored events (a saved state read back
+    /// is not counted).
+    pub fn ingest_state_rebuilds(&self) -> u64 {
+        self.rebuilds.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Puts the logged writes that no segment holds back into the hot buffers, as they were
@@ -501,6 +570,13 @@ impl Engine {
         if self.ingest_state_loaded(site)? {
             return Ok(());
         }
+        if let Some(saved) = self.saved_state::<IngestState>(site, Saved::Ingest)? {
+            let mut st = self.store.write()?;
+            st.sites.entry(site.to_owned()).or_default().ingest = Some(saved);
+            return Ok(());
+        }
+        self.rebuilds
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let table = self.events_table(site, None)?.in_time_order();
         let events = self.ctx.read_table(Arc::new(table))?;
         let restored = restore(events).await?;

@@ -12,21 +12,22 @@ use crate::session::Sessionizer;
 use crate::website::Website;
 
 /// Per-website state that ingest keeps between calls.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, serde::Serialize, serde::Deserialize)]
 pub(crate) struct IngestState {
     pub sessions: Sessionizer,
     /// Transaction ids already stored: a repeat is ignored, not counted twice.
     pub transactions: HashSet<String>,
     /// Counter for generated event ids.
     pub next_event_seq: u64,
-    /// Classified names of external referrer hosts seen so far.
+    /// Classified names of external referrer hosts seen so far (a memo, not saved).
+    #[serde(skip)]
     pub referrer_names: HashMap<String, String>,
     /// Who the visitors that paid or identified themselves are.
     pub profiles: HashMap<String, VisitorProfile>,
 }
 
 /// What the engine remembers of a visitor that paid or was identified, for the live answers.
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct VisitorProfile {
     /// Time of their first payment that was not refunded (µs): they are a customer.
     pub first_payment_us: Option<i64>,

@@ -13,13 +13,15 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use serde::{Deserialize, Serialize};
+
 use crate::event::{Event, EventKind, SessionAttrs};
 
 /// Inactivity after which a page view starts a new session.
 pub const SESSION_TIMEOUT_US: i64 = 30 * 60 * 1_000_000;
 
 /// What the engine remembers of a visitor between events.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub(crate) struct VisitorState {
     session_id: Arc<str>,
     last_ts_us: i64,
@@ -42,7 +44,7 @@ pub(crate) struct Assigned {
 }
 
 /// Per-visitor session state of one website.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Serialize, Deserialize)]
 pub(crate) struct Sessionizer {
     visitors: HashMap<String, VisitorState>,
 }

@@ -602,6 +602,7 @@ async fn import(
         .map_err(|_| anyhow::anyhow!("the import's parsing thread panicked"))?
         .with_context(|| format!("reading {}", file.display()))?;
     engine.flush().await?;
+    engine.save_ingest_states().await?;
     bar.finish_and_clear();
     out.stdout(json!({ "imported": imported, "rejected": rejected }).to_string())
         .await;
@@ -721,7 +722,12 @@ async fn serve(
     admin_channel.abort();
     let _ = std::fs::remove_file(&socket);
     engine.flush().await?;
-    tracing::info!("stopped; events flushed");
+    // The next start reads the ingest state back instead of rebuilding it from every event.
+    let saved = engine.save_ingest_states().await?;
+    tracing::info!(
+        websites = saved,
+        "stopped; events flushed, ingest state saved"
+    );
     Ok(())
 }
 

@@ -34,6 +34,7 @@ use crate::query::model::{Counts, ModelStats, PredictDim, Prediction, predict};
 use crate::query::plan::{int_case, is_kind, refunded};
 use crate::query::spec::{DateRange, Query};
 use crate::schema::{col as c, kind, visitor_hash};
+use crate::store::Saved;
 
 /// Visitors with an event this recent are "realtime" (DESIGN §4).
 pub const REALTIME_WINDOW: Duration = Duration::minutes(5);
@@ -361,19 +362,10 @@ impl Engine {
                 None => None,
             }
         };
-        let frame = self.model_stats_frame(website_id)?;
         let Some(stale) = stale else {
-            let stats = Arc::new(count_model(frame).await?);
-            self.models.lock().map_err(poisoned)?.insert(
-                website_id.to_owned(),
-                CountedModel {
-                    at: Instant::now(),
-                    stats: Arc::clone(&stats),
-                    recounting: false,
-                },
-            );
-            return Ok(stats);
+            return self.first_model(website_id).await;
         };
+        let frame = self.model_stats_frame(website_id)?;
         let (models, site) = (Arc::clone(&self.models), website_id.to_owned());
         let recount = async move {
             let counted = count_model(frame).await;
@@ -397,6 +389,39 @@ impl Engine {
             Err(_) => recount.await,
         }
         Ok(stale)
+    }
+
+    /// A website's first model statistics in this process: those saved at the last clean stop
+    /// if they still describe the website's rows, else counted. One count at a time: a
+    /// request arriving while the start-up count runs waits for it instead of counting again.
+    async fn first_model(&self, website_id: &str) -> Result<Arc<ModelStats>> {
+        let _one = self.model_count.lock().await;
+        if let Some(m) = self.models.lock().map_err(poisoned)?.get(website_id) {
+            return Ok(Arc::clone(&m.stats));
+        }
+        let stats = match self.saved_state(website_id, Saved::Model)? {
+            Some(saved) => Arc::new(saved),
+            None => Arc::new(count_model(self.model_stats_frame(website_id)?).await?),
+        };
+        self.models.lock().map_err(poisoned)?.insert(
+            website_id.to_owned(),
+            CountedModel {
+                at: Instant::now(),
+                stats: Arc::clone(&stats),
+                recounting: false,
+            },
+        );
+        Ok(stats)
+    }
+
+    /// The counted model statistics of `website_id`, if any (to be saved with the data).
+    pub(crate) fn saved_model(&self, website_id: &str) -> Result<Option<Arc<ModelStats>>> {
+        Ok(self
+            .models
+            .lock()
+            .map_err(poisoned)?
+            .get(website_id)
+            .map(|m| Arc::clone(&m.stats)))
     }
 
     /// Counts the model statistics from all of the website's events (no cache): each visitor

@@ -35,7 +35,9 @@ pub const PRIOR_PAYERS: f64 = 10.0;
 pub const RATE_FLOOR: f64 = 1e-6;
 
 /// The dimensions a prediction matches on, in the order the API lists them.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
 pub enum PredictDim {
     /// Device type.
     Device,
@@ -72,7 +74,7 @@ impl PredictDim {
 }
 
 /// Visitors, paying visitors and their revenue, for the whole site or one dimension value.
-#[derive(Debug, Clone, Copy, Default, PartialEq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Counts {
     /// Visitors.
     pub visitors: u64,
@@ -94,7 +96,7 @@ impl Counts {
 }
 
 /// What the model knows of a website's history.
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct ModelStats {
     /// The whole website.
     pub baseline: Counts,

@@ -7,6 +7,8 @@
 //! segments/<website_id>/<id>.parquet   immutable, sorted by ts, one website each
 //! LOCK                                 held by the one process that has the directory open
 //! wal/<number>.log                     the write-ahead log (see [`wal`])
+//! saved/<website_id>.{ingest,model}    a website's ingest state and conversion model
+//!                                      statistics, saved at a clean stop
 //! ```
 //! Deletes rewrite the segments they touch and swap
 //! them in the catalog, and so does compaction; replaced files are removed a minute later (or at
@@ -67,6 +69,43 @@ impl State {
         self.catalog = next;
         Ok(())
     }
+}
+
+/// Where saved states live, in the data directory.
+const SAVED_DIR: &str = "saved";
+/// The first bytes of a saved state file (the format's version).
+const SAVED_MAGIC: &[u8; 8] = b"TALLYSV1";
+
+/// What a website's state saved with the data directory at a clean stop holds; each is read
+/// back only while the website's segments are those it was saved with.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Saved {
+    /// The ingest state (visitors' sessions, transaction ids, profiles).
+    Ingest,
+    /// The conversion model's statistics.
+    Model,
+}
+
+impl Saved {
+    fn extension(self) -> &'static str {
+        match self {
+            Saved::Ingest => "ingest",
+            Saved::Model => "model",
+        }
+    }
+}
+
+/// The value in a saved state file, if it was saved with `tag` and its checksum holds.
+fn decode_saved<T: serde::de::DeserializeOwned>(bytes: &[u8], tag: u64) -> Option<T> {
+    let (head, payload) = bytes.split_at_checked(SAVED_MAGIC.len() + 16)?;
+    let (magic, numbers) = head.split_at(SAVED_MAGIC.len());
+    let saved_tag = u64::from_le_bytes(numbers[..8].try_into().ok()?);
+    let sum = u64::from_le_bytes(numbers[8..].try_into().ok()?);
+    let whole = magic == SAVED_MAGIC && sum == xxhash_rust::xxh3::xxh3_64(payload);
+    if !whole || saved_tag != tag {
+        return None;
+    }
+    postcard::from_bytes(payload).ok()
 }
 
 /// What a query reads of one website at one moment.
@@ -219,6 +258,76 @@ impl Store {
             max_ts_us: w.max_ts_us,
             bytes: w.bytes,
         })
+    }
+
+    /// A fingerprint of `site`'s segments in the catalog: an ingest state saved with it is the
+    /// state of exactly these segments.
+    pub(crate) fn segments_tag(&self, site: &str) -> Result<u64> {
+        let st = self.read()?;
+        let mut segments: Vec<&SegmentMeta> = st
+            .catalog
+            .segments
+            .iter()
+            .filter(|s| s.website_id == site)
+            .collect();
+        segments.sort_by_key(|s| s.id);
+        let mut bytes = Vec::with_capacity(segments.len() * 40);
+        for s in segments {
+            for n in [s.id, s.rows as u64, s.bytes] {
+                bytes.extend_from_slice(&n.to_le_bytes());
+            }
+            for t in [s.min_ts_us, s.max_ts_us] {
+                bytes.extend_from_slice(&t.to_le_bytes());
+            }
+        }
+        Ok(xxhash_rust::xxh3::xxh3_64(&bytes))
+    }
+
+    fn saved_file(&self, site: &str, what: Saved) -> PathBuf {
+        self.dir
+            .join(SAVED_DIR)
+            .join(format!("{site}.{}", what.extension()))
+    }
+
+    /// Saves `value`, `site`'s state `what` as of the segments `tag` fingerprints (written to
+    /// a temporary file and renamed, with a checksum).
+    pub(crate) fn save_state(
+        &self,
+        site: &str,
+        what: Saved,
+        tag: u64,
+        value: &impl serde::Serialize,
+    ) -> Result<()> {
+        let path = self.saved_file(site, what);
+        let dir = self.dir.join(SAVED_DIR);
+        std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
+        let payload = postcard::to_stdvec(value)
+            .map_err(|e| Error::Internal(format!("encoding the saved {what:?}: {e}")))?;
+        let mut out = Vec::with_capacity(payload.len() + 24);
+        out.extend_from_slice(SAVED_MAGIC);
+        out.extend_from_slice(&tag.to_le_bytes());
+        out.extend_from_slice(&xxhash_rust::xxh3::xxh3_64(&payload).to_le_bytes());
+        out.extend_from_slice(&payload);
+        let tmp = path.with_extension("tmp");
+        std::fs::write(&tmp, &out).map_err(|e| Error::io(&tmp, e))?;
+        std::fs::rename(&tmp, &path).map_err(|e| Error::io(&path, e))
+    }
+
+    /// `site`'s saved state `what`, when it was saved with `tag` and reads back whole. A file
+    /// that does not (saved before the segments changed, or damaged) is removed.
+    pub(crate) fn load_state<T: serde::de::DeserializeOwned>(
+        &self,
+        site: &str,
+        what: Saved,
+        tag: u64,
+    ) -> Option<T> {
+        let path = self.saved_file(site, what);
+        let bytes = std::fs::read(&path).ok()?;
+        let value = decode_saved(&bytes, tag);
+        if value.is_none() {
+            let _ = std::fs::remove_file(&path);
+        }
+        value
     }
 
     /// Schedules the files of `segments` for removal.

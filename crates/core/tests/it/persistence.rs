@@ -373,3 +373,53 @@ async fn segments_written_before_a_column_was_added_still_answer() {
         .unwrap();
     assert!(!rows.rows.is_empty());
 }
+
+/// A clean stop saves each website's ingest state; a later open reads it back instead of
+/// rebuilding it, with the same behaviour, and never once the segments changed.
+#[tokio::test]
+async fn a_saved_ingest_state_is_read_back_while_the_segments_are_the_same() {
+    let dir = tempfile::tempdir().unwrap();
+    let want = {
+        let engine = fixture_engine(dir.path()).await;
+        engine.flush().await.unwrap();
+        assert!(engine.has_ingest_state("fixture").unwrap());
+        let model = engine.conversion_stats("fixture").await.unwrap();
+        assert_eq!(engine.save_ingest_states().await.unwrap(), 2);
+        (answers(&engine).await, model)
+    };
+    let (want, model) = want;
+    let saved = dir.path().join("saved").join("fixture.ingest");
+    assert!(saved.exists());
+    assert!(dir.path().join("saved").join("fixture.model").exists());
+
+    let engine = Engine::open(dir.path()).await.unwrap();
+    assert!(
+        !engine.has_ingest_state("fixture").unwrap(),
+        "read when needed"
+    );
+    // The transaction ids came back: the repeat is a duplicate, as before the stop.
+    let report = engine.ingest(vec![repeat_of_tx_1()]).await.unwrap();
+    assert_eq!(report.duplicates, 1);
+    assert!(engine.has_ingest_state("fixture").unwrap());
+    assert_eq!(engine.ingest_state_rebuilds(), 0);
+    assert!(engine.has_pageview("fixture", "v1").await.unwrap());
+    assert_eq!(answers(&engine).await, want);
+    assert_eq!(engine.conversion_stats("fixture").await.unwrap(), model);
+    // New rows flushed: the saved state is no longer the state of the segments.
+    let mut late = crate::support::fixture_events().remove(0);
+    late.event_id = Some("late-view".into());
+    late.ts = utc("2025-03-13T09:00:00Z");
+    engine.ingest(vec![late]).await.unwrap();
+    engine.flush().await.unwrap();
+    drop(engine);
+
+    let engine = Engine::open(dir.path()).await.unwrap();
+    let report = engine.ingest(vec![repeat_of_tx_1()]).await.unwrap();
+    assert_eq!(report.duplicates, 1);
+    assert_eq!(
+        engine.ingest_state_rebuilds(),
+        1,
+        "a stale state is not used"
+    );
+    assert!(!saved.exists(), "and is removed");
+}
