@@ -73,7 +73,10 @@ impl State {
 
 /// Where saved states live, in the data directory.
 const SAVED_DIR: &str = "saved";
-/// The first bytes of a saved state file (the format's version).
+/// The first bytes of a saved state file: the format's version. postcard is not
+/// self-describing, so this must change whenever `IngestState`, `VisitorState`,
+/// `VisitorProfile` or `ModelStats` change shape; a file of another version is then rebuilt
+/// rather than misread.
 const SAVED_MAGIC: &[u8; 8] = b"TALLYSV1";
 
 /// What a website's state saved with the data directory at a clean stop holds; each is read
