@@ -358,3 +358,35 @@ impl Store {
         });
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A saved file is read back only whole, of this version, and for the segments it was
+    /// saved with.
+    #[test]
+    fn a_saved_state_is_read_only_whole_and_for_its_segments() {
+        let dir = tempfile::tempdir().unwrap();
+        let (store, _) = Store::open(dir.path()).unwrap();
+        let value: Vec<(String, u64)> = vec![("a".into(), 1), ("b".into(), 2)];
+        store.save_state("w", Saved::Model, 7, &value).unwrap();
+        let back: Option<Vec<(String, u64)>> = store.load_state("w", Saved::Model, 7);
+        assert_eq!(back.as_ref(), Some(&value));
+        let path = store.saved_file("w", Saved::Model);
+        let bytes = std::fs::read(&path).unwrap();
+        for tamper in [0, SAVED_MAGIC.len() + 16] {
+            let mut damaged = bytes.clone();
+            damaged[tamper] ^= 1;
+            assert!(decode_saved::<Vec<(String, u64)>>(&damaged, 7).is_none());
+        }
+        assert!(decode_saved::<Vec<(String, u64)>>(&bytes[..bytes.len() - 1], 7).is_none());
+        // Another fingerprint: not used, and the file is gone.
+        assert!(
+            store
+                .load_state::<Vec<(String, u64)>>("w", Saved::Model, 8)
+                .is_none()
+        );
+        assert!(!path.exists());
+    }
+}
