@@ -1,4 +1,4 @@
-//! The DataFast v1 routes: each handler names its [`Route`], and [`serve`] authenticates the
+//! The DataFast v1 routes: each handler names its [`Route`], and `serve` authenticates the
 //! caller, picks the website the credential may use for the route, and hands the rest to
 //! `tally-api`, which owns the contract (parameters, bodies, validation, JSON).
 
