@@ -136,9 +136,8 @@ pub fn router(state: AppState) -> Router {
         StatusCode::SERVICE_UNAVAILABLE,
         state.limits.request_timeout,
     );
-    Router::new()
-        .route("/", get(routes::dashboard::index))
-        .route("/dashboard/{file}", get(routes::dashboard::asset))
+    // The routes that take a key: their failed authentications are counted per address.
+    let keyed = Router::new()
         .route(
             "/api/v1/analytics/realtime",
             fixed(MethodFilter::GET, Route::Realtime),
@@ -168,6 +167,13 @@ pub fn router(state: AppState) -> Router {
             "/api/v1/admin/websites/{website_id}/tracker-stats",
             get(routes::admin::tracker_stats),
         )
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            limit_auth_failures,
+        ));
+    Router::new()
+        .route("/", get(routes::dashboard::index))
+        .route("/dashboard/{file}", get(routes::dashboard::asset))
         .route(
             "/api/events",
             // The CORS layer answers preflights itself; the `options` route lets them reach it.
@@ -175,15 +181,12 @@ pub fn router(state: AppState) -> Router {
                 .options(|| async { StatusCode::NO_CONTENT })
                 .layer(routes::events::cors()),
         )
+        .merge(keyed)
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(max_body))
         // A write cut off here was not acknowledged: its log record, if any, is replayed.
         .layer(timeout)
-        .layer(axum::middleware::from_fn_with_state(
-            state.clone(),
-            limit_auth_failures,
-        ))
         .layer(axum::middleware::from_fn_with_state(
             Arc::clone(&state.in_flight),
             shed_load,
