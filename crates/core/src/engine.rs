@@ -15,7 +15,7 @@ use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use datafusion::prelude::{DataFrame, SessionConfig, SessionContext};
 
 use crate::error::{Error, Result};
-use crate::event::Event;
+use crate::event::{Event, SessionAttrs};
 use crate::ingest::{IngestState, Outcome, enrich, restore};
 use crate::query::plan::Scope;
 use crate::query::result::{
@@ -25,6 +25,7 @@ use crate::query::spec::{Breakdown, DateRange, Interval, Paging, Query};
 use crate::query::time::{bucket_starts, effective_interval};
 use crate::resident::{GroupCounting, ResidentStore};
 use crate::schema::{StoredEvent, events_schema, to_batch};
+use crate::session::StoredAttrs;
 use crate::store::buffer::{HotBuffer, SEAL_ROWS};
 use crate::store::catalog::SegmentMeta;
 use crate::store::table::EventsTable;
@@ -60,6 +61,10 @@ pub struct EngineConfig {
     /// Age past which the conversion model's statistics (realtime map, visitor profiles) are
     /// recounted, in the background.
     pub conversion_model_ttl: std::time::Duration,
+    /// Visitors per website whose session attributes (about half a KiB each) ingest keeps in
+    /// memory. Past it, those of visitors idle for longer than a session are dropped, and read
+    /// back from storage when a goal or payment joins such a visitor's old session.
+    pub session_attrs_in_memory: usize,
 }
 
 impl Default for EngineConfig {
@@ -73,6 +78,7 @@ impl Default for EngineConfig {
             answer_cache_bytes: 128 << 20,
             query_memory_bytes: 1 << 30,
             conversion_model_ttl: crate::live::MODEL_TTL,
+            session_attrs_in_memory: 100_000,
         }
     }
 }
@@ -95,7 +101,8 @@ pub struct IngestReport {
     pub duplicates: usize,
     /// Events refused, by their index in the input, with the reason.
     pub rejected: Vec<(usize, Error)>,
-    /// Ids of the stored events, in the order they were stored (time order per website).
+    /// Ids of the stored events, in the order they were stored (time order per website);
+    /// empty after [`Engine::ingest_bulk`].
     pub event_ids: Vec<String>,
 }
 
@@ -390,7 +397,7 @@ impl Engine {
     /// [`Engine::ingest`] for bulk loads that acknowledge only after their final
     /// [`Engine::flush`]: the rows skip the write-ahead log (half the work of a large import)
     /// and are durable once a flush has written them to a segment. A crash before that loses
-    /// the rows not flushed yet, and nothing else.
+    /// the rows not flushed yet, and nothing else. The report lists no event ids.
     pub async fn ingest_bulk(&self, events: Vec<Event>) -> Result<IngestReport> {
         self.ingest_with(events, Durability::AtFlush).await
     }
@@ -439,6 +446,7 @@ impl Engine {
             if !events.is_sorted_by_key(|(_, e)| e.ts) {
                 events.sort_by_key(|(_, e)| e.ts);
             }
+            self.read_back_dropped_attrs(&site, &events).await?;
             let mut rows = Vec::with_capacity(events.len());
             {
                 let mut st = self.store.write()?;
@@ -453,6 +461,9 @@ impl Engine {
                         Err(err) => report.rejected.push((i, err)),
                     }
                 }
+                ingest
+                    .sessions
+                    .forget_idle_attrs(self.config.session_attrs_in_memory);
             }
             if rows.is_empty() {
                 continue;
@@ -460,9 +471,12 @@ impl Engine {
             // Logged (unless bulk) before queries can see the rows; the ingest lock keeps log
             // order and buffer order the same, and keeps a flush from sealing the log in between.
             report.accepted += rows.len();
-            report
-                .event_ids
-                .extend(rows.iter().map(|r| r.event_id.clone()));
+            // A bulk load has no caller waiting for the ids of millions of events.
+            if durability == Durability::Logged {
+                report
+                    .event_ids
+                    .extend(rows.iter().map(|r| r.event_id.clone()));
+            }
             let hot_rows = self.log_and_buffer(&site, rows, durability)?;
             to_flush |= hot_rows >= self.config.flush_rows;
         }
@@ -488,6 +502,75 @@ impl Engine {
             }
         }
         Ok(report)
+    }
+
+    /// Gives back to `site`'s visitor states the session attributes that
+    /// [`crate::session::Sessionizer::forget_idle_attrs`] dropped, for the visitors whose first
+    /// event in `events` needs them, from the visitor's latest stored event. The caller holds
+    /// the ingest lock.
+    async fn read_back_dropped_attrs(&self, site: &str, events: &[(usize, Event)]) -> Result<()> {
+        let needed: Vec<StoredAttrs> = {
+            let st = self.store.read()?;
+            let Some(ingest) = st.sites.get(site).and_then(|d| d.ingest.as_ref()) else {
+                return Ok(());
+            };
+            let mut seen = std::collections::HashSet::new();
+            events
+                .iter()
+                .filter(|(_, e)| seen.insert(e.visitor_id.as_str()))
+                .filter_map(|(_, e)| ingest.sessions.stored_attrs_needed(e))
+                .collect()
+        };
+        for at in needed {
+            // A row deleted since (a goal) leaves the session without attributes.
+            let attrs = self.stored_attrs(site, &at).await?.unwrap_or_default();
+            let mut st = self.store.write()?;
+            if let Some(ingest) = st.sites.get_mut(site).and_then(|d| d.ingest.as_mut()) {
+                ingest.sessions.set_attrs(&at.visitor_id, Arc::new(attrs));
+            }
+        }
+        Ok(())
+    }
+
+    /// The session attributes of the visitor's latest stored event in the session `at` names:
+    /// a scan of the segments of the session's time span only.
+    async fn stored_attrs(&self, site: &str, at: &StoredAttrs) -> Result<Option<SessionAttrs>> {
+        use datafusion::prelude::{col, lit};
+        use datafusion::scalar::ScalarValue;
+
+        use crate::schema::{TS_ZONE, col as c};
+        let (lo, hi) = (at.session_start_us, at.last_ts_us.saturating_add(1));
+        let ts = |us: i64| {
+            lit(ScalarValue::TimestampMicrosecond(
+                Some(us),
+                Some(TS_ZONE.into()),
+            ))
+        };
+        let table = self.events_table_us(site, lo, hi)?;
+        let batches = self
+            .ctx
+            .read_table(Arc::new(table))?
+            .filter(
+                col(c::VISITOR_ID)
+                    .eq(lit(at.visitor_id.as_str()))
+                    .and(col(c::SESSION_ID).eq(lit(at.session_id.as_str())))
+                    .and(col(c::TS).gt_eq(ts(lo)))
+                    .and(col(c::TS).lt(ts(hi))),
+            )?
+            // At one instant, the page view that landed the session carries its attributes.
+            .sort(vec![
+                col(c::TS).sort(false, false),
+                col(c::KIND)
+                    .eq(lit(crate::schema::kind::PAGEVIEW))
+                    .sort(false, false),
+            ])?
+            .limit(0, Some(1))?
+            .collect()
+            .await?;
+        Ok(batches
+            .iter()
+            .find(|b| b.num_rows() > 0)
+            .map(|b| crate::schema::attrs_at(b, 0)))
     }
 
     /// Appends `rows` of `site` to the write-ahead log, then to its hot buffer, in records of
@@ -650,6 +733,11 @@ impl Engine {
         let (lo, hi) = range.map_or((i64::MIN, i64::MAX), |r| {
             (r.start.timestamp_micros(), r.end.timestamp_micros())
         });
+        self.events_table_us(site, lo, hi)
+    }
+
+    /// [`Engine::events_table`] over the segments that can hold events in `[lo, hi)` µs.
+    fn events_table_us(&self, site: &str, lo: i64, hi: i64) -> Result<EventsTable> {
         let snap = self.store.snapshot(site, lo, hi)?;
         let segments = snap
             .segments

@@ -368,6 +368,10 @@ impl Identity {
 
 /// Checks a free-text field: at most `max` characters, no control characters.
 fn check_text(field: &str, value: &str, max: usize) -> Result<()> {
+    // Nearly every value is short printable ASCII: one pass over the bytes settles it.
+    if value.len() <= max && value.bytes().all(|b| (0x20..0x7f).contains(&b)) {
+        return Ok(());
+    }
     if value.chars().count() > max {
         return Err(Error::invalid(
             field,

@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 
 use crate::error::Result;
-use crate::event::{Event, EventKind, SessionAttrs, TRACKER_TRANSACTION_PREFIX};
+use crate::event::{Event, EventKind, TRACKER_TRANSACTION_PREFIX};
 use crate::referrer;
 use crate::schema::{StoredEvent, StoredIdentity, StoredPayment, kind};
 use crate::session::Sessionizer;
@@ -177,7 +177,7 @@ pub(crate) fn enrich(
         _ => None,
     };
     classify_referrer(&mut event, website, &mut state.referrer_names);
-    let assigned = state.sessions.assign(&event);
+    let assigned = state.sessions.assign(&mut event);
     if let Some(p) = &payment {
         state.transactions.insert(p.transaction_id.clone());
     }
@@ -280,8 +280,8 @@ pub(crate) async fn restore(events: datafusion::prelude::DataFrame) -> Result<In
         .sort(vec![col(c::TS).sort(true, true)])?
         .collect()
         .await?;
-    // Pass 1: sessions, transactions and profiles, every visitor with the same empty attributes.
-    let unset: Arc<SessionAttrs> = Arc::default();
+    // Pass 1: sessions, transactions and profiles, the attributes left unknown.
+    let mut latest_us = i64::MIN;
     for b in &batches {
         let s = |name: &str| column::<StringArray>(b, name);
         let ts = column::<TimestampMicrosecondArray>(b, c::TS)?;
@@ -303,13 +303,10 @@ pub(crate) async fn restore(events: datafusion::prelude::DataFrame) -> Result<In
         for r in 0..b.num_rows() {
             let v = visitor.value(r);
             let k = kind_col.value(r);
-            state.sessions.replay(
-                v,
-                session.value(r),
-                ts.value(r),
-                k == kind::PAGEVIEW,
-                Arc::clone(&unset),
-            );
+            latest_us = latest_us.max(ts.value(r));
+            state
+                .sessions
+                .replay(v, session.value(r), ts.value(r), k == kind::PAGEVIEW);
             if tx.is_valid(r) {
                 state.transactions.insert(tx.value(r).to_owned());
             }
@@ -330,9 +327,19 @@ pub(crate) async fn restore(events: datafusion::prelude::DataFrame) -> Result<In
         }
     }
     drop(batches);
-    // Pass 2: the attributes of each visitor's latest event (a session's attributes can change
-    // once, when a page view lands in a session that a goal started).
-    let mut rows = events.execute_stream().await?;
+    // Pass 2: the attributes of the latest event of each visitor seen within a session's
+    // length of the last event (a session's attributes can change once, when a page view lands
+    // in a session that a goal started). Older visitors' are read back from storage if a goal
+    // or payment joins their session (see `Sessionizer`).
+    let recent = latest_us.saturating_sub(crate::session::SESSION_TIMEOUT_US);
+    let recent = datafusion::scalar::ScalarValue::TimestampMicrosecond(
+        Some(recent),
+        Some(crate::schema::TS_ZONE.into()),
+    );
+    let mut rows = events
+        .filter(col(c::TS).gt_eq(datafusion::prelude::lit(recent)))?
+        .execute_stream()
+        .await?;
     while let Some(b) = rows.next().await {
         let b = b?;
         let ts = column::<TimestampMicrosecondArray>(&b, c::TS)?;
@@ -340,10 +347,7 @@ pub(crate) async fn restore(events: datafusion::prelude::DataFrame) -> Result<In
         let session = column::<StringArray>(&b, c::SESSION_ID)?;
         for r in 0..b.num_rows() {
             let v = visitor.value(r);
-            if state
-                .sessions
-                .needs_attrs(v, session.value(r), ts.value(r), &unset)
-            {
+            if state.sessions.needs_attrs(v, session.value(r), ts.value(r)) {
                 state
                     .sessions
                     .set_attrs(v, Arc::new(crate::schema::attrs_at(&b, r)));

@@ -25,7 +25,10 @@ pub const SESSION_TIMEOUT_US: i64 = 30 * 60 * 1_000_000;
 pub(crate) struct VisitorState {
     session_id: Arc<str>,
     last_ts_us: i64,
-    attrs: Arc<SessionAttrs>,
+    /// The current session's attributes; `None` once the visitor has been idle for a while
+    /// (see [`Sessionizer::forget_idle_attrs`]): they are then those of the visitor's event at
+    /// `last_ts_us` in storage, read back by [`Sessionizer::stored_attrs_needed`]'s caller.
+    attrs: Option<Arc<SessionAttrs>>,
     /// Whether the current session has had its first page view.
     landed: bool,
     /// Whether the visitor has ever had a page view (page views are never deleted).
@@ -36,6 +39,16 @@ pub(crate) struct VisitorState {
     session_start_us: i64,
 }
 
+impl VisitorState {
+    fn assigned(&self) -> Assigned {
+        Assigned {
+            session_id: self.session_id.to_string(),
+            // Only when the stored attributes could not be read back (the row was deleted).
+            attrs: self.attrs.clone().unwrap_or_default(),
+        }
+    }
+}
+
 /// The session a new event was assigned to.
 #[derive(Debug, Clone)]
 pub(crate) struct Assigned {
@@ -43,100 +56,132 @@ pub(crate) struct Assigned {
     pub attrs: Arc<SessionAttrs>,
 }
 
+/// Where to find the attributes a visitor's state no longer holds: the visitor's event in
+/// `session_id` at `last_ts_us` (a session's events lie between `session_start_us` and it).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct StoredAttrs {
+    pub visitor_id: String,
+    pub session_id: String,
+    pub session_start_us: i64,
+    pub last_ts_us: i64,
+}
+
 /// Per-visitor session state of one website.
+///
+/// A visitor's session attributes are most of what is kept per visitor (twenty-odd strings).
+/// They are needed while the session can continue, and after that only when a goal or payment
+/// joins an old session; so past a limit, those of visitors idle for longer than a session
+/// are dropped and read back from storage on such a rare event.
 #[derive(Debug, Default, Serialize, Deserialize)]
 pub(crate) struct Sessionizer {
     visitors: HashMap<String, VisitorState>,
+    /// Visitors whose state holds attributes.
+    holding: usize,
+    /// `holding` past which the next sweep runs (see [`Sessionizer::forget_idle_attrs`]).
+    sweep_at: usize,
+    /// The latest event time seen (µs): "idle" is measured against it, so that an import of
+    /// old events ages visitors as its events do.
+    latest_ts_us: i64,
 }
 
 impl Sessionizer {
-    /// Assigns `event` (whose attributes are already classified) to a session. Events must come
-    /// in time order per visitor for the 30-minute rule to mean what it says.
-    pub fn assign(&mut self, event: &Event) -> Assigned {
+    /// Assigns `event` (whose attributes are already classified) to a session, taking the
+    /// attributes out of it: they are the session's now, or dropped. Events must come in time
+    /// order per visitor for the 30-minute rule to mean what it says.
+    pub fn assign(&mut self, event: &mut Event) -> Assigned {
         let ts = event.ts.timestamp_micros();
         let is_pageview = matches!(event.kind, EventKind::Pageview);
-        let prev = self.visitors.get(&event.visitor_id);
-        let session_id: Arc<str> = match (&event.session_id, prev) {
-            (Some(s), _) => Arc::from(s.as_str()),
-            (None, Some(p)) if !is_pageview || ts - p.last_ts_us <= SESSION_TIMEOUT_US => {
-                Arc::clone(&p.session_id)
-            }
-            (None, _) => Arc::from(derived_session_id(ts).as_str()),
+        let own_attrs = |event: &mut Event| Some(Arc::new(std::mem::take(&mut event.attrs)));
+        self.latest_ts_us = self.latest_ts_us.max(ts);
+        let Some(p) = self.visitors.get_mut(&event.visitor_id) else {
+            self.holding += 1;
+            let session_id: Arc<str> = match &event.session_id {
+                Some(s) => Arc::from(s.as_str()),
+                None => Arc::from(derived_session_id(ts).as_str()),
+            };
+            let state = VisitorState {
+                session_id,
+                last_ts_us: ts,
+                attrs: own_attrs(event),
+                landed: is_pageview,
+                viewed: is_pageview,
+                sessions: 1,
+                session_start_us: ts,
+            };
+            let assigned = state.assigned();
+            self.visitors.insert(event.visitor_id.clone(), state);
+            return assigned;
         };
-        let state = match prev {
-            Some(p) if p.session_id == session_id => {
-                if is_pageview && !p.landed {
-                    VisitorState {
-                        session_id,
-                        last_ts_us: ts,
-                        attrs: Arc::new(event.attrs.clone()),
-                        landed: true,
-                        viewed: true,
-                        sessions: p.sessions,
-                        session_start_us: p.session_start_us,
-                    }
-                } else {
-                    VisitorState {
-                        last_ts_us: ts.max(p.last_ts_us),
-                        ..p.clone()
-                    }
-                }
+        let new_session: Option<Arc<str>> = match &event.session_id {
+            Some(s) if **s == *p.session_id => None,
+            Some(s) => Some(Arc::from(s.as_str())),
+            None if !is_pageview || ts - p.last_ts_us <= SESSION_TIMEOUT_US => None,
+            None => Some(Arc::from(derived_session_id(ts).as_str())),
+        };
+        if p.attrs.is_none() {
+            self.holding += 1;
+        }
+        match new_session {
+            None if is_pageview && !p.landed => {
+                p.attrs = own_attrs(event);
+                p.last_ts_us = ts;
+                p.landed = true;
+                p.viewed = true;
             }
-            _ => {
-                let attrs = match prev {
-                    Some(p) if !is_pageview => Arc::clone(&p.attrs),
-                    _ => Arc::new(event.attrs.clone()),
+            None => {
+                p.attrs.get_or_insert_default();
+                p.last_ts_us = ts.max(p.last_ts_us);
+            }
+            Some(session_id) => {
+                let attrs = if is_pageview {
+                    own_attrs(event)
+                } else {
+                    Some(p.attrs.clone().unwrap_or_default())
                 };
-                VisitorState {
+                *p = VisitorState {
                     session_id,
                     last_ts_us: ts,
                     attrs,
                     landed: is_pageview,
-                    viewed: is_pageview || prev.is_some_and(|p| p.viewed),
-                    sessions: prev.map_or(0, |p| p.sessions) + 1,
+                    viewed: is_pageview || p.viewed,
+                    sessions: p.sessions + 1,
                     session_start_us: ts,
-                }
+                };
             }
-        };
-        let assigned = Assigned {
-            session_id: state.session_id.to_string(),
-            attrs: Arc::clone(&state.attrs),
-        };
-        self.visitors.insert(event.visitor_id.clone(), state);
-        assigned
+        }
+        p.assigned()
     }
 
     /// Restores a visitor's state from an already stored event (used when reopening a data
-    /// directory); stored events must be replayed in time order.
-    pub fn replay(
-        &mut self,
-        visitor_id: &str,
-        session_id: &str,
-        ts_us: i64,
-        is_pageview: bool,
-        attrs: Arc<SessionAttrs>,
-    ) {
-        let prev = self.visitors.get(visitor_id);
-        let viewed = is_pageview || prev.is_some_and(|p| p.viewed);
-        let (landed, sessions, session_start_us) = match prev {
-            Some(p) if &*p.session_id == session_id => {
-                (p.landed || is_pageview, p.sessions, p.session_start_us)
-            }
-            Some(p) => (is_pageview, p.sessions + 1, ts_us),
-            None => (is_pageview, 1, ts_us),
-        };
-        self.visitors.insert(
-            visitor_id.to_owned(),
-            VisitorState {
+    /// directory); stored events must be replayed in time order. The attributes are left
+    /// unknown, for [`Sessionizer::set_attrs`] or storage to give.
+    pub fn replay(&mut self, visitor_id: &str, session_id: &str, ts_us: i64, is_pageview: bool) {
+        self.latest_ts_us = self.latest_ts_us.max(ts_us);
+        let Some(p) = self.visitors.get_mut(visitor_id) else {
+            let state = VisitorState {
                 session_id: Arc::from(session_id),
                 last_ts_us: ts_us,
-                attrs,
-                landed,
-                viewed,
-                sessions,
-                session_start_us,
-            },
-        );
+                attrs: None,
+                landed: is_pageview,
+                viewed: is_pageview,
+                sessions: 1,
+                session_start_us: ts_us,
+            };
+            self.visitors.insert(visitor_id.to_owned(), state);
+            return;
+        };
+        if *p.session_id != *session_id {
+            p.session_id = Arc::from(session_id);
+            p.landed = false;
+            p.sessions += 1;
+            p.session_start_us = ts_us;
+        }
+        p.landed |= is_pageview;
+        p.viewed |= is_pageview;
+        p.last_ts_us = ts_us;
+        if p.attrs.take().is_some() {
+            self.holding -= 1;
+        }
     }
 
     /// Whether `visitor_id` has had a page view.
@@ -158,25 +203,70 @@ impl Sessionizer {
     }
 
     /// Whether an event of `visitor_id`'s at `ts_us` in `session_id` is the visitor's latest
-    /// (whose attributes the session has now) and the attributes are still the `unset` ones it
-    /// was replayed with.
-    pub fn needs_attrs(
-        &self,
-        visitor_id: &str,
-        session_id: &str,
-        ts_us: i64,
-        unset: &Arc<SessionAttrs>,
-    ) -> bool {
+    /// (whose attributes the session has now) and its state holds no attributes yet.
+    pub fn needs_attrs(&self, visitor_id: &str, session_id: &str, ts_us: i64) -> bool {
         self.visitors.get(visitor_id).is_some_and(|v| {
-            v.last_ts_us == ts_us && &*v.session_id == session_id && Arc::ptr_eq(&v.attrs, unset)
+            v.last_ts_us == ts_us && &*v.session_id == session_id && v.attrs.is_none()
         })
     }
 
-    /// Sets the attributes of a visitor's current session (after [`Sessionizer::replay`]).
+    /// Sets the attributes of a visitor's current session (after [`Sessionizer::replay`], or
+    /// read back from storage).
     pub fn set_attrs(&mut self, visitor_id: &str, attrs: Arc<SessionAttrs>) {
-        if let Some(v) = self.visitors.get_mut(visitor_id) {
-            v.attrs = attrs;
+        if let Some(v) = self.visitors.get_mut(visitor_id)
+            && v.attrs.replace(attrs).is_none()
+        {
+            self.holding += 1;
         }
+    }
+
+    /// Where the attributes that assigning `event` would use are stored, when the visitor's
+    /// state no longer holds them: a goal or payment joining (or following) an old session, or
+    /// a page view continuing one. `None` when the state holds them or the event starts a
+    /// session of its own.
+    pub fn stored_attrs_needed(&self, event: &Event) -> Option<StoredAttrs> {
+        let p = self.visitors.get(&event.visitor_id)?;
+        if p.attrs.is_some() {
+            return None;
+        }
+        let ts = event.ts.timestamp_micros();
+        let same_session = match &event.session_id {
+            Some(s) => **s == *p.session_id,
+            None => ts - p.last_ts_us <= SESSION_TIMEOUT_US,
+        };
+        let own = matches!(event.kind, EventKind::Pageview) && (!same_session || !p.landed);
+        (!own).then(|| StoredAttrs {
+            visitor_id: event.visitor_id.clone(),
+            session_id: p.session_id.to_string(),
+            session_start_us: p.session_start_us,
+            last_ts_us: p.last_ts_us,
+        })
+    }
+
+    /// Drops the attributes of visitors idle for longer than a session once more than `limit`
+    /// visitors hold them. A sweep visits every visitor, so the next one waits until the
+    /// visitors still holding attributes (those in a session) have doubled. Returns how many
+    /// were dropped.
+    pub fn forget_idle_attrs(&mut self, limit: usize) -> usize {
+        if self.holding <= limit.max(self.sweep_at) {
+            return 0;
+        }
+        let idle_before = self.latest_ts_us.saturating_sub(SESSION_TIMEOUT_US);
+        let mut dropped = 0;
+        for v in self.visitors.values_mut() {
+            if v.last_ts_us < idle_before && v.attrs.take().is_some() {
+                dropped += 1;
+            }
+        }
+        self.holding = self.holding.saturating_sub(dropped);
+        self.sweep_at = self.holding.saturating_mul(2);
+        dropped
+    }
+
+    /// How many visitors' states hold their session's attributes now.
+    #[cfg(test)]
+    fn holding_attrs(&self) -> usize {
+        self.visitors.values().filter(|v| v.attrs.is_some()).count()
     }
 }
 
@@ -200,9 +290,9 @@ mod tests {
     fn thirty_minutes_of_inactivity_split_sessions() {
         let t0: DateTime<Utc> = "2025-01-01T00:00:00Z".parse().unwrap();
         let mut s = Sessionizer::default();
-        let a = s.assign(&pv("v", t0, "US"));
-        let b = s.assign(&pv("v", t0 + Duration::minutes(30), "FR"));
-        let c = s.assign(&pv("v", t0 + Duration::minutes(61), "DE"));
+        let a = s.assign(&mut pv("v", t0, "US"));
+        let b = s.assign(&mut pv("v", t0 + Duration::minutes(30), "FR"));
+        let c = s.assign(&mut pv("v", t0 + Duration::minutes(61), "DE"));
         assert_eq!(a.session_id, b.session_id);
         assert_ne!(b.session_id, c.session_id);
         // the landing page's attributes win inside a session
@@ -218,14 +308,78 @@ mod tests {
     fn goals_join_the_latest_session_whatever_its_age() {
         let t0: DateTime<Utc> = "2025-01-01T00:00:00Z".parse().unwrap();
         let mut s = Sessionizer::default();
-        let a = s.assign(&pv("v", t0, "US"));
+        let a = s.assign(&mut pv("v", t0, "US"));
         let mut g = pv("v", t0 + Duration::days(3), "FR");
         g.kind = EventKind::Goal {
             name: "x".into(),
             metadata: Default::default(),
         };
-        let b = s.assign(&g);
+        let b = s.assign(&mut g);
         assert_eq!(a.session_id, b.session_id);
         assert_eq!(b.attrs.country_code.as_deref(), Some("US"));
+    }
+
+    #[test]
+    fn idle_visitors_attributes_are_dropped_past_the_limit_and_asked_for_again() {
+        let t0: DateTime<Utc> = "2025-01-01T00:00:00Z".parse().unwrap();
+        let mut s = Sessionizer::default();
+        for (i, v) in ["a", "b", "c"].into_iter().enumerate() {
+            s.assign(&mut pv(v, t0 + Duration::minutes(i as i64), "US"));
+        }
+        // Within the limit: nothing is dropped.
+        assert_eq!(s.forget_idle_attrs(3), 0);
+        assert_eq!(s.holding_attrs(), 3);
+        // "d" arrives 40 minutes later: a, b and c have been idle for longer than a session.
+        s.assign(&mut pv("d", t0 + Duration::minutes(42), "FR"));
+        assert_eq!(s.forget_idle_attrs(1), 3);
+        assert_eq!((s.holding_attrs(), s.holding), (1, 1));
+        // A goal joining a's old session needs a's attributes back, found at a's last event.
+        let mut goal = pv("a", t0 + Duration::days(2), "DE");
+        goal.kind = EventKind::Goal {
+            name: "x".into(),
+            metadata: Default::default(),
+        };
+        let at = s
+            .stored_attrs_needed(&goal)
+            .expect("a's attributes were dropped");
+        assert_eq!(
+            (at.visitor_id.as_str(), at.last_ts_us, at.session_start_us),
+            ("a", t0.timestamp_micros(), t0.timestamp_micros())
+        );
+        // A page view past the session's end starts a session of its own: nothing to read.
+        assert_eq!(
+            s.stored_attrs_needed(&pv("a", t0 + Duration::days(2), "DE")),
+            None
+        );
+        // Nor within it for a visitor whose state still holds them.
+        let mut d_goal = goal.clone();
+        d_goal.visitor_id = "d".into();
+        assert_eq!(s.stored_attrs_needed(&d_goal), None);
+        let back = SessionAttrs {
+            country_code: Some("US".into()),
+            ..SessionAttrs::default()
+        };
+        s.set_attrs("a", Arc::new(back));
+        let joined = s.assign(&mut goal);
+        assert_eq!(joined.attrs.country_code.as_deref(), Some("US"));
+        assert_eq!(s.visit_count("a"), 1);
+        assert_eq!((s.holding_attrs(), s.holding), (2, 2));
+        // The last sweep kept one holder, so the next waits for more than two: "e" makes
+        // three, and "d" (idle since +42 min) goes.
+        let later = t0 + Duration::days(2);
+        s.assign(&mut pv("e", later, "FR"));
+        assert_eq!(s.forget_idle_attrs(1), 1);
+        // Now two holders, both in a session: the next sweep waits for more than four.
+        for v in ["f", "g"] {
+            s.assign(&mut pv(v, later, "FR"));
+            assert_eq!(s.forget_idle_attrs(1), 0);
+        }
+        s.assign(&mut pv("h", later, "FR"));
+        assert_eq!(
+            s.forget_idle_attrs(1),
+            0,
+            "swept, and all five are in a session"
+        );
+        assert_eq!((s.holding_attrs(), s.holding, s.sweep_at), (5, 5, 10));
     }
 }

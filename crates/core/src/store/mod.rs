@@ -77,7 +77,7 @@ const SAVED_DIR: &str = "saved";
 /// self-describing, so this must change whenever `IngestState`, `VisitorState`,
 /// `VisitorProfile` or `ModelStats` change shape; a file of another version is then rebuilt
 /// rather than misread.
-const SAVED_MAGIC: &[u8; 8] = b"TALLYSV1";
+const SAVED_MAGIC: &[u8; 8] = b"TALLYSV2";
 
 /// What a website's state saved with the data directory at a clean stop holds; each is read
 /// back only while the website's segments are those it was saved with.
