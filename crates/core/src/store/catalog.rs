@@ -43,6 +43,24 @@ pub struct SegmentMeta {
 }
 
 impl SegmentMeta {
+    /// The entry of segment `id` of `site`, written to `file` (relative to the data directory).
+    pub(crate) fn written(
+        id: u64,
+        site: &str,
+        file: String,
+        w: crate::store::segment::WrittenSegment,
+    ) -> SegmentMeta {
+        SegmentMeta {
+            id,
+            website_id: site.to_owned(),
+            file,
+            rows: w.rows,
+            min_ts_us: w.min_ts_us,
+            max_ts_us: w.max_ts_us,
+            bytes: w.bytes,
+        }
+    }
+
     /// Whether the segment can hold events in `[start_us, end_us)`.
     pub fn overlaps(&self, start_us: i64, end_us: i64) -> bool {
         self.max_ts_us >= start_us && self.min_ts_us < end_us

@@ -2,13 +2,16 @@
 //! would soon make each query open thousands of files. After a flush, a website with more than
 //! [`MAX_SMALL_SEGMENTS`] segments under [`SMALL_SEGMENT_ROWS`] rows has them merged into one,
 //! copy-on-write like a delete: write the merged file, swap it in the catalog in one save, and
-//! retire the old files, which are removed once no query can still be reading them.
+//! retire the old files, which are removed once no query can still be reading them. The
+//! segments are merged in time order as they stream, so memory does not grow with their size.
 
 use std::sync::Arc;
 
+use datafusion::prelude::col;
+
 use crate::engine::Engine;
 use crate::error::Result;
-use crate::schema::events_schema;
+use crate::schema::{col as c, events_schema};
 use crate::store::catalog::SegmentMeta;
 use crate::store::table::EventsTable;
 
@@ -40,10 +43,16 @@ impl Engine {
         };
         let mut merged = 0;
         for (site, small) in small_by_site {
+            // Each segment is sorted by time: merged as they stream, never held whole.
             let files = small.iter().map(|s| self.store.segment_file(s)).collect();
-            let table = Arc::new(EventsTable::new(events_schema(), Vec::new(), files));
-            let batches = self.ctx.read_table(table)?.collect().await?;
-            let meta = self.store.write_segment(&site, batches).await?;
+            let table = EventsTable::new(events_schema(), Vec::new(), files).in_time_order();
+            let rows = self
+                .ctx
+                .read_table(Arc::new(table))?
+                .sort(vec![col(c::TS).sort(true, true)])?
+                .execute_stream()
+                .await?;
+            let meta = self.store.write_segment_stream(&site, rows).await?;
             let merged_files: Vec<String> = small.iter().map(|s| s.file.clone()).collect();
             let new_file = meta.file.clone();
             let ids: Vec<u64> = small.iter().map(|s| s.id).collect();

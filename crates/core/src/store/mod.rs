@@ -240,6 +240,56 @@ impl Store {
         site: &str,
         batches: Vec<RecordBatch>,
     ) -> Result<SegmentMeta> {
+        let (id, file, path) = self.new_segment_file(site)?;
+        let w = tokio::task::spawn_blocking(move || {
+            segment::write_segment(&path, &events_schema(), &batches)
+        })
+        .await
+        .map_err(|e| Error::Internal(format!("segment writer task failed: {e}")))??;
+        Ok(SegmentMeta::written(id, site, file, w))
+    }
+
+    /// [`Store::write_segment`] for more rows than should be held at once (compaction):
+    /// `rows` yields batches in time order, handed to the writing thread through a channel of
+    /// two, so memory stays a few batches and a row group whatever the segment's size.
+    pub(crate) async fn write_segment_stream(
+        &self,
+        site: &str,
+        mut rows: datafusion::execution::SendableRecordBatchStream,
+    ) -> Result<SegmentMeta> {
+        use futures::StreamExt;
+
+        let (id, file, path) = self.new_segment_file(site)?;
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<Result<RecordBatch>>(2);
+        let writer = tokio::task::spawn_blocking(move || {
+            let mut w = segment::SegmentWriter::create(&path, &events_schema())?;
+            while let Some(batch) = rx.blocking_recv() {
+                match batch.and_then(|b| w.write(&b)) {
+                    Ok(()) => {}
+                    Err(e) => {
+                        w.abandon();
+                        return Err(e);
+                    }
+                }
+            }
+            w.finish()
+        });
+        while let Some(batch) = rows.next().await {
+            let failed = batch.is_err();
+            // A closed channel means the writer failed: its error is awaited below.
+            if tx.send(batch.map_err(Error::from)).await.is_err() || failed {
+                break;
+            }
+        }
+        drop(tx);
+        let w = writer
+            .await
+            .map_err(|e| Error::Internal(format!("segment writer task failed: {e}")))??;
+        Ok(SegmentMeta::written(id, site, file, w))
+    }
+
+    /// The next segment id of the catalog, its file name and its path.
+    fn new_segment_file(&self, site: &str) -> Result<(u64, String, PathBuf)> {
         let id = {
             let mut st = self.write()?;
             st.catalog.next_segment_id += 1;
@@ -247,20 +297,7 @@ impl Store {
         };
         let file = Catalog::segment_file(site, id);
         let path = self.dir.join(&file);
-        let w = tokio::task::spawn_blocking(move || {
-            segment::write_segment(&path, &events_schema(), &batches)
-        })
-        .await
-        .map_err(|e| Error::Internal(format!("segment writer task failed: {e}")))??;
-        Ok(SegmentMeta {
-            id,
-            website_id: site.to_owned(),
-            file,
-            rows: w.rows,
-            min_ts_us: w.min_ts_us,
-            max_ts_us: w.max_ts_us,
-            bytes: w.bytes,
-        })
+        Ok((id, file, path))
     }
 
     /// A fingerprint of `site`'s segments in the catalog: an ingest state saved with it is the

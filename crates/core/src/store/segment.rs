@@ -86,50 +86,109 @@ pub fn write_segment(
     batches: &[RecordBatch],
 ) -> Result<WrittenSegment> {
     let ts_index = schema.index_of(col::TS)?;
-    let sorted = in_time_order(schema, batches, ts_index)?;
-    let rows: usize = sorted.iter().map(RecordBatch::num_rows).sum();
-    let (min_ts_us, max_ts_us) = match (sorted.first(), sorted.last()) {
-        (Some(first), Some(last)) => (
-            times(first, ts_index)?.value(0),
-            times(last, ts_index)?.values().last().copied().unwrap_or(0),
-        ),
-        _ => (0, 0),
-    };
-
-    let props = WriterProperties::builder()
-        .set_compression(Compression::ZSTD(ZstdLevel::try_new(3)?))
-        .set_statistics_enabled(EnabledStatistics::Page)
-        .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
-        .set_data_page_row_count_limit(PAGE_ROWS)
-        .set_write_batch_size(PAGE_ROWS)
-        .set_sorting_columns(Some(vec![SortingColumn {
-            column_idx: i32::try_from(ts_index).unwrap_or(1),
-            descending: false,
-            nulls_first: false,
-        }]))
-        .build();
-    let dir = path
-        .parent()
-        .ok_or_else(|| Error::invalid("path", "segment path has no directory"))?;
-    fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
-    let tmp = path.with_extension("parquet.tmp");
-    let file = File::create(&tmp).map_err(|e| Error::io(&tmp, e))?;
-    let mut writer = ArrowWriter::try_new(file, Arc::clone(schema), Some(props))?;
-    for b in &sorted {
-        writer.write(b)?;
+    let mut writer = SegmentWriter::create(path, schema)?;
+    for b in in_time_order(schema, batches, ts_index)? {
+        writer.write(&b)?;
     }
-    let file = writer.into_inner()?;
-    file.sync_all().map_err(|e| Error::io(&tmp, e))?;
-    drop(file);
-    fs::rename(&tmp, path).map_err(|e| Error::io(path, e))?;
-    sync_dir(dir)?;
-    let bytes = fs::metadata(path).map_err(|e| Error::io(path, e))?.len();
-    Ok(WrittenSegment {
-        rows,
-        min_ts_us,
-        max_ts_us,
-        bytes,
-    })
+    writer.finish()
+}
+
+/// A segment written a batch at a time, for inputs too large to hold (compaction): batches
+/// must come in time order. Nothing is visible at `path` until [`SegmentWriter::finish`].
+pub struct SegmentWriter {
+    path: std::path::PathBuf,
+    tmp: std::path::PathBuf,
+    writer: ArrowWriter<File>,
+    ts_index: usize,
+    rows: usize,
+    min_ts_us: Option<i64>,
+    max_ts_us: i64,
+}
+
+impl SegmentWriter {
+    /// Starts the segment in a temporary file beside `path`.
+    pub fn create(path: &Path, schema: &SchemaRef) -> Result<SegmentWriter> {
+        let ts_index = schema.index_of(col::TS)?;
+        let props = WriterProperties::builder()
+            .set_compression(Compression::ZSTD(ZstdLevel::try_new(3)?))
+            .set_statistics_enabled(EnabledStatistics::Page)
+            .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
+            .set_data_page_row_count_limit(PAGE_ROWS)
+            .set_write_batch_size(PAGE_ROWS)
+            .set_sorting_columns(Some(vec![SortingColumn {
+                column_idx: i32::try_from(ts_index).unwrap_or(1),
+                descending: false,
+                nulls_first: false,
+            }]))
+            .build();
+        let dir = path
+            .parent()
+            .ok_or_else(|| Error::invalid("path", "segment path has no directory"))?;
+        fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+        let tmp = path.with_extension("parquet.tmp");
+        let file = File::create(&tmp).map_err(|e| Error::io(&tmp, e))?;
+        Ok(SegmentWriter {
+            path: path.to_owned(),
+            tmp,
+            writer: ArrowWriter::try_new(file, Arc::clone(schema), Some(props))?,
+            ts_index,
+            rows: 0,
+            min_ts_us: None,
+            max_ts_us: i64::MIN,
+        })
+    }
+
+    /// Appends `batch`, whose events must not be earlier than those written before.
+    pub fn write(&mut self, batch: &RecordBatch) -> Result<()> {
+        let ts = times(batch, self.ts_index)?;
+        let (Some(first), Some(last)) = (ts.values().first(), ts.values().last()) else {
+            return Ok(());
+        };
+        if ts.null_count() > 0 || *first < self.max_ts_us || !ts.values().is_sorted() {
+            return Err(Error::Internal(
+                "a segment's batches must come in time order".into(),
+            ));
+        }
+        self.min_ts_us.get_or_insert(*first);
+        self.max_ts_us = *last;
+        self.rows += batch.num_rows();
+        Ok(self.writer.write(batch)?)
+    }
+
+    /// Gives the segment up: the temporary file is removed and nothing appears at its path.
+    pub fn abandon(self) {
+        drop(self.writer);
+        if let Err(e) = fs::remove_file(&self.tmp) {
+            tracing::warn!("could not remove {}: {e}", self.tmp.display());
+        }
+    }
+
+    /// Closes the file, makes it durable and moves it to its path.
+    pub fn finish(self) -> Result<WrittenSegment> {
+        let SegmentWriter {
+            path,
+            tmp,
+            writer,
+            rows,
+            min_ts_us,
+            max_ts_us,
+            ..
+        } = self;
+        let file = writer.into_inner()?;
+        file.sync_all().map_err(|e| Error::io(&tmp, e))?;
+        drop(file);
+        fs::rename(&tmp, &path).map_err(|e| Error::io(&path, e))?;
+        if let Some(dir) = path.parent() {
+            sync_dir(dir)?;
+        }
+        let bytes = fs::metadata(&path).map_err(|e| Error::io(&path, e))?.len();
+        Ok(WrittenSegment {
+            rows,
+            min_ts_us: min_ts_us.unwrap_or(0),
+            max_ts_us: if min_ts_us.is_some() { max_ts_us } else { 0 },
+            bytes,
+        })
+    }
 }
 
 /// Makes a rename or create inside `dir` durable.
