@@ -8,6 +8,7 @@
 use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
+use std::time::Instant;
 
 use chrono::TimeDelta;
 use datafusion::arrow::record_batch::RecordBatch;
@@ -16,7 +17,7 @@ use datafusion::prelude::{DataFrame, SessionConfig, SessionContext};
 
 use crate::error::{Error, Result};
 use crate::event::{Event, SessionAttrs};
-use crate::ingest::{IngestState, Outcome, enrich, restore};
+use crate::ingest::{IngestState, Outcome, enrich, restore, restore_onto};
 use crate::query::plan::Scope;
 use crate::query::result::{
     BreakdownResult, Bucket, Overview, SeriesTotals, Timeseries, conversion_rate,
@@ -30,7 +31,7 @@ use crate::store::buffer::{HotBuffer, SEAL_ROWS};
 use crate::store::catalog::SegmentMeta;
 use crate::store::table::EventsTable;
 use crate::store::wal::{self, Record};
-use crate::store::{Saved, Store};
+use crate::store::{Saved, Store, encode_saved};
 use crate::website::Website;
 
 /// Most rows in one write-ahead log record.
@@ -65,6 +66,10 @@ pub struct EngineConfig {
     /// memory. Past it, those of visitors idle for longer than a session are dropped, and read
     /// back from storage when a goal or payment joins such a visitor's old session.
     pub session_attrs_in_memory: usize,
+    /// Whether each flush saves the flushed websites' ingest state with the data directory
+    /// (a write of the whole state, encoded under the ingest lock), so that a restart after a
+    /// crash reads it back instead of rebuilding it from every stored event.
+    pub checkpoint_ingest_state: bool,
 }
 
 impl Default for EngineConfig {
@@ -79,6 +84,7 @@ impl Default for EngineConfig {
             query_memory_bytes: 1 << 30,
             conversion_model_ttl: crate::live::MODEL_TTL,
             session_attrs_in_memory: 100_000,
+            checkpoint_ingest_state: true,
         }
     }
 }
@@ -131,7 +137,16 @@ pub struct Engine {
     pub(crate) resident: Arc<ResidentStore>,
     /// Ingest states rebuilt from stored events (rather than read back from a saved one).
     rebuilds: std::sync::atomic::AtomicU64,
+    /// Per website, when a flush may next save its ingest state (see [`CHECKPOINT_SPACING`]).
+    /// Only the flush, under the flush lock, uses it.
+    next_checkpoint: std::sync::Mutex<HashMap<String, std::time::Instant>>,
 }
+
+/// How many times its own encoding time a website's next ingest-state checkpoint waits, so
+/// that writes spend at most a twentieth of their time waiting for one. At 4M events an
+/// encoding takes about 60 ms, so a server flushing every 30 s saves the state at every flush;
+/// a flush in between leaves the saved state behind its segments, and a crash then rebuilds.
+const CHECKPOINT_SPACING: u32 = 20;
 
 impl std::fmt::Debug for Engine {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -179,13 +194,16 @@ impl Engine {
                 config.answer_cache_bytes,
             )),
             rebuilds: std::sync::atomic::AtomicU64::new(0),
+            next_checkpoint: std::sync::Mutex::default(),
         };
         engine.restore_logged(logged).await?;
         Ok(engine)
     }
 
     /// The state `what` that [`Engine::save_ingest_states`] saved for `site`, if it is still
-    /// the state of the website's rows: the same segments, and no logged rows besides.
+    /// the state of the website's rows: the same segments, and no logged rows besides. (The
+    /// ingest state is also read back with logged rows besides, which are then folded in; see
+    /// `ensure_ingest_state_locked`.)
     pub(crate) fn saved_state<T: serde::de::DeserializeOwned>(
         &self,
         site: &str,
@@ -209,7 +227,9 @@ impl Engine {
     /// whose rows are all in segments, so that a later process reads them back instead of
     /// rebuilding them from every stored event. Call it at a
     /// clean stop, after the last [`Engine::flush`]. A saved state is used only while the
-    /// website's segments are those it was saved with and no logged rows wait besides them.
+    /// website's segments are those it was saved with. (Each flush also saves the flushed
+    /// websites' ingest state, see [`EngineConfig::checkpoint_ingest_state`]; the rows logged
+    /// after it are folded in when it is read back.)
     /// Returns the websites saved.
     pub async fn save_ingest_states(&self) -> Result<usize> {
         let _serial = self.ingest_lock.lock().await;
@@ -653,9 +673,22 @@ impl Engine {
         if self.ingest_state_loaded(site)? {
             return Ok(());
         }
-        if let Some(saved) = self.saved_state::<IngestState>(site, Saved::Ingest)? {
+        // A saved state is that of the website's segments (saved at a clean stop, or as the
+        // checkpoint of a flush); rows logged after it was taken are folded in.
+        let tag = self.store.segments_tag(site)?;
+        if let Some(saved) = self
+            .store
+            .load_state::<IngestState>(site, Saved::Ingest, tag)
+        {
+            let snap = self.store.snapshot(site, i64::MIN, i64::MAX)?;
+            let state = if snap.hot.is_empty() {
+                saved
+            } else {
+                let unflushed = EventsTable::new(events_schema(), snap.hot, Vec::new());
+                restore_onto(saved, self.ctx.read_table(Arc::new(unflushed))?).await?
+            };
             let mut st = self.store.write()?;
-            st.sites.entry(site.to_owned()).or_default().ingest = Some(saved);
+            st.sites.entry(site.to_owned()).or_default().ingest = Some(state);
             return Ok(());
         }
         self.rebuilds
@@ -677,7 +710,7 @@ impl Engine {
     /// [`crate::store::compact`]).
     pub async fn flush(&self) -> Result<FlushReport> {
         let _serial = self.flush_lock.lock().await;
-        let (sealed_log, mut taken) = {
+        let (sealed_log, checkpoints, mut taken) = {
             // No write may land between sealing the log and taking the buffers.
             let _ingest = self.ingest_lock.lock().await;
             let mut guard = self.store.write()?;
@@ -695,7 +728,32 @@ impl Engine {
             } else {
                 Some(self.store.wal().rotate()?)
             };
-            (sealed_log, Taken { engine: self, jobs })
+            // Each flushed website's ingest state is now exactly that of its segments once the
+            // taken rows are in: encoded here, saved once they are, so that a restart after a
+            // crash reads it back and folds in only the rows logged since.
+            let mut checkpoints = Vec::new();
+            if self.config.checkpoint_ingest_state {
+                let mut next = self.next_checkpoint.lock().map_err(poisoned)?;
+                for (site, _) in &jobs {
+                    let due = next.get(site).is_none_or(|at| *at <= Instant::now());
+                    let state = guard.sites.get(site).and_then(|d| d.ingest.as_ref());
+                    let (true, Some(state)) = (due, state) else {
+                        continue;
+                    };
+                    let t = Instant::now();
+                    let payload = encode_saved(Saved::Ingest, state)?;
+                    let took = t.elapsed();
+                    tracing::debug!(
+                        site,
+                        bytes = payload.len(),
+                        ms = took.as_secs_f64() * 1e3,
+                        "ingest state encoded under the ingest lock"
+                    );
+                    next.insert(site.clone(), Instant::now() + took * CHECKPOINT_SPACING);
+                    checkpoints.push((site.clone(), payload));
+                }
+            }
+            (sealed_log, checkpoints, Taken { engine: self, jobs })
         };
         let mut report = FlushReport::default();
         while let Some((site, batches)) = taken.jobs.last().cloned() {
@@ -720,6 +778,14 @@ impl Engine {
         }
         self.compact_locked().await?;
         self.store.remove_retired();
+        // Compaction keeps the rows, so the states are still those of the segments now. No
+        // delete can run in between: deletes take the flush lock too.
+        for (site, payload) in checkpoints {
+            let tag = self.store.segments_tag(&site)?;
+            if let Err(e) = self.store.save_encoded(&site, Saved::Ingest, tag, &payload) {
+                tracing::warn!("saving the ingest state of {site} after a flush failed: {e}");
+            }
+        }
         Ok(report)
     }
 

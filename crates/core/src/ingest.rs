@@ -250,19 +250,27 @@ fn properties_json(props: &BTreeMap<String, String>) -> Option<String> {
 /// customer columns in time order give each visitor's sessions, transactions and profile; then
 /// the session attributes are streamed once and kept for each visitor's latest session only.
 pub(crate) async fn restore(events: datafusion::prelude::DataFrame) -> Result<IngestState> {
+    restore_onto(IngestState::default(), events).await
+}
+
+/// [`restore`] continued from `state`, the state of the events stored before `events` (a
+/// saved state, and the rows logged after it was taken).
+pub(crate) async fn restore_onto(
+    mut state: IngestState,
+    events: datafusion::prelude::DataFrame,
+) -> Result<IngestState> {
     use datafusion::arrow::array::{Array, BooleanArray, StringArray, TimestampMicrosecondArray};
     use datafusion::prelude::col;
     use futures::StreamExt;
 
     use crate::schema::{col as c, column};
 
-    let mut state = IngestState {
-        next_event_seq: std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_nanos() as u64)
-            .unwrap_or(0),
-        ..IngestState::default()
-    };
+    // Generated event ids continue past any this or an earlier process may have given.
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(0);
+    state.next_event_seq = state.next_event_seq.max(now);
     let narrow = [
         c::TS,
         c::VISITOR_ID,
@@ -281,7 +289,6 @@ pub(crate) async fn restore(events: datafusion::prelude::DataFrame) -> Result<In
         .collect()
         .await?;
     // Pass 1: sessions, transactions and profiles, the attributes left unknown.
-    let mut latest_us = i64::MIN;
     for b in &batches {
         let s = |name: &str| column::<StringArray>(b, name);
         let ts = column::<TimestampMicrosecondArray>(b, c::TS)?;
@@ -303,7 +310,6 @@ pub(crate) async fn restore(events: datafusion::prelude::DataFrame) -> Result<In
         for r in 0..b.num_rows() {
             let v = visitor.value(r);
             let k = kind_col.value(r);
-            latest_us = latest_us.max(ts.value(r));
             state
                 .sessions
                 .replay(v, session.value(r), ts.value(r), k == kind::PAGEVIEW);
@@ -331,7 +337,10 @@ pub(crate) async fn restore(events: datafusion::prelude::DataFrame) -> Result<In
     // length of the last event (a session's attributes can change once, when a page view lands
     // in a session that a goal started). Older visitors' are read back from storage if a goal
     // or payment joins their session (see `Sessionizer`).
-    let recent = latest_us.saturating_sub(crate::session::SESSION_TIMEOUT_US);
+    let recent = state
+        .sessions
+        .latest_ts_us()
+        .saturating_sub(crate::session::SESSION_TIMEOUT_US);
     let recent = datafusion::scalar::ScalarValue::TimestampMicrosecond(
         Some(recent),
         Some(crate::schema::TS_ZONE.into()),

@@ -184,6 +184,11 @@ impl Sessionizer {
         }
     }
 
+    /// The latest event time seen (µs), 0 before any.
+    pub fn latest_ts_us(&self) -> i64 {
+        self.latest_ts_us
+    }
+
     /// Whether `visitor_id` has had a page view.
     pub fn has_viewed(&self, visitor_id: &str) -> bool {
         self.visitors.get(visitor_id).is_some_and(|v| v.viewed)

@@ -247,6 +247,9 @@ async fn main() -> anyhow::Result<()> {
         resident_budget_bytes: resident_mb.saturating_mul(1 << 20),
         answer_cache_bytes: answer_cache_mb.saturating_mul(1 << 20),
         query_memory_bytes: cli.query_memory_mb.saturating_mul(1 << 20),
+        // An import saves the state once, after its last flush; nothing it wrote is
+        // acknowledged before that.
+        checkpoint_ingest_state: !matches!(cli.command, Command::Import { .. }),
         ..tally_core::EngineConfig::default()
     };
     let engine = match Engine::open_with(&cli.data_dir, config).await {

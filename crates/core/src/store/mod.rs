@@ -98,6 +98,12 @@ impl Saved {
     }
 }
 
+/// `value` as a saved state file holds it.
+pub(crate) fn encode_saved(what: Saved, value: &impl serde::Serialize) -> Result<Vec<u8>> {
+    postcard::to_stdvec(value)
+        .map_err(|e| Error::Internal(format!("encoding the saved {what:?}: {e}")))
+}
+
 /// The value in a saved state file, if it was saved with `tag` and its checksum holds.
 fn decode_saved<T: serde::de::DeserializeOwned>(bytes: &[u8], tag: u64) -> Option<T> {
     let (head, payload) = bytes.split_at_checked(SAVED_MAGIC.len() + 16)?;
@@ -338,16 +344,26 @@ impl Store {
         tag: u64,
         value: &impl serde::Serialize,
     ) -> Result<()> {
+        self.save_encoded(site, what, tag, &encode_saved(what, value)?)
+    }
+
+    /// [`Store::save_state`] of a value [`encode_saved`] encoded earlier (a checkpoint taken
+    /// under a lock and written after it).
+    pub(crate) fn save_encoded(
+        &self,
+        site: &str,
+        what: Saved,
+        tag: u64,
+        payload: &[u8],
+    ) -> Result<()> {
         let path = self.saved_file(site, what);
         let dir = self.dir.join(SAVED_DIR);
         std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
-        let payload = postcard::to_stdvec(value)
-            .map_err(|e| Error::Internal(format!("encoding the saved {what:?}: {e}")))?;
         let mut out = Vec::with_capacity(payload.len() + 24);
         out.extend_from_slice(SAVED_MAGIC);
         out.extend_from_slice(&tag.to_le_bytes());
-        out.extend_from_slice(&xxhash_rust::xxh3::xxh3_64(&payload).to_le_bytes());
-        out.extend_from_slice(&payload);
+        out.extend_from_slice(&xxhash_rust::xxh3::xxh3_64(payload).to_le_bytes());
+        out.extend_from_slice(payload);
         let tmp = path.with_extension("tmp");
         std::fs::write(&tmp, &out).map_err(|e| Error::io(&tmp, e))?;
         std::fs::rename(&tmp, &path).map_err(|e| Error::io(&path, e))

@@ -405,7 +405,14 @@ async fn a_saved_ingest_state_is_read_back_while_the_segments_are_the_same() {
     assert!(engine.has_pageview("fixture", "v1").await.unwrap());
     assert_eq!(answers(&engine).await, want);
     assert_eq!(engine.conversion_stats("fixture").await.unwrap(), model);
-    // New rows flushed: the saved state is no longer the state of the segments.
+    drop(engine);
+    // New rows flushed by an engine that does not save its state at a flush: the saved state
+    // is no longer the state of the segments.
+    let no_checkpoints = EngineConfig {
+        checkpoint_ingest_state: false,
+        ..EngineConfig::default()
+    };
+    let engine = Engine::open_with(dir.path(), no_checkpoints).await.unwrap();
     let mut late = crate::support::fixture_events().remove(0);
     late.event_id = Some("late-view".into());
     late.ts = utc("2025-03-13T09:00:00Z");
@@ -422,4 +429,55 @@ async fn a_saved_ingest_state_is_read_back_while_the_segments_are_the_same() {
         "a stale state is not used"
     );
     assert!(!saved.exists(), "and is removed");
+}
+
+#[tokio::test]
+async fn after_a_crash_the_last_flush_state_and_the_logged_rows_give_the_ingest_state_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let paid_later = |tx: &str| {
+        let mut e = repeat_of_tx_1();
+        e.event_id = None;
+        e.ts = utc("2025-03-13T10:00:00Z");
+        if let tally_core::EventKind::Payment(p) = &mut e.kind {
+            p.transaction_id = tx.into();
+        }
+        e
+    };
+    let view_at = |ts: &str| {
+        let mut e = crate::support::fixture_events().remove(0);
+        e.event_id = None;
+        e.session_id = None;
+        e.ts = utc(ts);
+        e
+    };
+    let want = {
+        let engine = fixture_engine(dir.path()).await;
+        // The flush saves the state of the segments it leaves...
+        engine.flush().await.unwrap();
+        assert!(dir.path().join("saved").join("fixture.ingest").exists());
+        // ...and later writes are only in the log when the process dies.
+        let logged = vec![view_at("2025-03-13T09:59:00Z"), paid_later("tx_late")];
+        engine.ingest(logged).await.unwrap();
+        answers(&engine).await
+    }; // dropped without a clean stop: as if killed
+
+    let engine = Engine::open(dir.path()).await.unwrap();
+    engine.warm_ingest().await.unwrap();
+    assert_eq!(engine.ingest_state_rebuilds(), 0, "read back, not rebuilt");
+    assert_eq!(answers(&engine).await, want);
+    // Payments from before the flush and from the log after it are both known.
+    let report = engine
+        .ingest(vec![repeat_of_tx_1(), paid_later("tx_late")])
+        .await
+        .unwrap();
+    assert_eq!(report.duplicates, 2);
+    // The logged page view's session goes on: six minutes later is the same visit.
+    let sessions = |o: tally_core::Overview| o.sessions;
+    let before = sessions(engine.overview(&Query::new("fixture")).await.unwrap());
+    engine
+        .ingest(vec![view_at("2025-03-13T10:05:00Z")])
+        .await
+        .unwrap();
+    let after = sessions(engine.overview(&Query::new("fixture")).await.unwrap());
+    assert_eq!(after, before);
 }
