@@ -282,14 +282,17 @@ pub(crate) async fn restore_onto(
         c::CUSTOMER_EMAIL,
         c::CUSTOMER_ID,
     ];
-    let batches = events
+    // Streamed: over segments declared in time order the sort is a merge, so a batch at a
+    // time is held, not the website's history.
+    let mut batches = events
         .clone()
         .select_columns(&narrow)?
         .sort(vec![col(c::TS).sort(true, true)])?
-        .collect()
+        .execute_stream()
         .await?;
     // Pass 1: sessions, transactions and profiles, the attributes left unknown.
-    for b in &batches {
+    while let Some(b) = batches.next().await {
+        let b = &b?;
         let s = |name: &str| column::<StringArray>(b, name);
         let ts = column::<TimestampMicrosecondArray>(b, c::TS)?;
         let (visitor, session, kind_col, tx) = (
@@ -332,7 +335,6 @@ pub(crate) async fn restore_onto(
             }
         }
     }
-    drop(batches);
     // Pass 2: the attributes of the latest event of each visitor seen within a session's
     // length of the last event (a session's attributes can change once, when a page view lands
     // in a session that a goal started). Older visitors' are read back from storage if a goal
