@@ -42,6 +42,7 @@
 //! The meaning of every number is defined in the project's `DESIGN.md` §4 and checked against
 //! a plain-Rust reference model by property tests.
 
+mod checkpoint;
 pub mod engine;
 pub mod error;
 pub mod event;

@@ -184,6 +184,11 @@ impl Sessionizer {
         }
     }
 
+    /// How many visitors it holds a state for.
+    pub fn visitors(&self) -> usize {
+        self.visitors.len()
+    }
+
     /// The latest event time seen (µs), 0 before any.
     pub fn latest_ts_us(&self) -> i64 {
         self.latest_ts_us

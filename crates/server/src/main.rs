@@ -249,7 +249,10 @@ async fn main() -> anyhow::Result<()> {
         query_memory_bytes: cli.query_memory_mb.saturating_mul(1 << 20),
         // An import saves the state once, after its last flush; nothing it wrote is
         // acknowledged before that.
-        checkpoint_ingest_state: !matches!(cli.command, Command::Import { .. }),
+        checkpoint_max_pause: match cli.command {
+            Command::Import { .. } => std::time::Duration::ZERO,
+            _ => tally_core::EngineConfig::default().checkpoint_max_pause,
+        },
         ..tally_core::EngineConfig::default()
     };
     let engine = match Engine::open_with(&cli.data_dir, config).await {

@@ -409,7 +409,7 @@ async fn a_saved_ingest_state_is_read_back_while_the_segments_are_the_same() {
     // New rows flushed by an engine that does not save its state at a flush: the saved state
     // is no longer the state of the segments.
     let no_checkpoints = EngineConfig {
-        checkpoint_ingest_state: false,
+        checkpoint_max_pause: std::time::Duration::ZERO,
         ..EngineConfig::default()
     };
     let engine = Engine::open_with(dir.path(), no_checkpoints).await.unwrap();

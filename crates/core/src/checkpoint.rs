@@ -1,0 +1,76 @@
+//! When a flush saves a website's ingest state (see [`crate::Engine::flush`]).
+//!
+//! The state is encoded under the ingest lock, so every write waits meanwhile: about 0.3 µs a
+//! visitor, 60–210 ms at 4M events (480k visitors), 1.5 s at 40M (5M visitors). A flush
+//! therefore saves it only while that wait is estimated to stay within
+//! [`crate::EngineConfig::checkpoint_max_pause`], and at most once per twenty times the last
+//! encoding took. A state too large for that is saved at a clean stop only, and rebuilt from
+//! the stored events after a crash.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+/// How many times its own encoding time a website's next checkpoint waits: writes spend at
+/// most a twentieth of their time waiting for checkpoints.
+const SPACING: u32 = 20;
+
+/// Encoding time a visitor is assumed to cost before one was measured (measured: 0.13–0.44 µs
+/// at 4M events, 0.29 µs at 40M).
+const FIRST_ESTIMATE_PER_VISITOR: Duration = Duration::from_nanos(300);
+
+/// The checkpoints taken so far, per website.
+#[derive(Debug, Default)]
+pub(crate) struct Checkpoints {
+    sites: HashMap<String, Taken>,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Taken {
+    next: Instant,
+    per_visitor: Duration,
+}
+
+impl Checkpoints {
+    /// Whether a flush now should save `site`'s ingest state of `visitors` visitors, writes
+    /// waiting for at most `max_pause` meanwhile.
+    pub fn due(&self, site: &str, visitors: usize, max_pause: Duration) -> bool {
+        let last = self.sites.get(site);
+        let per_visitor = last.map_or(FIRST_ESTIMATE_PER_VISITOR, |t| t.per_visitor);
+        let estimate = per_visitor.saturating_mul(u32::try_from(visitors).unwrap_or(u32::MAX));
+        last.is_none_or(|t| t.next <= Instant::now()) && estimate <= max_pause
+    }
+
+    /// Records that encoding `site`'s state of `visitors` visitors took `took`.
+    pub fn taken(&mut self, site: &str, visitors: usize, took: Duration) {
+        let per_visitor = took / u32::try_from(visitors.max(1)).unwrap_or(u32::MAX);
+        let next = Instant::now() + took * SPACING;
+        self.sites
+            .insert(site.to_owned(), Taken { next, per_visitor });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_state_too_large_to_encode_in_the_pause_is_not_saved_at_flushes() {
+        let pause = Duration::from_millis(250);
+        let mut c = Checkpoints::default();
+        // 300 ns a visitor: 800k visitors fit in 250 ms, 900k do not.
+        assert!(c.due("w", 800_000, pause));
+        assert!(!c.due("w", 900_000, pause));
+        assert!(!c.due(
+            "w",
+            1,
+            Duration::ZERO.saturating_add(Duration::from_nanos(1))
+        ));
+        // Measured: 1 µs a visitor; and the next waits twenty times the encoding.
+        c.taken("w", 100_000, Duration::from_millis(100));
+        assert!(!c.due("w", 100_000, pause), "2 s have not passed");
+        c.sites.get_mut("w").unwrap().next = Instant::now();
+        assert!(c.due("w", 250_000, pause));
+        assert!(!c.due("w", 260_000, pause));
+        assert!(c.due("other", 800_000, pause), "each website on its own");
+    }
+}
