@@ -197,28 +197,6 @@ impl Engine {
         Ok(engine)
     }
 
-    /// The state `what` that [`Engine::save_ingest_states`] saved for `site`, if it is still
-    /// the state of the website's rows: the same segments, and no logged rows besides. (The
-    /// ingest state is also read back with logged rows besides, which are then folded in; see
-    /// `ensure_ingest_state_locked`.)
-    pub(crate) fn saved_state<T: serde::de::DeserializeOwned>(
-        &self,
-        site: &str,
-        what: Saved,
-    ) -> Result<Option<T>> {
-        let unflushed = self
-            .store
-            .read()?
-            .sites
-            .get(site)
-            .is_some_and(|d| d.hot.rows() > 0 || !d.flushing.is_empty());
-        if unflushed {
-            return Ok(None);
-        }
-        let tag = self.store.segments_tag(site)?;
-        Ok(self.store.load_state(site, what, tag))
-    }
-
     /// Saves each website's ingest state (its visitors' sessions, transaction ids, profiles),
     /// and its conversion model statistics when counted, with the data directory, for a website
     /// whose rows are all in segments, so that a later process reads them back instead of
@@ -753,6 +731,7 @@ impl Engine {
             drop(policy);
             (sealed_log, checkpoints, Taken { engine: self, jobs })
         };
+        let flushed_sites: Vec<String> = taken.jobs.iter().map(|(s, _)| s.clone()).collect();
         let mut report = FlushReport::default();
         while let Some((site, batches)) = taken.jobs.last().cloned() {
             let meta = self.store.write_segment(&site, batches.clone()).await?;
@@ -782,6 +761,17 @@ impl Engine {
             let tag = self.store.segments_tag(&site)?;
             if let Err(e) = self.store.save_encoded(&site, Saved::Ingest, tag, &payload) {
                 tracing::warn!("saving the ingest state of {site} after a flush failed: {e}");
+            }
+        }
+        // The model statistics are small, and slow to count: saved at every flush, so that a
+        // restart has some at once (read back as stale ones and recounted in the background).
+        for site in flushed_sites {
+            let Some(model) = self.saved_model(&site)? else {
+                continue;
+            };
+            let tag = self.store.segments_tag(&site)?;
+            if let Err(e) = self.store.save_state(&site, Saved::Model, tag, &*model) {
+                tracing::warn!("saving the model statistics of {site} after a flush failed: {e}");
             }
         }
         Ok(report)

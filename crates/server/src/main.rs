@@ -703,7 +703,10 @@ async fn serve(
     let flusher = {
         let engine = Arc::clone(&engine);
         tokio::spawn(async move {
-            let mut tick = tokio::time::interval(Duration::from_secs(flush_every.max(1)));
+            // The first flush one period after start, not at once: rows replayed from the log
+            // are durable already, and start-up is busy reading the data back.
+            let period = Duration::from_secs(flush_every.max(1));
+            let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
             loop {
                 tick.tick().await;
                 if let Err(e) = engine.flush().await {

@@ -59,6 +59,7 @@ pub(crate) type ModelCache = HashMap<String, CountedModel>;
 /// A website's counted model statistics.
 #[derive(Debug)]
 pub(crate) struct CountedModel {
+    /// When they were counted (or read back).
     at: Instant,
     stats: Arc<ModelStats>,
     /// A recount is running in the background.
@@ -391,16 +392,19 @@ impl Engine {
         Ok(stale)
     }
 
-    /// A website's first model statistics in this process: those saved at the last clean stop
-    /// if they still describe the website's rows, else counted. One count at a time: a
-    /// request arriving while the start-up count runs waits for it instead of counting again.
+    /// A website's first model statistics in this process: those saved with the data (at a
+    /// clean stop or a flush), else counted. Saved ones are used even when rows were stored
+    /// since (after a crash, or an import while the server was stopped): like statistics
+    /// counted in this process, they are recounted in the background once they are
+    /// [`MODEL_TTL`] old, so a restart does not spend its first seconds counting them. One
+    /// count at a time: a request arriving while the start-up count runs waits for it.
     async fn first_model(&self, website_id: &str) -> Result<Arc<ModelStats>> {
         let _one = self.model_count.lock().await;
         if let Some(m) = self.models.lock().map_err(poisoned)?.get(website_id) {
             return Ok(Arc::clone(&m.stats));
         }
-        let stats = match self.saved_state(website_id, Saved::Model)? {
-            Some(saved) => Arc::new(saved),
+        let stats = match self.store.load_state_any(website_id, Saved::Model) {
+            Some((saved, _)) => Arc::new(saved),
             None => Arc::new(count_model(self.model_stats_frame(website_id)?).await?),
         };
         self.models.lock().map_err(poisoned)?.insert(

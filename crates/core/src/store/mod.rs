@@ -106,15 +106,20 @@ pub(crate) fn encode_saved(what: Saved, value: &impl serde::Serialize) -> Result
 
 /// The value in a saved state file, if it was saved with `tag` and its checksum holds.
 fn decode_saved<T: serde::de::DeserializeOwned>(bytes: &[u8], tag: u64) -> Option<T> {
+    decode_saved_any(bytes).and_then(|(value, saved_tag)| (saved_tag == tag).then_some(value))
+}
+
+/// The value in a saved state file and the tag it was saved with, if its checksum holds.
+fn decode_saved_any<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Option<(T, u64)> {
     let (head, payload) = bytes.split_at_checked(SAVED_MAGIC.len() + 16)?;
     let (magic, numbers) = head.split_at(SAVED_MAGIC.len());
     let saved_tag = u64::from_le_bytes(numbers[..8].try_into().ok()?);
     let sum = u64::from_le_bytes(numbers[8..].try_into().ok()?);
     let whole = magic == SAVED_MAGIC && sum == xxhash_rust::xxh3::xxh3_64(payload);
-    if !whole || saved_tag != tag {
+    if !whole {
         return None;
     }
-    postcard::from_bytes(payload).ok()
+    Some((postcard::from_bytes(payload).ok()?, saved_tag))
 }
 
 /// What a query reads of one website at one moment.
@@ -380,6 +385,23 @@ impl Store {
         let path = self.saved_file(site, what);
         let bytes = std::fs::read(&path).ok()?;
         let value = decode_saved(&bytes, tag);
+        if value.is_none() {
+            let _ = std::fs::remove_file(&path);
+        }
+        value
+    }
+
+    /// `site`'s saved state `what` whatever segments it was saved with, and that tag: for
+    /// statistics that may be used while stale (the conversion model). A damaged file is
+    /// removed.
+    pub(crate) fn load_state_any<T: serde::de::DeserializeOwned>(
+        &self,
+        site: &str,
+        what: Saved,
+    ) -> Option<(T, u64)> {
+        let path = self.saved_file(site, what);
+        let bytes = std::fs::read(&path).ok()?;
+        let value = decode_saved_any(&bytes);
         if value.is_none() {
             let _ = std::fs::remove_file(&path);
         }

@@ -162,3 +162,53 @@ async fn an_old_model_is_recounted_in_the_background() {
     }
     assert_eq!(seen, 2, "the recount never landed");
 }
+
+/// The statistics are saved at every flush; after a crash (rows logged since) the next
+/// process answers from them at once and, once they are old, recounts in the background.
+#[tokio::test]
+async fn a_model_saved_at_a_flush_answers_at_once_after_a_crash_and_is_recounted() {
+    use tally_core::{Engine, EngineConfig, Event, Website};
+    let dir = tempfile::tempdir().unwrap();
+    let at = "2025-04-11T10:00:00Z".parse().unwrap();
+    let view = |v: &str| Event::pageview("w", v, at, "example.com", "/");
+    {
+        let engine = Engine::open(dir.path()).await.unwrap();
+        engine
+            .create_website(Website::new("w", "example.com"))
+            .unwrap();
+        engine.ingest(vec![view("v1")]).await.unwrap();
+        assert_eq!(
+            engine
+                .conversion_stats("w")
+                .await
+                .unwrap()
+                .baseline
+                .visitors,
+            1
+        );
+        engine.flush().await.unwrap();
+        assert!(dir.path().join("saved").join("w.model").exists());
+        engine.ingest(vec![view("v2")]).await.unwrap();
+    } // no clean stop: v2 is only in the log
+    let config = EngineConfig {
+        conversion_model_ttl: std::time::Duration::ZERO,
+        ..EngineConfig::default()
+    };
+    let engine = Engine::open_with(dir.path(), config).await.unwrap();
+    let first = engine.conversion_stats("w").await.unwrap();
+    assert_eq!(first.baseline.visitors, 1, "the saved statistics, at once");
+    let mut seen = first.baseline.visitors;
+    for _ in 0..200 {
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        seen = engine
+            .conversion_stats("w")
+            .await
+            .unwrap()
+            .baseline
+            .visitors;
+        if seen == 2 {
+            break;
+        }
+    }
+    assert_eq!(seen, 2, "the recount never landed");
+}
