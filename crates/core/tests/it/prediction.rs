@@ -147,20 +147,11 @@ async fn an_old_model_is_recounted_in_the_background() {
     // Old at once (no age allowed): answered from the last count while the recount runs.
     let stale = engine.conversion_stats("w").await.unwrap();
     assert_eq!(stale.baseline.visitors, 1);
-    let mut seen = stale.baseline.visitors;
-    for _ in 0..200 {
-        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-        seen = engine
-            .conversion_stats("w")
-            .await
-            .unwrap()
-            .baseline
-            .visitors;
-        if seen == 2 {
-            break;
-        }
-    }
-    assert_eq!(seen, 2, "the recount never landed");
+    assert_eq!(
+        recounted_visitors(&engine, 2).await,
+        2,
+        "the recount never landed"
+    );
 }
 
 /// The statistics are saved at every flush; after a crash (rows logged since) the next
@@ -197,7 +188,16 @@ async fn a_model_saved_at_a_flush_answers_at_once_after_a_crash_and_is_recounted
     let engine = Engine::open_with(dir.path(), config).await.unwrap();
     let first = engine.conversion_stats("w").await.unwrap();
     assert_eq!(first.baseline.visitors, 1, "the saved statistics, at once");
-    let mut seen = first.baseline.visitors;
+    assert_eq!(
+        recounted_visitors(&engine, 2).await,
+        2,
+        "the recount never landed"
+    );
+}
+
+/// The model's baseline visitors of website `w` once they reach `want`, or after two seconds.
+async fn recounted_visitors(engine: &tally_core::Engine, want: u64) -> u64 {
+    let mut seen = 0;
     for _ in 0..200 {
         tokio::time::sleep(std::time::Duration::from_millis(10)).await;
         seen = engine
@@ -206,9 +206,9 @@ async fn a_model_saved_at_a_flush_answers_at_once_after_a_crash_and_is_recounted
             .unwrap()
             .baseline
             .visitors;
-        if seen == 2 {
+        if seen == want {
             break;
         }
     }
-    assert_eq!(seen, 2, "the recount never landed");
+    seen
 }
