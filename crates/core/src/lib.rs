@@ -55,6 +55,7 @@ pub mod referrer;
 mod resident;
 pub mod schema;
 pub mod session;
+mod session_attrs;
 pub mod store;
 pub mod synthetic;
 pub mod website;
