@@ -6,7 +6,9 @@
 //!
 //! With `TALLY_LOAD_INGEST=N`, N page views a second (of a pool of live visitors, stamped now)
 //! are ingested while the clients ask, into a copy of the data directory, so that answers
-//! merge newer rows into their cached parts as they would under a tracker's traffic.
+//! merge newer rows into their cached parts as they would under a tracker's traffic. With
+//! `TALLY_LOAD_FLUSH_SECONDS=S` as well, the engine flushes every S seconds, as `tally serve`
+//! does (each flush also saves the ingest state, see `EngineConfig::checkpoint_max_pause`).
 //!
 //! ```sh
 //! cargo bench -p tally-benches --bench query_load   # TALLY_LOAD_EVENTS=4000000 TALLY_LOAD_CLIENTS=16 TALLY_LOAD_SECONDS=30 TALLY_LOAD_INGEST=0 TALLY_LOAD_ANSWER_CACHE_MB=128
@@ -89,6 +91,20 @@ fn main() {
         let ingested = Arc::new(std::sync::atomic::AtomicU64::new(0));
         if ingest_rate > 0 {
             tokio::spawn(ingest_live(Arc::clone(&engine), ingest_rate, Arc::clone(&ingested)));
+        }
+        let flush_every = env_or("TALLY_LOAD_FLUSH_SECONDS", 0);
+        if flush_every > 0 {
+            let engine = Arc::clone(&engine);
+            tokio::spawn(async move {
+                let period = Duration::from_secs(flush_every);
+                let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
+                loop {
+                    tick.tick().await;
+                    if let Err(e) = engine.flush().await {
+                        eprintln!("flush failed: {e}");
+                    }
+                }
+            });
         }
         let query = |c: u64, n: u64| ((c + n) % QUERIES.len() as u64) as usize;
         let (latencies, elapsed) = drive(clients, seconds, move |c, n| {

@@ -635,7 +635,10 @@ impl Engine {
             };
             // Each flushed website's ingest state is now exactly that of its segments once the
             // taken rows are in: encoded here, saved once they are, so that a restart after a
-            // crash reads it back and folds in only the rows logged since.
+            // crash reads it back and folds in only the rows logged since. The ingest lock
+            // keeps writers out meanwhile; queries only read the store, and go on.
+            drop(guard);
+            let guard = self.store.read()?;
             let mut checkpoints = Vec::new();
             let mut policy = self.checkpoints.lock().map_err(poisoned)?;
             for (site, _) in &jobs {
@@ -658,7 +661,7 @@ impl Engine {
                 policy.taken(site, visitors, took);
                 checkpoints.push((site.clone(), payload));
             }
-            drop(policy);
+            drop((policy, guard));
             (sealed_log, checkpoints, Taken { engine: self, jobs })
         };
         let flushed_sites: Vec<String> = taken.jobs.iter().map(|(s, _)| s.clone()).collect();

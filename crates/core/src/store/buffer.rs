@@ -18,7 +18,9 @@ pub const SEAL_ROWS: usize = 8192;
 pub struct HotBuffer {
     sealed: Vec<RecordBatch>,
     pending: Vec<StoredEvent>,
-    pending_batch: Option<RecordBatch>,
+    /// The pending rows as a batch, built by the first query after a write; behind its own
+    /// lock so that queries need only read access to the buffer.
+    pending_batch: std::sync::Mutex<Option<RecordBatch>>,
     rows: usize,
 }
 
@@ -33,7 +35,10 @@ impl HotBuffer {
                 self.pending.clear();
             }
         }
-        self.pending_batch = None;
+        *self
+            .pending_batch
+            .get_mut()
+            .map_err(crate::engine::poisoned)? = None;
         Ok(())
     }
 
@@ -46,7 +51,10 @@ impl HotBuffer {
         }
         self.rows += batch.num_rows();
         self.sealed.push(batch);
-        self.pending_batch = None;
+        *self
+            .pending_batch
+            .get_mut()
+            .map_err(crate::engine::poisoned)? = None;
         Ok(())
     }
 
@@ -62,14 +70,15 @@ impl HotBuffer {
     }
 
     /// Every row, as batches, for a query.
-    pub fn snapshot(&mut self) -> Result<Vec<RecordBatch>> {
-        if self.pending_batch.is_none() && !self.pending.is_empty() {
-            self.pending_batch = Some(to_batch(&self.pending)?);
+    pub fn snapshot(&self) -> Result<Vec<RecordBatch>> {
+        let mut pending = self.pending_batch.lock().map_err(crate::engine::poisoned)?;
+        if pending.is_none() && !self.pending.is_empty() {
+            *pending = Some(to_batch(&self.pending)?);
         }
         Ok(self
             .sealed
             .iter()
-            .chain(self.pending_batch.as_ref())
+            .chain(pending.as_ref())
             .cloned()
             .collect())
     }

@@ -210,8 +210,8 @@ impl Store {
     /// A consistent snapshot of `site`: its hot batches and the segments that can hold events
     /// in `[lo, hi)` µs.
     pub(crate) fn snapshot(&self, site: &str, lo: i64, hi: i64) -> Result<Snapshot> {
-        let mut guard = self.write()?;
-        let st = &mut *guard;
+        // Read access only: a query goes on while a flush encodes an ingest state.
+        let st = self.read()?;
         if !st.catalog.websites.contains_key(site) {
             return Err(Error::NotFound {
                 what: "website",
@@ -225,7 +225,13 @@ impl Store {
             .filter(|s| s.website_id == site && s.overlaps(lo, hi))
             .cloned()
             .collect();
-        let data = st.sites.entry(site.to_owned()).or_default();
+        let Some(data) = st.sites.get(site) else {
+            return Ok(Snapshot {
+                hot: Vec::new(),
+                pending: 0,
+                segments,
+            });
+        };
         let mut hot = data.flushing.clone();
         hot.extend(data.hot.snapshot()?);
         Ok(Snapshot {
