@@ -74,7 +74,10 @@ pub(crate) struct StoredAttrs {
 /// are dropped and read back from storage on such a rare event.
 #[derive(Debug, Default, Serialize, Deserialize)]
 pub(crate) struct Sessionizer {
-    visitors: HashMap<String, VisitorState>,
+    /// Keyed by visitor id. aHash rather than SipHash: a lookup per event (and per stored
+    /// event in a rebuild) at millions of visitors, with keys a client chooses, so a hasher
+    /// seeded at random per process.
+    visitors: HashMap<String, VisitorState, ahash::RandomState>,
     /// Visitors whose state holds attributes.
     holding: usize,
     /// `holding` past which the next sweep runs (see [`Sessionizer::forget_idle_attrs`]).
