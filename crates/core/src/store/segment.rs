@@ -197,3 +197,66 @@ pub fn sync_dir(dir: &Path) -> Result<()> {
         .and_then(|d| d.sync_all())
         .map_err(|e| Error::io(dir, e))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::SessionAttrs;
+    use crate::schema::{StoredEvent, events_schema, kind, to_batch};
+
+    fn rows_at(times: &[i64]) -> RecordBatch {
+        let rows: Vec<StoredEvent> = times
+            .iter()
+            .map(|&ts_us| StoredEvent {
+                website_id: "w".into(),
+                ts_us,
+                kind: kind::PAGEVIEW,
+                visitor_id: "v".into(),
+                session_id: "s".into(),
+                event_id: format!("e{ts_us}"),
+                hostname: None,
+                path: Some("/".into()),
+                attrs: Arc::new(SessionAttrs::default()),
+                viewport_w: None,
+                viewport_h: None,
+                goal_name: None,
+                goal_metadata: None,
+                payment: None,
+                identity: None,
+            })
+            .collect();
+        to_batch(&rows).unwrap()
+    }
+
+    #[test]
+    fn a_streamed_segment_takes_batches_in_time_order_only_and_leaves_nothing_when_abandoned() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("segments").join("1.parquet");
+        let mut w = SegmentWriter::create(&path, &events_schema()).unwrap();
+        w.write(&rows_at(&[1, 2, 2])).unwrap();
+        w.write(&rows_at(&[])).unwrap();
+        w.write(&rows_at(&[5, 9])).unwrap();
+        let written = w.finish().unwrap();
+        assert_eq!(
+            (written.rows, written.min_ts_us, written.max_ts_us),
+            (5, 1, 9)
+        );
+        assert!(path.exists());
+
+        let other = dir.path().join("segments").join("2.parquet");
+        let mut w = SegmentWriter::create(&other, &events_schema()).unwrap();
+        w.write(&rows_at(&[3, 4])).unwrap();
+        assert!(
+            w.write(&rows_at(&[2])).is_err(),
+            "earlier than what was written"
+        );
+        assert!(w.write(&rows_at(&[7, 6])).is_err(), "not sorted within");
+        w.abandon();
+        let left: Vec<_> = fs::read_dir(dir.path().join("segments")).unwrap().collect();
+        assert_eq!(
+            left.len(),
+            1,
+            "only the finished segment, no temporary file"
+        );
+    }
+}
