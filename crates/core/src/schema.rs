@@ -501,6 +501,28 @@ pub fn attrs_at(batch: &RecordBatch, row: usize) -> SessionAttrs {
     attrs
 }
 
+/// A stored page view of visitor `v` at `ts_us` with `attrs`, for tests.
+#[cfg(test)]
+pub(crate) fn pageview_row(ts_us: i64, attrs: SessionAttrs) -> StoredEvent {
+    StoredEvent {
+        website_id: "w".into(),
+        ts_us,
+        kind: kind::PAGEVIEW,
+        visitor_id: "v".into(),
+        session_id: "s".into(),
+        event_id: format!("e{ts_us}"),
+        hostname: None,
+        path: Some("/".into()),
+        attrs: Arc::new(attrs),
+        viewport_w: None,
+        viewport_h: None,
+        goal_name: None,
+        goal_metadata: None,
+        payment: None,
+        identity: None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -514,27 +536,14 @@ mod tests {
 
     #[test]
     fn a_batch_without_a_newer_column_gets_it_as_nulls() {
-        let row = StoredEvent {
-            website_id: "w".into(),
-            ts_us: 0,
-            kind: kind::PAGEVIEW,
-            visitor_id: "v".into(),
-            session_id: "s".into(),
-            event_id: "e".into(),
-            hostname: None,
-            path: Some("/".into()),
-            attrs: Arc::new(SessionAttrs {
+        let row = pageview_row(
+            0,
+            SessionAttrs {
                 city: Some("Denver".into()),
                 region_code: Some("US-CO".into()),
                 ..SessionAttrs::default()
-            }),
-            viewport_w: None,
-            viewport_h: None,
-            goal_name: None,
-            goal_metadata: None,
-            payment: None,
-            identity: None,
-        };
+            },
+        );
         let full = to_batch(&[row]).unwrap();
         let old_schema = Arc::new(Schema::new(
             events_schema()

@@ -202,28 +202,12 @@ pub fn sync_dir(dir: &Path) -> Result<()> {
 mod tests {
     use super::*;
     use crate::event::SessionAttrs;
-    use crate::schema::{StoredEvent, events_schema, kind, to_batch};
+    use crate::schema::{events_schema, pageview_row, to_batch};
 
     fn rows_at(times: &[i64]) -> RecordBatch {
-        let rows: Vec<StoredEvent> = times
+        let rows: Vec<_> = times
             .iter()
-            .map(|&ts_us| StoredEvent {
-                website_id: "w".into(),
-                ts_us,
-                kind: kind::PAGEVIEW,
-                visitor_id: "v".into(),
-                session_id: "s".into(),
-                event_id: format!("e{ts_us}"),
-                hostname: None,
-                path: Some("/".into()),
-                attrs: Arc::new(SessionAttrs::default()),
-                viewport_w: None,
-                viewport_h: None,
-                goal_name: None,
-                goal_metadata: None,
-                payment: None,
-                identity: None,
-            })
+            .map(|&t| pageview_row(t, SessionAttrs::default()))
             .collect();
         to_batch(&rows).unwrap()
     }
