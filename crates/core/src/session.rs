@@ -237,6 +237,12 @@ impl Sessionizer {
     /// state no longer holds them: a goal or payment joining (or following) an old session, or
     /// a page view continuing one. `None` when the state holds them or the event starts a
     /// session of its own.
+    /// Whether some visitor's state holds no attributes (so that an event may need
+    /// [`Sessionizer::stored_attrs_needed`]).
+    pub fn lacks_attrs(&self) -> bool {
+        self.holding < self.visitors.len()
+    }
+
     pub fn stored_attrs_needed(&self, event: &Event) -> Option<StoredAttrs> {
         let p = self.visitors.get(&event.visitor_id)?;
         if p.attrs.is_some() {

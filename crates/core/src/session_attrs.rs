@@ -21,7 +21,8 @@ impl Engine {
     ) -> Result<()> {
         let needed: Vec<StoredAttrs> = {
             let st = self.store.read()?;
-            let Some(ingest) = st.sites.get(site).and_then(|d| d.ingest.as_ref()) else {
+            let ingest = st.sites.get(site).and_then(|d| d.ingest.as_ref());
+            let Some(ingest) = ingest.filter(|i| i.sessions.lacks_attrs()) else {
                 return Ok(());
             };
             let mut seen = std::collections::HashSet::new();

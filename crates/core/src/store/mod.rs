@@ -105,6 +105,7 @@ pub(crate) fn encode_saved(what: Saved, value: &impl serde::Serialize) -> Result
 }
 
 /// The value in a saved state file, if it was saved with `tag` and its checksum holds.
+#[cfg(test)]
 fn decode_saved<T: serde::de::DeserializeOwned>(bytes: &[u8], tag: u64) -> Option<T> {
     decode_saved_any(bytes).and_then(|(value, saved_tag)| (saved_tag == tag).then_some(value))
 }
@@ -388,13 +389,13 @@ impl Store {
         what: Saved,
         tag: u64,
     ) -> Option<T> {
-        let path = self.saved_file(site, what);
-        let bytes = std::fs::read(&path).ok()?;
-        let value = decode_saved(&bytes, tag);
-        if value.is_none() {
-            let _ = std::fs::remove_file(&path);
+        match self.load_state_any(site, what)? {
+            (value, saved_tag) if saved_tag == tag => Some(value),
+            _ => {
+                let _ = std::fs::remove_file(self.saved_file(site, what));
+                None
+            }
         }
-        value
     }
 
     /// `site`'s saved state `what` whatever segments it was saved with, and that tag: for
