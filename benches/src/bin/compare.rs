@@ -10,6 +10,7 @@
 //! ```sh
 //! benches/compare.sh 4000000        # events; TALLY_COMPARE_RUNS=5, TALLY_COMPARE_THREADS=2
 //! TALLY_GROUP_COUNTING=bitsets benches/compare.sh   # or ranges, pairs: one way of counting groups
+//! TALLY_COMPARE_ONLY=overview benches/compare.sh    # one question of Tally alone, for profiling
 //! ```
 
 use std::path::{Path, PathBuf};
@@ -190,6 +191,40 @@ async fn main() -> Res<()> {
         .await?;
         Ok(([t1, t2, t3, t4], (overview, countries, series, pages)))
     };
+    if let Ok(only) = std::env::var("TALLY_COMPARE_ONLY") {
+        // For profiling one question: ask it `runs` times, print the median, stop.
+        let t = match only.as_str() {
+            "overview" => time(runs, async || engine.overview(&all).await).await?.0,
+            "countries" => {
+                time(runs, async || {
+                    engine
+                        .breakdown(&all, &Breakdown::Country, Paging::new(10, 0)?)
+                        .await
+                })
+                .await?
+                .0
+            }
+            "timeseries" => {
+                time(runs, async || {
+                    engine.timeseries(&series_q, Interval::Day).await
+                })
+                .await?
+                .0
+            }
+            "pages" => {
+                time(runs, async || {
+                    engine
+                        .breakdown(&blog, &Breakdown::Page, Paging::new(100, 0)?)
+                        .await
+                })
+                .await?
+                .0
+            }
+            other => return Err(format!("TALLY_COMPARE_ONLY: no question `{other}`").into()),
+        };
+        println!("tally {only}: {t:.2} ms");
+        return Ok(());
+    }
     let (tally, (overview, countries, series, pages)) = ask(&engine).await?;
     let resident_mib = engine.resident_bytes() as f64 / (1 << 20) as f64;
     drop(engine);

@@ -53,6 +53,11 @@ pub struct EngineConfig {
     /// How groups are deduplicated; [`GroupCounting::Auto`] unless a test or a measurement
     /// needs one way.
     pub group_counting: GroupCounting,
+    /// Most rows of one resident chunk decoded from a segment (a large segment gives several):
+    /// the overview gathers each session a chunk starts in a 24-byte slot, so that chunks of
+    /// this size keep the slots within the processor's cache. Tests set it small to check
+    /// sessions that continue across chunks.
+    pub resident_chunk_rows: usize,
     /// Memory for partial answers of recent questions over resident columns, so that asking
     /// again scans only the rows ingested since (0 turns it off).
     pub answer_cache_bytes: usize,
@@ -82,6 +87,7 @@ impl Default for EngineConfig {
             resident_budget_bytes: crate::resident::DEFAULT_BUDGET_BYTES,
             group_bitsets_bytes: 64 << 20,
             group_counting: GroupCounting::Auto,
+            resident_chunk_rows: crate::resident::DEFAULT_CHUNK_ROWS,
             answer_cache_bytes: 128 << 20,
             query_memory_bytes: 1 << 30,
             conversion_model_ttl: crate::live::MODEL_TTL,
@@ -187,6 +193,7 @@ impl Engine {
                 config.resident_budget_bytes,
                 config.group_bitsets_bytes,
                 config.group_counting,
+                config.resident_chunk_rows,
                 config.answer_cache_bytes,
             )),
             rebuilds: std::sync::atomic::AtomicU64::new(0),

@@ -129,6 +129,12 @@ pub(crate) struct Chunk {
     pub(crate) max_ts: i64,
     /// Lowest and highest session number of the rows (an empty band when there are none).
     pub(crate) sessions: (u32, u32),
+    /// The first session number this chunk handed out: every session numbered from here on
+    /// began in this chunk.
+    pub(crate) new_sessions_from: u32,
+    /// The rows (ascending) of sessions numbered before this chunk: continuations of sessions
+    /// an earlier chunk holds the start of, usually few rows near the chunk's beginning.
+    pub(crate) older_session_rows: Vec<u32>,
 }
 
 impl Chunk {
@@ -139,7 +145,9 @@ impl Chunk {
 
     /// Approximate heap bytes held.
     pub(crate) fn bytes(&self) -> usize {
-        self.len() * super::ROW_BYTES + self.payments.len() * std::mem::size_of::<PaymentRow>()
+        self.len() * super::ROW_BYTES
+            + self.payments.len() * std::mem::size_of::<PaymentRow>()
+            + self.older_session_rows.len() * 4
     }
 
     /// Rows that can fall in `[start, end)`: a sub-range when sorted, else every row (the caller
@@ -178,10 +186,16 @@ impl Chunk {
             min_ts: i64::MAX,
             max_ts: i64::MIN,
             sessions: (0, 0),
+            new_sessions_from: dicts.sessions.len(),
+            older_session_rows: Vec::new(),
         };
         for b in batches {
             chunk.append(b, dicts)?;
         }
+        let from = chunk.new_sessions_from;
+        chunk.older_session_rows = (0..chunk.session.len() as u32)
+            .filter(|&r| chunk.session[r as usize] < from)
+            .collect();
         chunk.sorted = chunk.ts.is_sorted();
         if let (Some(lo), Some(hi)) = (chunk.session.iter().min(), chunk.session.iter().max()) {
             chunk.sessions = (*lo, *hi + 1);
@@ -328,8 +342,8 @@ fn read_schema(file_schema: &Schema) -> SchemaRef {
 
 /// Reads the columns a chunk needs from a Parquet segment. Columns are found by name, so a
 /// segment written before a column was added reads alike; one missing a column a chunk needs
-/// is an error naming it.
-pub(crate) fn read_segment(path: &Path) -> Result<Vec<RecordBatch>> {
+/// is an error naming it. Batches hold at most `batch_rows` rows (and at most 64Ki).
+pub(crate) fn read_segment(path: &Path, batch_rows: usize) -> Result<Vec<RecordBatch>> {
     let file = File::open(path).map_err(|e| Error::io(path, e))?;
     let footer = ArrowReaderMetadata::load(&file, ArrowReaderOptions::new())?;
     let schema = read_schema(footer.schema());
@@ -359,7 +373,7 @@ pub(crate) fn read_segment(path: &Path) -> Result<Vec<RecordBatch>> {
     let mask = ProjectionMask::roots(builder.parquet_schema(), indices);
     let reader = builder
         .with_projection(mask)
-        .with_batch_size(64 * 1024)
+        .with_batch_size(batch_rows.clamp(1, 64 * 1024))
         .build()?;
     Ok(reader.collect::<std::result::Result<Vec<_>, _>>()?)
 }

@@ -6,7 +6,7 @@
 //! of session numbers a range touches, and per-group deduplication by scattering `(group, id)`
 //! pairs into one array and marking each group's ids in a reused bitset.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use crate::query::result::Revenue;
@@ -176,6 +176,29 @@ impl View<'_> {
         }
     }
 
+    /// Calls `f(chunk, row, mask)` for each of `rows` (ascending) of chunk `c` in the range,
+    /// marking only the blocks that hold them.
+    fn for_each_row_of(&self, c: usize, rows: &[u32], mut f: impl FnMut(&Chunk, usize, u8)) {
+        let chunk = &self.chunks[c];
+        let span = chunk.span(self.start, self.end);
+        let mut rows = &rows[rows.partition_point(|&r| (r as usize) < span.start)..];
+        let mut mask = vec![0u8; BLOCK];
+        while let Some(&first) = rows.first() {
+            let first = first as usize;
+            if first >= span.end {
+                break;
+            }
+            let last = (first + BLOCK).min(span.end);
+            let m = &mut mask[..last - first];
+            self.mark(chunk, first, m);
+            let n = rows.partition_point(|&r| (r as usize) < last);
+            for &r in &rows[..n] {
+                f(chunk, r as usize, m[r as usize - first]);
+            }
+            rows = &rows[n..];
+        }
+    }
+
     /// Calls `f(chunk, first_row, mask)` for each block of [`View::blocks`] with its mask
     /// ([`View::mark`]).
     fn for_each_block(&self, mut f: impl FnMut(&Chunk, usize, &[u8])) {
@@ -280,28 +303,38 @@ pub(crate) fn overview(v: &View, keep: Keep) -> OverviewPart {
         if chunk.sessions.0 >= lo && chunk.sessions.1 <= hi {
             continue; // it owns every session it holds
         }
-        v.for_each_block_of(c, |chunk, first, mask| {
-            let sessions = &chunk.session[first..first + mask.len()];
-            for (i, m) in mask.iter().enumerate() {
-                let s = sessions[i];
-                if m & IN_RANGE == 0 || (s >= lo && s < hi) {
-                    continue;
-                }
-                let selected = m & SELECTED != 0;
-                if selected {
-                    visitors.insert(chunk.visitor[first + i] as usize);
-                }
-                foreign.entry(s).or_default().add(
-                    chunk.ts[first + i],
-                    chunk.kind[first + i],
-                    selected,
-                );
+        let mut fold = |chunk: &Chunk, r: usize, m: u8| {
+            let s = chunk.session[r];
+            if m & IN_RANGE == 0 || (s >= lo && s < hi) {
+                return;
             }
-        });
+            let selected = m & SELECTED != 0;
+            if selected {
+                visitors.insert(chunk.visitor[r] as usize);
+            }
+            foreign
+                .entry(s)
+                .or_default()
+                .add(chunk.ts[r], chunk.kind[r], selected);
+        };
+        if lo <= chunk.new_sessions_from && chunk.sessions.1 <= hi {
+            // It owns every session that began in it: only the others' rows can be foreign.
+            v.for_each_row_of(c, &chunk.older_session_rows, &mut fold);
+        } else {
+            v.for_each_block_of(c, |chunk, first, mask| {
+                for (i, m) in mask.iter().enumerate() {
+                    fold(chunk, first + i, *m);
+                }
+            });
+        }
     }
+    // Sorted by session, so that each owner walks its band's foreign states in step with its
+    // slots instead of looking every session up.
+    let mut foreign: Vec<(u32, SessionState)> = foreign.into_iter().collect();
+    foreign.sort_unstable_by_key(|(s, _)| *s);
     // Each chunk counts the sessions it owns, the cores taking chunks in turn.
     let threads = v.threads.min(v.chunks.len()).max(1);
-    let (foreign, owned) = (&foreign, &owned);
+    let (foreign, owned) = (foreign.as_slice(), &owned);
     let scans: Vec<OwnedScan> = std::thread::scope(|scope| {
         let handles: Vec<_> = (1..threads)
             .map(|t| scope.spawn(move || owned_totals(v, owned, foreign, horizon, t, threads)))
@@ -313,7 +346,7 @@ pub(crate) fn overview(v: &View, keep: Keep) -> OverviewPart {
     let mut totals = SessionTotals::default();
     let mut present = BitSet::new(v.sessions);
     let mut states: Fast<u32, SessionState> = HashMap::default();
-    let mut merged: HashSet<u32> = HashSet::new();
+    let mut merged: Vec<u32> = Vec::new();
     for scan in scans {
         visitors.union_with(&scan.visitors);
         present.union_with(&scan.present);
@@ -321,9 +354,14 @@ pub(crate) fn overview(v: &View, keep: Keep) -> OverviewPart {
         states.extend(scan.kept);
         merged.extend(scan.merged);
     }
+    merged.sort_unstable();
     // Sessions none of whose rows lie in their owner: counted from their foreign rows alone.
+    let mut merged = merged.as_slice();
     for (s, state) in foreign {
-        if merged.contains(s) {
+        while merged.first().is_some_and(|m| m < s) {
+            merged = &merged[1..];
+        }
+        if merged.first() == Some(s) {
             continue;
         }
         totals.add(state);
@@ -468,7 +506,7 @@ struct OwnedScan {
 fn owned_totals(
     v: &View,
     owned: &[(u32, u32)],
-    foreign: &Fast<u32, SessionState>,
+    foreign: &[(u32, SessionState)],
     horizon: i64,
     part: usize,
     parts: usize,
@@ -511,6 +549,8 @@ fn owned_totals(
                 slot.flags = add_flags(slot.flags, kinds[i], m & SELECTED != 0);
             }
         });
+        // The foreign states of this band, ascending like the slots.
+        let mut foreign = &foreign[foreign.partition_point(|(s, _)| *s < lo)..];
         for (s, slot) in slots.iter().enumerate() {
             let id = lo + s as u32;
             let mut state = SessionState {
@@ -525,9 +565,10 @@ fn owned_totals(
             if state.selected() {
                 out.visitors.insert(slot.visitor as usize);
             }
-            if !foreign.is_empty()
-                && let Some(f) = foreign.get(&id)
-            {
+            while foreign.first().is_some_and(|(f, _)| *f < id) {
+                foreign = &foreign[1..];
+            }
+            if let Some((_, f)) = foreign.first().filter(|(f, _)| *f == id) {
                 state.merge(f);
                 out.merged.push(id);
             }

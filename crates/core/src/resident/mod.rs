@@ -44,6 +44,22 @@ pub const DEFAULT_BUDGET_BYTES: usize = 4 << 30;
 /// campaign combination.
 const ROW_BYTES: usize = 8 + 1 + 4 + 4 + 4 * CODED.len() + 4;
 
+/// Default of the most rows of a chunk decoded from a segment (a compacted segment gives
+/// several): the overview gathers each session a chunk owns in a 24-byte slot, and a quarter
+/// million rows hold about a hundred thousand sessions, so the slots stay within the caches
+/// whatever the size of the segments (measured in benches/README.md).
+pub(crate) const DEFAULT_CHUNK_ROWS: usize = 1 << 18;
+
+/// The one chunk built from a single batch.
+fn one_chunk(mut built: Vec<Arc<Chunk>>) -> Result<Arc<Chunk>> {
+    match (built.pop(), built.is_empty()) {
+        (Some(c), true) => Ok(c),
+        _ => Err(Error::Internal(
+            "one batch decoded into several chunks".into(),
+        )),
+    }
+}
+
 /// A segment file as the resident store addresses it.
 #[derive(Debug, Clone)]
 pub(crate) struct SegmentRef {
@@ -84,6 +100,8 @@ pub(crate) struct ResidentStore {
     budget: usize,
     bitset_bytes: usize,
     counting: GroupCounting,
+    /// Most rows of a chunk decoded from a segment.
+    chunk_rows: usize,
     used: AtomicUsize,
     sites: Mutex<HashMap<String, Arc<Mutex<SiteResident>>>>,
     /// Base parts of recent questions.
@@ -115,12 +133,13 @@ fn lock<T>(m: &Mutex<T>) -> Result<MutexGuard<'_, T>> {
 
 impl ResidentStore {
     /// A store that holds at most `budget` bytes (0 turns resident answers off), whose answers
-    /// hold at most `bitset_bytes` of group bitsets each, and keeps up to `parts_bytes` of
-    /// partial answers.
+    /// hold at most `bitset_bytes` of group bitsets each, that decodes segments into chunks of
+    /// at most `chunk_rows` rows, and keeps up to `parts_bytes` of partial answers.
     pub(crate) fn new(
         budget: usize,
         bitset_bytes: usize,
         counting: GroupCounting,
+        chunk_rows: usize,
         parts_bytes: usize,
     ) -> Self {
         let cores = std::thread::available_parallelism().map_or(1, |c| c.get());
@@ -129,6 +148,7 @@ impl ResidentStore {
             budget,
             bitset_bytes,
             counting,
+            chunk_rows: chunk_rows.max(1),
             used: AtomicUsize::new(0),
             sites: Mutex::new(HashMap::new()),
             parts: Arc::new(PartCache::new(parts_bytes)),
@@ -221,12 +241,13 @@ impl ResidentStore {
                 chunks.extend(have.iter().cloned());
                 continue;
             }
-            let Some(chunk) = self.build(st, seg.rows, || read_segment(&seg.path))? else {
+            let Some(built) =
+                self.build(st, seg.rows, || read_segment(&seg.path, self.chunk_rows))?
+            else {
                 return Ok(None);
             };
-            st.segments
-                .insert(seg.file.clone(), vec![Arc::clone(&chunk)]);
-            chunks.push(chunk);
+            chunks.extend(built.iter().cloned());
+            st.segments.insert(seg.file.clone(), built);
         }
         for b in hot {
             let key = batch_key(b);
@@ -237,6 +258,7 @@ impl ResidentStore {
             let Some(chunk) = self.build(st, b.num_rows(), || Ok(vec![b.clone()]))? else {
                 return Ok(None);
             };
+            let chunk = one_chunk(chunk)?;
             st.hot.push((b.clone(), Arc::clone(&chunk)));
             chunks.push(chunk);
         }
@@ -256,25 +278,45 @@ impl ResidentStore {
         }))
     }
 
-    /// Decodes `rows` rows read by `read` into a chunk, if the budget allows.
+    /// Decodes `rows` rows read by `read` into chunks of at most `chunk_rows` rows (and at
+    /// least one batch), if the budget allows.
     fn build(
         &self,
         st: &mut SiteResident,
         rows: usize,
         read: impl FnOnce() -> Result<Vec<RecordBatch>>,
-    ) -> Result<Option<Arc<Chunk>>> {
+    ) -> Result<Option<Vec<Arc<Chunk>>>> {
         let estimate = rows * ROW_BYTES;
         if !self.reserve(estimate) {
             return Ok(None);
         }
         let dict_before = st.dicts.bytes();
-        let built = read().and_then(|batches| Chunk::build(&batches, &mut st.dicts));
+        let built = read().and_then(|batches| {
+            let mut chunks = Vec::new();
+            let mut rest = batches.as_slice();
+            loop {
+                let mut take = 0;
+                let mut rows = 0;
+                while take < rest.len()
+                    && (take == 0 || rows + rest[take].num_rows() <= self.chunk_rows)
+                {
+                    rows += rest[take].num_rows();
+                    take += 1;
+                }
+                chunks.push(Chunk::build(&rest[..take], &mut st.dicts)?);
+                rest = &rest[take..];
+                if rest.is_empty() {
+                    return Ok(chunks);
+                }
+            }
+        });
         self.release(estimate);
-        let chunk = built?;
-        let grown = chunk.bytes() + st.dicts.bytes().saturating_sub(dict_before);
+        let chunks = built?;
+        let grown = chunks.iter().map(Chunk::bytes).sum::<usize>()
+            + st.dicts.bytes().saturating_sub(dict_before);
         self.used.fetch_add(grown, Ordering::Relaxed);
         st.bytes += grown;
-        Ok(Some(Arc::new(chunk)))
+        Ok(Some(chunks.into_iter().map(Arc::new).collect()))
     }
 
     /// Hands the chunks of the hot batches a flush wrote to `file` over to that segment
@@ -304,6 +346,7 @@ impl ResidentStore {
                 // A batch that cannot be decoded is handled like one over the budget.
                 None => self
                     .build(st, b.num_rows(), || Ok(vec![b.clone()]))
+                    .and_then(|built| built.map(one_chunk).transpose())
                     .ok()
                     .flatten(),
             };

@@ -346,10 +346,17 @@ fn in_every_state(
         engine.flush().await.unwrap();
         check(&engine, &model).await?;
         drop(engine);
-        // Reopened, with groups counted each other way than whole-website bitsets.
-        for counting in [GroupCounting::Ranges, GroupCounting::Pairs] {
+        // Reopened, with segments decoded into chunks of a few rows (so that sessions continue
+        // across chunks), and with groups counted each other way than whole-website bitsets.
+        let default_chunks = EngineConfig::default().resident_chunk_rows;
+        for (counting, chunk_rows) in [
+            (GroupCounting::Auto, 3),
+            (GroupCounting::Ranges, 5),
+            (GroupCounting::Pairs, default_chunks),
+        ] {
             let config = EngineConfig {
                 group_counting: counting,
+                resident_chunk_rows: chunk_rows,
                 ..EngineConfig::default()
             };
             let engine = Engine::open_with(dir.path(), config).await.unwrap();
