@@ -15,6 +15,7 @@ use crate::resident::parts::{
     BucketPart, BucketSets, Fast, GroupKey, GroupPart, GroupSet, Members, OverviewPart, Pay,
     SessionTotals, add_revenue,
 };
+use crate::resident::revenue::VisitorSums;
 use crate::resident::select::Selection;
 use crate::session::SESSION_TIMEOUT_US;
 
@@ -601,14 +602,14 @@ impl Slot {
 }
 
 /// Per visitor, revenue (`new + renewal`) of their payments in the range.
-fn visitor_revenue(v: &View) -> Fast<u32, f64> {
-    let mut out = HashMap::with_capacity_and_hasher(v.payments(), Default::default());
+fn visitor_revenue(v: &View) -> VisitorSums {
+    let mut pairs = Vec::with_capacity(v.payments());
     v.for_each_payment(|chunk, p| {
         if !p.refunded {
-            *out.entry(chunk.visitor[p.row as usize]).or_insert(0.0) += p.amount;
+            pairs.push((chunk.visitor[p.row as usize], p.amount));
         }
     });
-    out
+    VisitorSums::from_pairs(pairs)
 }
 
 /// `(group, id)` pairs gathered by a scan, deduplicated per group afterwards.
@@ -634,13 +635,13 @@ impl Pairs {
         self.ids.push(id);
     }
 
-    /// For each of `n_groups` groups, its distinct ids (ascending) and the sum of `weight`
+    /// For each of `n_groups` groups, its distinct ids (ascending) and the total of `weights`
     /// over them. Ids are below `id_space`.
     fn distinct(
         self,
         n_groups: usize,
         id_space: usize,
-        weight: impl Fn(u32) -> f64,
+        weights: &VisitorSums,
     ) -> Vec<(Vec<u32>, f64)> {
         let mut starts = vec![0usize; n_groups + 1];
         for g in &self.groups {
@@ -694,7 +695,7 @@ impl Pairs {
                 unique.dedup();
                 unique
             };
-            let w = unique.iter().map(|id| weight(*id)).sum();
+            let w = weights.sum_of_sorted(&unique);
             out.push((unique, w));
         }
         out
@@ -863,24 +864,12 @@ fn breakdown_by_bitsets<G: Grouping + Clone + Send + Sync>(
         sets.merge(other);
     }
     let revenue = visitor_revenue(v);
-    let mut payers = BitSet::new(v.visitors);
-    for who in revenue.keys() {
-        payers.insert(*who as usize);
-    }
     let mut out = GroupPart::default();
     for g in 0..n {
         let Some(set) = &sets.sets[g] else {
             continue;
         };
-        let mut paid = 0.0;
-        for (i, (w, p)) in set.iter().zip(&payers.words).enumerate() {
-            let mut both = w & p;
-            while both != 0 {
-                let who = (i * 64) as u32 + both.trailing_zeros();
-                paid += revenue.get(&who).copied().unwrap_or(0.0);
-                both &= both - 1;
-            }
-        }
+        let paid = revenue.sum_in_bits(set, 0);
         out.groups.insert(
             grouping.key(g as u32),
             GroupSet {
@@ -944,10 +933,6 @@ fn breakdown_by_ranges<G: Grouping + Clone + Send + Sync>(
         keys
     });
     let revenue = visitor_revenue(v);
-    let mut payers = BitSet::new(range_count << RANGE_SHIFT);
-    for who in revenue.keys() {
-        payers.insert(*who as usize);
-    }
     // Each core deduplicates a run of consecutive ranges, so that its members come out in
     // order and the cores' runs join end to end.
     let threads = v.threads.clamp(1, range_count);
@@ -974,17 +959,11 @@ fn breakdown_by_ranges<G: Grouping + Clone + Send + Sync>(
                 }
             }
             let base = (r << RANGE_SHIFT) as u32;
-            let paying = &payers.words[r * RANGE_WORDS..(r + 1) * RANGE_WORDS];
             for (slot, g) in touched.iter().enumerate() {
                 let words = &mut bits[slot * RANGE_WORDS..(slot + 1) * RANGE_WORDS];
                 let (members, paid) = &mut sets[*g as usize];
-                for (i, (w, p)) in words.iter_mut().zip(paying).enumerate() {
-                    let mut both = *w & p;
-                    while both != 0 {
-                        let who = base + (i * 64) as u32 + both.trailing_zeros();
-                        *paid += revenue.get(&who).copied().unwrap_or(0.0);
-                        both &= both - 1;
-                    }
+                *paid += revenue.sum_in_bits(words, base);
+                for (i, w) in words.iter_mut().enumerate() {
                     let mut left = std::mem::take(w);
                     while left != 0 {
                         members.push(base + (i * 64) as u32 + left.trailing_zeros());
@@ -1026,7 +1005,7 @@ fn breakdown_by_ranges<G: Grouping + Clone + Send + Sync>(
 fn sorted_part(
     grouping: &impl Grouping,
     groups: impl Iterator<Item = (Vec<u32>, f64, u64)>,
-    revenue: Fast<u32, f64>,
+    revenue: VisitorSums,
 ) -> GroupPart {
     let mut out = GroupPart::default();
     for (g, (visitors, paid, rows)) in groups.enumerate() {
@@ -1070,9 +1049,7 @@ fn breakdown_by_pairs(v: &View, grouping: &mut impl Grouping) -> GroupPart {
     let n = grouping.len().max(completions.len());
     completions.resize(n, 0);
     let revenue = visitor_revenue(v);
-    let distinct = pairs.distinct(n, v.visitors, |who| {
-        revenue.get(&who).copied().unwrap_or(0.0)
-    });
+    let distinct = pairs.distinct(n, v.visitors, &revenue);
     let groups = distinct
         .into_iter()
         .zip(completions)
@@ -1194,8 +1171,8 @@ fn buckets_by_pairs(v: &View, starts_us: &[i64], lo: u32, hi: u32, out: &mut Buc
             }
         }
     });
-    let visitors = visitor_pairs.distinct(n, v.visitors, |_| 0.0);
-    let sessions = session_pairs.distinct(n, last_s.len(), |_| 0.0);
+    let visitors = visitor_pairs.distinct(n, v.visitors, &VisitorSums::default());
+    let sessions = session_pairs.distinct(n, last_s.len(), &VisitorSums::default());
     for ((bucket, (vs, _)), (ss, _)) in out.buckets.iter_mut().zip(visitors).zip(sessions) {
         bucket.visitors = Members::Sorted(vs);
         bucket.sessions = Members::Sorted(ss.into_iter().map(|s| s + lo).collect());

@@ -20,6 +20,7 @@ pub(crate) mod exec;
 pub(crate) mod groups;
 pub(crate) mod kernels;
 pub(crate) mod parts;
+pub(crate) mod revenue;
 pub(crate) mod select;
 
 use std::collections::HashMap;

@@ -17,6 +17,7 @@ use roaring::RoaringBitmap;
 use crate::query::result::{Overview, Revenue};
 use crate::resident::dict::Mix64;
 use crate::resident::kernels::{BitSet, GroupTotals, SessionState};
+use crate::resident::revenue::VisitorSums;
 
 pub(crate) type Fast<K, V> = HashMap<K, V, BuildHasherDefault<Mix64>>;
 
@@ -293,7 +294,7 @@ pub(crate) struct GroupSet {
 pub(crate) struct GroupPart {
     pub(crate) groups: Fast<GroupKey, GroupSet>,
     /// Per visitor, revenue (`new + renewal`) of their payments in the range.
-    pub(crate) revenue: Fast<u32, f64>,
+    pub(crate) revenue: VisitorSums,
 }
 
 impl GroupPart {
@@ -303,7 +304,7 @@ impl GroupPart {
             .iter()
             .map(|(k, g)| 64 + k.len() * 4 + g.visitors.bytes())
             .sum::<usize>()
-            + self.revenue.capacity() * 20
+            + self.revenue.bytes()
     }
 
     /// Compacts every group's visitors for keeping.
@@ -328,10 +329,7 @@ impl GroupPart {
 
     /// Each group's totals over this part and `delta`.
     pub(crate) fn finish_with(&self, delta: &GroupPart) -> Vec<(GroupKey, GroupTotals)> {
-        let rev = |v: u32| {
-            self.revenue.get(&v).copied().unwrap_or(0.0)
-                + delta.revenue.get(&v).copied().unwrap_or(0.0)
-        };
+        let rev = |v: u32| self.revenue.get(v) + delta.revenue.get(v);
         let mut out = Vec::with_capacity(self.groups.len() + delta.groups.len());
         for (k, g) in &self.groups {
             let mut totals = GroupTotals {
@@ -340,8 +338,8 @@ impl GroupPart {
                 completions: g.rows,
             };
             // Later payments of the group's visitors.
-            for (v, r) in &delta.revenue {
-                if g.visitors.contains(*v) {
+            for (v, r) in delta.revenue.iter() {
+                if g.visitors.contains(v) {
                     totals.revenue += r;
                 }
             }
