@@ -88,11 +88,14 @@ impl SiteDicts {
     }
 }
 
-/// One payment of a chunk.
+/// One payment of a chunk, with its row's time and visitor copied so that reading the
+/// payments does not reach into the row columns at random.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct PaymentRow {
-    /// Its row in the chunk.
-    pub(crate) row: u32,
+    /// Dense visitor number of the row.
+    pub(crate) visitor: u32,
+    /// Time of the row, µs since the epoch.
+    pub(crate) ts: i64,
     /// Amount in the website currency (0 when missing).
     pub(crate) amount: f64,
     pub(crate) refunded: bool,
@@ -266,7 +269,8 @@ impl Chunk {
         for (r, k) in kind_of.iter().enumerate() {
             if *k == kind_code::PAYMENT {
                 self.payments.push(PaymentRow {
-                    row: u32::try_from(base + r).unwrap_or(u32::MAX),
+                    visitor: self.visitor[base + r],
+                    ts: self.ts[base + r],
                     amount: if amount.is_valid(r) {
                         amount.value(r)
                     } else {

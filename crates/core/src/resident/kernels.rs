@@ -229,16 +229,15 @@ impl View<'_> {
             .sum()
     }
 
-    /// Calls `f(chunk, payment)` for every payment in the range (selected or not).
-    fn for_each_payment(&self, mut f: impl FnMut(&Chunk, &PaymentRow)) {
+    /// Calls `f(payment)` for every payment in the range (selected or not).
+    fn for_each_payment(&self, mut f: impl FnMut(&PaymentRow)) {
         for chunk in self.chunks {
             if chunk.payments.is_empty() || chunk.span(self.start, self.end).is_empty() {
                 continue;
             }
             for p in &chunk.payments {
-                let t = chunk.ts[p.row as usize];
-                if t >= self.start && t < self.end {
-                    f(chunk, p);
+                if p.ts >= self.start && p.ts < self.end {
+                    f(p);
                 }
             }
         }
@@ -371,16 +370,14 @@ pub(crate) fn overview(v: &View, keep: Keep) -> OverviewPart {
             states.insert(*s, *state);
         }
     }
-    let mut pay: Fast<u32, Pay> =
-        HashMap::with_capacity_and_hasher(v.payments(), Default::default());
-    v.for_each_payment(|chunk, p| {
-        pay.entry(chunk.visitor[p.row as usize])
-            .or_default()
-            .add(p.amount, p.refunded, p.renewal);
+    let mut payments = Vec::with_capacity(v.payments());
+    v.for_each_payment(|p| payments.push((p.visitor, *p)));
+    let pay: VisitorSums<Pay> = VisitorSums::fold(payments, |total: &mut Pay, p: PaymentRow| {
+        total.add(p.amount, p.refunded, p.renewal)
     });
     let (mut revenue, mut payers) = (Revenue::default(), 0);
-    for (who, p) in &pay {
-        if visitors.contains(*who as usize) {
+    for (who, p) in pay.iter() {
+        if visitors.contains(who as usize) {
             revenue.new += p.revenue.new;
             revenue.renewal += p.revenue.renewal;
             revenue.refund += p.revenue.refund;
@@ -604,9 +601,9 @@ impl Slot {
 /// Per visitor, revenue (`new + renewal`) of their payments in the range.
 fn visitor_revenue(v: &View) -> VisitorSums {
     let mut pairs = Vec::with_capacity(v.payments());
-    v.for_each_payment(|chunk, p| {
+    v.for_each_payment(|p| {
         if !p.refunded {
-            pairs.push((chunk.visitor[p.row as usize], p.amount));
+            pairs.push((p.visitor, p.amount));
         }
     });
     VisitorSums::from_pairs(pairs)
@@ -1066,10 +1063,9 @@ pub(crate) fn buckets(v: &View, starts_us: &[i64]) -> BucketPart {
         buckets: (0..n).map(|_| BucketSets::default()).collect(),
         pay: HashMap::with_capacity_and_hasher(v.payments(), Default::default()),
     };
-    v.for_each_payment(|chunk, p| {
-        let r = p.row as usize;
-        if let Some(b) = bucket_of(starts_us, chunk.ts[r]) {
-            let who = chunk.visitor[r];
+    v.for_each_payment(|p| {
+        if let Some(b) = bucket_of(starts_us, p.ts) {
+            let who = p.visitor;
             add_revenue(
                 part.pay.entry((b, who)).or_default(),
                 p.amount,

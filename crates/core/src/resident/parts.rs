@@ -101,7 +101,7 @@ pub(crate) struct OverviewPart {
     pub(crate) states: Fast<u32, SessionState>,
     pub(crate) all_states: bool,
     /// Per visitor, the payments in the range (selected or not).
-    pub(crate) pay: Fast<u32, Pay>,
+    pub(crate) pay: VisitorSums<Pay>,
     /// Payments of selected visitors, and how many of those visitors paid.
     pub(crate) revenue: Revenue,
     pub(crate) payers: u64,
@@ -113,7 +113,7 @@ impl OverviewPart {
         self.visitors.bytes()
             + self.present.bytes()
             + self.states.capacity() * (4 + std::mem::size_of::<SessionState>() + 8)
-            + self.pay.capacity() * (4 + std::mem::size_of::<Pay>() + 8)
+            + self.pay.bytes()
     }
 
     /// The overview of this part alone.
@@ -147,17 +147,17 @@ impl OverviewPart {
         // Visitors the delta selects for the first time bring their earlier payments.
         for v in delta.visitors.difference(&self.visitors) {
             visitors += 1;
-            if let Some(p) = self.pay.get(&v) {
+            if let Some(p) = self.pay.total(v) {
                 plus(&mut revenue, &p.revenue);
                 payers += u64::from(p.paid);
             }
         }
-        for (v, p) in &delta.pay {
-            if !selected(*v) {
+        for (v, p) in delta.pay.iter() {
+            if !selected(v) {
                 continue;
             }
             plus(&mut revenue, &p.revenue);
-            let counted = self.pay.get(v).is_some_and(|b| b.paid);
+            let counted = self.pay.total(v).is_some_and(|b| b.paid);
             payers += u64::from(p.paid && !counted);
         }
         Some(overview_of(visitors, &totals, revenue, payers))

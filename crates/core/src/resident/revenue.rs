@@ -1,53 +1,77 @@
-//! [`VisitorSums`]: per visitor, the sum of some of their payments, sorted by visitor number.
+//! [`VisitorSums`]: per visitor, a total of some of their payments, sorted by visitor number.
 //!
-//! A breakdown needs, for each group, the revenue of its distinct visitors. Summing into a hash
+//! A breakdown needs, for each group, the revenue of its distinct visitors; the overview, the
+//! revenue of the selected visitors. Summing into a hash
 //! table cost a random access per payment and another per paying member, which at millions of
 //! visitors misses every cache. Sorted by visitor (a radix sort), the sums are built in a few
 //! sequential passes and read back in step with the groups' bitsets and sorted member lists.
 
-/// Visitor numbers (ascending, distinct) and the sum of each.
-#[derive(Debug, Default, Clone)]
-pub(crate) struct VisitorSums {
+/// Visitor numbers (ascending, distinct) and the total of each.
+#[derive(Debug, Clone)]
+pub(crate) struct VisitorSums<T = f64> {
     visitors: Vec<u32>,
-    sums: Vec<f64>,
+    sums: Vec<T>,
 }
 
-impl VisitorSums {
-    /// The sums of `pairs` of (visitor, amount), added in the order given for each visitor.
-    pub(crate) fn from_pairs(mut pairs: Vec<(u32, f64)>) -> Self {
-        // A stable sort: each visitor's amounts keep their order, so sums round alike.
+impl<T> Default for VisitorSums<T> {
+    fn default() -> Self {
+        VisitorSums {
+            visitors: Vec::new(),
+            sums: Vec::new(),
+        }
+    }
+}
+
+impl<T: Default> VisitorSums<T> {
+    /// The totals of `pairs` of (visitor, item), each visitor's items folded into its total by
+    /// `add` in the order given.
+    pub(crate) fn fold<I: Copy>(mut pairs: Vec<(u32, I)>, add: impl Fn(&mut T, I)) -> Self {
+        // A stable sort: each visitor's items keep their order, so sums round alike.
         radsort::sort_by_key(&mut pairs, |p| p.0);
         let mut out = VisitorSums {
             visitors: Vec::with_capacity(pairs.len()),
             sums: Vec::with_capacity(pairs.len()),
         };
-        for (who, amount) in pairs {
-            match (out.visitors.last(), out.sums.last_mut()) {
-                (Some(last), Some(sum)) if *last == who => *sum += amount,
-                _ => {
-                    out.visitors.push(who);
-                    out.sums.push(amount);
-                }
+        for (who, item) in pairs {
+            if out.visitors.last() != Some(&who) {
+                out.visitors.push(who);
+                out.sums.push(T::default());
+            }
+            if let Some(total) = out.sums.last_mut() {
+                add(total, item);
             }
         }
         out
     }
 
-    /// The sum of `who` (0 without payments).
-    pub(crate) fn get(&self, who: u32) -> f64 {
+    /// The total of `who`, if they have one.
+    pub(crate) fn total(&self, who: u32) -> Option<&T> {
         self.visitors
             .binary_search(&who)
-            .map_or(0.0, |i| self.sums[i])
+            .ok()
+            .map(|i| &self.sums[i])
     }
 
-    /// Each visitor with a sum, ascending.
-    pub(crate) fn iter(&self) -> impl Iterator<Item = (u32, f64)> + '_ {
-        self.visitors.iter().copied().zip(self.sums.iter().copied())
+    /// Each visitor with a total, ascending.
+    pub(crate) fn iter(&self) -> impl Iterator<Item = (u32, &T)> + '_ {
+        self.visitors.iter().copied().zip(self.sums.iter())
     }
 
     /// Heap bytes held.
     pub(crate) fn bytes(&self) -> usize {
-        self.visitors.capacity() * 4 + self.sums.capacity() * 8
+        self.visitors.capacity() * 4 + self.sums.capacity() * std::mem::size_of::<T>()
+    }
+}
+
+impl VisitorSums<f64> {
+    /// The sums of `pairs` of (visitor, amount).
+    pub(crate) fn from_pairs(pairs: Vec<(u32, f64)>) -> Self {
+        Self::fold(pairs, |sum, amount| *sum += amount)
+    }
+
+    /// The sum of `who` (0 without payments).
+    pub(crate) fn get(&self, who: u32) -> f64 {
+        self.total(who).copied().unwrap_or(0.0)
     }
 
     /// The total over the visitors whose bit is set in `words`, where bit `i` stands for
@@ -106,10 +130,8 @@ mod tests {
     #[test]
     fn each_visitor_sums_its_amounts_and_others_have_none() {
         let s = sums();
-        assert_eq!(
-            s.iter().collect::<Vec<_>>(),
-            [(3, 18.0), (70, 5.0), (130, 8.0)]
-        );
+        let all: Vec<(u32, f64)> = s.iter().map(|(v, x)| (v, *x)).collect();
+        assert_eq!(all, [(3, 18.0), (70, 5.0), (130, 8.0)]);
         assert_eq!((s.get(70), s.get(4)), (5.0, 0.0));
     }
 
