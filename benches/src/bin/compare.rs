@@ -140,6 +140,10 @@ async fn main() -> Res<()> {
             Ok("pairs") => GroupCounting::Pairs,
             _ => GroupCounting::Auto,
         },
+        resident_chunk_rows: env_or(
+            "TALLY_RESIDENT_CHUNK_ROWS",
+            EngineConfig::default().resident_chunk_rows,
+        ),
         answer_cache_bytes: 0,
         ..EngineConfig::default()
     };
