@@ -175,55 +175,32 @@ async fn main() -> Res<()> {
         vec!["/blog".into()],
     )?);
 
+    // The four questions, each asked of a given engine.
+    let overview_of = async |e: &Engine| e.overview(&all).await;
+    let countries_of = async |e: &Engine| {
+        e.breakdown(&all, &Breakdown::Country, Paging::new(10, 0)?)
+            .await
+    };
+    let series_of = async |e: &Engine| e.timeseries(&series_q, Interval::Day).await;
+    let pages_of = async |e: &Engine| {
+        e.breakdown(&blog, &Breakdown::Page, Paging::new(100, 0)?)
+            .await
+    };
     let ask = async |engine: &Engine| -> Res<_> {
-        let (t1, overview) = time(runs, async || engine.overview(&all).await).await?;
-        let (t2, countries) = time(runs, async || {
-            engine
-                .breakdown(&all, &Breakdown::Country, Paging::new(10, 0)?)
-                .await
-        })
-        .await?;
-        let (t3, series) = time(runs, async || {
-            engine.timeseries(&series_q, Interval::Day).await
-        })
-        .await?;
-        let (t4, pages) = time(runs, async || {
-            engine
-                .breakdown(&blog, &Breakdown::Page, Paging::new(100, 0)?)
-                .await
-        })
-        .await?;
+        let (t1, overview) = time(runs, async || overview_of(engine).await).await?;
+        let (t2, countries) = time(runs, async || countries_of(engine).await).await?;
+        let (t3, series) = time(runs, async || series_of(engine).await).await?;
+        let (t4, pages) = time(runs, async || pages_of(engine).await).await?;
         Ok(([t1, t2, t3, t4], (overview, countries, series, pages)))
     };
     if let Ok(only) = std::env::var("TALLY_COMPARE_ONLY") {
         // For profiling one question: ask it `runs` times, print the median, stop.
+        let e = &engine;
         let t = match only.as_str() {
-            "overview" => time(runs, async || engine.overview(&all).await).await?.0,
-            "countries" => {
-                time(runs, async || {
-                    engine
-                        .breakdown(&all, &Breakdown::Country, Paging::new(10, 0)?)
-                        .await
-                })
-                .await?
-                .0
-            }
-            "timeseries" => {
-                time(runs, async || {
-                    engine.timeseries(&series_q, Interval::Day).await
-                })
-                .await?
-                .0
-            }
-            "pages" => {
-                time(runs, async || {
-                    engine
-                        .breakdown(&blog, &Breakdown::Page, Paging::new(100, 0)?)
-                        .await
-                })
-                .await?
-                .0
-            }
+            "overview" => time(runs, async || overview_of(e).await).await?.0,
+            "countries" => time(runs, async || countries_of(e).await).await?.0,
+            "timeseries" => time(runs, async || series_of(e).await).await?.0,
+            "pages" => time(runs, async || pages_of(e).await).await?.0,
             other => return Err(format!("TALLY_COMPARE_ONLY: no question `{other}`").into()),
         };
         println!("tally {only}: {t:.2} ms");
