@@ -249,15 +249,21 @@ impl View<'_> {
         for chunk in self.chunks {
             let span = chunk.span(self.start, self.end);
             let check = chunk.needs_time_check(self.start, self.end);
-            let (mut lo, mut hi) = (u32::MAX, 0);
-            for r in span {
-                if check && !(chunk.ts[r] >= self.start && chunk.ts[r] < self.end) {
-                    continue;
+            let (lo, hi) = if !check && span.len() == chunk.len() && !span.is_empty() {
+                // Every row is in the range: the chunk's own band, known since it was built.
+                (chunk.sessions.0, chunk.sessions.1 - 1)
+            } else {
+                let (mut lo, mut hi) = (u32::MAX, 0);
+                for r in span {
+                    if check && !(chunk.ts[r] >= self.start && chunk.ts[r] < self.end) {
+                        continue;
+                    }
+                    let s = chunk.session[r];
+                    lo = lo.min(s);
+                    hi = hi.max(s);
                 }
-                let s = chunk.session[r];
-                lo = lo.min(s);
-                hi = hi.max(s);
-            }
+                (lo, hi)
+            };
             if lo <= hi {
                 band = Some(band.map_or((lo, hi), |(a, b)| (a.min(lo), b.max(hi))));
             }
