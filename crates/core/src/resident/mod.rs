@@ -51,6 +51,22 @@ const ROW_BYTES: usize = 8 + 1 + 4 + 4 + 4 * CODED.len() + 4;
 /// whatever the size of the segments (measured in benches/README.md).
 pub(crate) const DEFAULT_CHUNK_ROWS: usize = 1 << 18;
 
+/// `batches` split into runs of consecutive batches of at most `max_rows` rows together (a
+/// longer batch alone), at least one run.
+fn runs_of_rows(batches: &[RecordBatch], max_rows: usize) -> Vec<&[RecordBatch]> {
+    let mut runs = Vec::new();
+    let (mut start, mut rows) = (0, 0);
+    for (i, b) in batches.iter().enumerate() {
+        if i > start && rows + b.num_rows() > max_rows {
+            runs.push(&batches[start..i]);
+            (start, rows) = (i, 0);
+        }
+        rows += b.num_rows();
+    }
+    runs.push(&batches[start..]);
+    runs
+}
+
 /// The one chunk built from a single batch.
 fn one_chunk(mut built: Vec<Arc<Chunk>>) -> Result<Arc<Chunk>> {
     match (built.pop(), built.is_empty()) {
@@ -293,23 +309,10 @@ impl ResidentStore {
         }
         let dict_before = st.dicts.bytes();
         let built = read().and_then(|batches| {
-            let mut chunks = Vec::new();
-            let mut rest = batches.as_slice();
-            loop {
-                let mut take = 0;
-                let mut rows = 0;
-                while take < rest.len()
-                    && (take == 0 || rows + rest[take].num_rows() <= self.chunk_rows)
-                {
-                    rows += rest[take].num_rows();
-                    take += 1;
-                }
-                chunks.push(Chunk::build(&rest[..take], &mut st.dicts)?);
-                rest = &rest[take..];
-                if rest.is_empty() {
-                    return Ok(chunks);
-                }
-            }
+            runs_of_rows(&batches, self.chunk_rows)
+                .into_iter()
+                .map(|run| Chunk::build(run, &mut st.dicts))
+                .collect::<Result<Vec<_>>>()
         });
         self.release(estimate);
         let chunks = built?;
@@ -398,5 +401,31 @@ impl ResidentSnapshot {
     pub(crate) fn with_dicts<T>(&self, f: impl FnOnce(&SiteDicts) -> T) -> Result<T> {
         let st = lock(&self.site)?;
         Ok(f(&st.dicts))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use datafusion::arrow::array::Int32Array;
+
+    fn batch(rows: i32) -> RecordBatch {
+        RecordBatch::try_from_iter([("x", Arc::new(Int32Array::from_iter_values(0..rows)) as _)])
+            .unwrap()
+    }
+
+    #[test]
+    fn segments_split_into_runs_of_batches_within_the_chunk_size() {
+        let batches: Vec<RecordBatch> = [3, 3, 3, 10, 2].into_iter().map(batch).collect();
+        let sizes = |max| -> Vec<usize> {
+            runs_of_rows(&batches, max)
+                .iter()
+                .map(|run| run.iter().map(RecordBatch::num_rows).sum())
+                .collect()
+        };
+        assert_eq!(sizes(6), [6, 3, 10, 2]);
+        assert_eq!(sizes(100), [21]);
+        assert_eq!(sizes(1), [3, 3, 3, 10, 2]);
+        assert_eq!(runs_of_rows(&[], 6).len(), 1);
     }
 }
