@@ -229,7 +229,10 @@ async fn main() -> Res<()> {
         format!("{:?}", answers) == format!("{:?}", (&overview, &countries, &series, &pages));
     if std::env::var_os("TALLY_COMPARE_TALLY_ONLY").is_some() {
         // For profiling Tally alone.
-        println!("tally: {t1:.2} / {t2:.2} / {t3:.2} / {t4:.2} ms; asked again {again:.3?} ms");
+        println!(
+            "tally: {t1:.2} / {t2:.2} / {t3:.2} / {t4:.2} ms; asked again {again:.3?} ms; \
+             {resident_mib:.0} MiB resident, peak RSS {tally_rss:.0} MiB"
+        );
         return Ok(());
     }
 

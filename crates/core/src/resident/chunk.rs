@@ -22,6 +22,7 @@ use parquet::arrow::arrow_reader::{
 };
 
 use crate::error::{Error, Result};
+use crate::resident::codes::Codes;
 use crate::resident::dict::{DenseIds, NULL, StrDict};
 use crate::schema::{col as c, kind};
 
@@ -119,11 +120,12 @@ pub(crate) struct Chunk {
     pub(crate) visitor: Vec<u32>,
     /// Dense session number.
     pub(crate) session: Vec<u32>,
-    /// Dictionary codes, one column per [`CODED`] entry.
-    pub(crate) codes: Vec<Vec<u32>>,
+    /// Dictionary codes, one column per [`CODED`] entry, each in the narrowest width that
+    /// holds the chunk's codes.
+    pub(crate) codes: Vec<Codes>,
     /// The number of each row's combination of the eight campaign codes
     /// ([`SiteDicts::campaigns`]): a campaign breakdown looks up one number a row.
-    pub(crate) campaign: Vec<u32>,
+    pub(crate) campaign: Codes,
     /// The payment events.
     pub(crate) payments: Vec<PaymentRow>,
     /// Whether `ts` is in ascending order (segments always are).
@@ -148,7 +150,9 @@ impl Chunk {
 
     /// Approximate heap bytes held.
     pub(crate) fn bytes(&self) -> usize {
-        self.len() * super::ROW_BYTES
+        self.len() * (8 + 1 + 4 + 4)
+            + self.codes.iter().map(Codes::bytes).sum::<usize>()
+            + self.campaign.bytes()
             + self.payments.len() * std::mem::size_of::<PaymentRow>()
             + self.older_session_rows.len() * 4
     }
@@ -182,8 +186,8 @@ impl Chunk {
             kind: Vec::with_capacity(n),
             visitor: Vec::with_capacity(n),
             session: Vec::with_capacity(n),
-            codes: (0..CODED.len()).map(|_| Vec::with_capacity(n)).collect(),
-            campaign: Vec::with_capacity(n),
+            codes: Vec::new(),
+            campaign: Codes::default(),
             payments: Vec::new(),
             sorted: true,
             min_ts: i64::MAX,
@@ -192,9 +196,14 @@ impl Chunk {
             new_sessions_from: dicts.sessions.len(),
             older_session_rows: Vec::new(),
         };
+        // Codes are gathered wide and narrowed once the chunk's largest is known.
+        let mut codes: Vec<Vec<u32>> = (0..CODED.len()).map(|_| Vec::with_capacity(n)).collect();
+        let mut campaign = Vec::with_capacity(n);
         for b in batches {
-            chunk.append(b, dicts)?;
+            chunk.append(b, dicts, &mut codes, &mut campaign)?;
         }
+        chunk.codes = codes.into_iter().map(Codes::narrowed).collect();
+        chunk.campaign = Codes::narrowed(campaign);
         let from = chunk.new_sessions_from;
         chunk.older_session_rows = (0..chunk.session.len() as u32)
             .filter(|&r| chunk.session[r as usize] < from)
@@ -206,7 +215,14 @@ impl Chunk {
         Ok(chunk)
     }
 
-    fn append(&mut self, b: &RecordBatch, dicts: &mut SiteDicts) -> Result<()> {
+    /// Appends `b`'s rows, their codes to `codes` and `campaign`.
+    fn append(
+        &mut self,
+        b: &RecordBatch,
+        dicts: &mut SiteDicts,
+        codes: &mut [Vec<u32>],
+        campaign: &mut Vec<u32>,
+    ) -> Result<()> {
         let base = self.len();
         let ts = column(b, c::TS)?;
         let ts = ts
@@ -248,14 +264,14 @@ impl Chunk {
             .extend(sessions.iter().map(|h| dicts.sessions.id(*h)));
 
         for (i, name) in CODED.iter().enumerate() {
-            let codes = codes_of(&column(b, name)?, &mut dicts.strings[i])?;
-            self.codes[i].extend_from_slice(&codes);
+            codes[i].extend(codes_of(&column(b, name)?, &mut dicts.strings[i])?);
         }
-        for r in base..self.codes[0].len() {
-            let key = CAMPAIGN_COLUMNS.map(|c| self.codes[c][r]);
+        let rows = codes[0].len();
+        #[allow(clippy::needless_range_loop)] // a row across eight of the columns
+        for r in base..rows {
+            let key = CAMPAIGN_COLUMNS.map(|c| codes[c][r]);
             let next = dicts.campaigns.len() as u32;
-            self.campaign
-                .push(*dicts.campaigns.entry(key).or_insert(next));
+            campaign.push(*dicts.campaigns.entry(key).or_insert(next));
         }
 
         let amount = cast(&column(b, c::AMOUNT)?, &DataType::Float64)?;

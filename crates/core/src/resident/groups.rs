@@ -211,30 +211,29 @@ impl Grouping for Groups {
         let n = out.len();
         match self {
             Groups::Column { column, .. } => {
-                for (o, c) in out.iter_mut().zip(&chunk.codes[*column][first..first + n]) {
-                    *o = if *c == NULL { NO_GROUP } else { *c };
-                }
+                chunk.codes[*column].map_into(first, out, |c| if c == NULL { NO_GROUP } else { c });
             }
             Groups::DensePage {
                 host, path, paths, ..
             } => {
-                let hosts = &chunk.codes[*host][first..first + n];
-                let pages = &chunk.codes[*path][first..first + n];
                 let paths = *paths as u32;
-                for (o, (h, p)) in out.iter_mut().zip(hosts.iter().zip(pages)) {
-                    *o = if *h == NULL || *p == NULL {
+                chunk.codes[*path].widen_into(first, out);
+                let mut hosts = [0u32; crate::resident::kernels::BLOCK];
+                let hosts = &mut hosts[..n];
+                chunk.codes[*host].widen_into(first, hosts);
+                for (o, h) in out.iter_mut().zip(hosts.iter()) {
+                    *o = if *h == NULL || *o == NULL {
                         NO_GROUP
                     } else {
-                        h * paths + p
+                        h * paths + *o
                     };
                 }
             }
             Groups::Campaign { by_combo, .. } => {
                 // One lookup a row.
-                let combos = &chunk.campaign[first..first + n];
-                for (o, combo) in out.iter_mut().zip(combos) {
-                    *o = by_combo.get(*combo as usize).copied().unwrap_or(NO_GROUP);
-                }
+                chunk.campaign.map_into(first, out, |combo| {
+                    by_combo.get(combo as usize).copied().unwrap_or(NO_GROUP)
+                });
             }
             Groups::Page { .. } => {
                 for (i, o) in out.iter_mut().enumerate() {
@@ -282,13 +281,13 @@ impl Groups {
     fn group(&mut self, chunk: &Chunk, r: usize) -> Option<u32> {
         match self {
             Groups::Column { column, .. } => {
-                let code = chunk.codes[*column][r];
+                let code = chunk.codes[*column].get(r);
                 (code != NULL).then_some(code)
             }
             Groups::DensePage {
                 host, path, paths, ..
             } => {
-                let (h, p) = (chunk.codes[*host][r], chunk.codes[*path][r]);
+                let (h, p) = (chunk.codes[*host].get(r), chunk.codes[*path].get(r));
                 (h != NULL && p != NULL).then(|| h * *paths as u32 + p)
             }
             Groups::Page {
@@ -297,7 +296,7 @@ impl Groups {
                 numbers,
                 keys,
             } => {
-                let (h, p) = (chunk.codes[*host][r], chunk.codes[*path][r]);
+                let (h, p) = (chunk.codes[*host].get(r), chunk.codes[*path].get(r));
                 if h == NULL || p == NULL {
                     return None;
                 }
@@ -312,7 +311,7 @@ impl Groups {
             }
             // Numbered once per query from the combinations (`number_combinations`).
             Groups::Campaign { by_combo, .. } => by_combo
-                .get(chunk.campaign[r] as usize)
+                .get(chunk.campaign.get(r) as usize)
                 .copied()
                 .filter(|g| *g != NO_GROUP),
         }

@@ -103,7 +103,7 @@ pub enum GroupCounting {
 }
 
 /// Rows handled at a time: small enough for the masks and group numbers to stay in cache.
-const BLOCK: usize = 4096;
+pub(crate) const BLOCK: usize = 4096;
 /// A row in the query's range.
 pub(crate) const IN_RANGE: u8 = 1;
 /// A row in the range that the filters select.

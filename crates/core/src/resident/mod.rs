@@ -15,6 +15,7 @@
 mod answers;
 pub(crate) mod cache;
 pub(crate) mod chunk;
+pub(crate) mod codes;
 pub(crate) mod dict;
 pub(crate) mod exec;
 pub(crate) mod groups;
@@ -41,8 +42,9 @@ use select::Selection;
 /// events at roughly 100 bytes each.
 pub const DEFAULT_BUDGET_BYTES: usize = 4 << 30;
 
-/// Resident bytes of one event: time, kind, visitor, session, a code per coded column and its
-/// campaign combination.
+/// Most resident bytes of one event: time, kind, visitor, session, a code per coded column and
+/// its campaign combination (codes take fewer bytes when a chunk's codes are small, see
+/// [`codes::Codes`]); what a chunk is reserved before it is built.
 const ROW_BYTES: usize = 8 + 1 + 4 + 4 + 4 * CODED.len() + 4;
 
 /// Default of the most rows of a chunk decoded from a segment (a compacted segment gives

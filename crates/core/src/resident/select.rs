@@ -52,13 +52,6 @@ impl CodeTest {
     }
 }
 
-/// `ok[i] &= pass[codes[i]]`.
-fn and_pass(ok: &mut [u8], codes: &[u32], pass: &[bool]) {
-    for (o, c) in ok.iter_mut().zip(codes) {
-        *o &= u8::from(pass.get(*c as usize).copied().unwrap_or(false));
-    }
-}
-
 fn mark_containing(dict: &StrDict, values: &[String], pass: &mut [bool]) {
     let needles: Vec<String> = values.iter().map(|v| v.to_lowercase()).collect();
     for (code, value) in dict.iter() {
@@ -139,14 +132,19 @@ impl Selection {
     pub(crate) fn mark(&self, chunk: &Chunk, first: usize, mask: &mut [u8]) {
         let n = mask.len();
         let mut ok: Vec<u8> = mask.iter().map(|m| m & IN_RANGE).collect();
-        let mut other = vec![0u8; n];
+        let (mut main, mut host) = (Vec::new(), Vec::new());
+        let mut other = Vec::new();
         for t in &self.terms {
-            let main = &chunk.codes[t.main.column][first..first + n];
+            let codes = &chunk.codes[t.main.column];
             match &t.host {
-                None => and_pass(&mut ok, main, &t.main.pass),
+                None => codes.and_pass(first, &mut ok, &t.main.pass),
                 Some(h) => {
-                    let host = &chunk.codes[h.column][first..first + n];
-                    for (o, (a, b)) in other.iter_mut().zip(main.iter().zip(host)) {
+                    main.resize(n, 0);
+                    host.resize(n, 0);
+                    other.resize(n, 0u8);
+                    codes.widen_into(first, &mut main);
+                    chunk.codes[h.column].widen_into(first, &mut host);
+                    for (o, (a, b)) in other.iter_mut().zip(main.iter().zip(&host)) {
                         let (a, b) = (t.main.passes(*a), h.passes(*b));
                         *o = u8::from(if t.both { a && b } else { a || b });
                     }

@@ -481,3 +481,90 @@ async fn after_a_crash_the_last_flush_state_and_the_logged_rows_give_the_ingest_
     let after = sessions(engine.overview(&Query::new("fixture")).await.unwrap());
     assert_eq!(after, before);
 }
+
+/// Resident chunks keep each code column in the narrowest width its codes fit (one, two or four
+/// bytes): pages, filters and groups over columns of every width equal the plans over Parquet.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn code_columns_of_every_width_answer_as_the_plans() {
+    use tally_core::{Dimension, Filter, FilterOp};
+    let dir = tempfile::tempdir().unwrap();
+    let engine = Engine::open(dir.path()).await.unwrap();
+    engine
+        .create_website(tally_core::synthetic::website())
+        .unwrap();
+    let site = tally_core::synthetic::WEBSITE;
+    let start = tally_core::synthetic::start();
+    // Three flushes, three segments: 200 paths (one byte), 3,000 paths (two bytes), and
+    // 70,000 paths (four bytes: codes past 65,535).
+    for (batch, paths) in [(0, 200u32), (1, 3_000), (2, 70_000)] {
+        let events = (0..paths.max(20_000))
+            .map(|i| {
+                let ts = start + chrono::Duration::seconds(i64::from(batch * 100_000 + i));
+                let mut e = Event::pageview(
+                    site,
+                    format!("v{batch}-{}", i % 5_000),
+                    ts,
+                    "example.com",
+                    format!("/p/{batch}/{}", i % paths),
+                );
+                e.attrs.country_code = Some(["US", "DE", "FR"][(i % 3) as usize].into());
+                e
+            })
+            .collect::<Vec<_>>();
+        assert!(engine.ingest(events).await.unwrap().rejected.is_empty());
+        engine.flush().await.unwrap();
+    }
+    let high = Filter::new(
+        Dimension::Page,
+        FilterOp::Is,
+        vec!["/p/2/69999".into(), "/p/1/2999".into()],
+    )
+    .unwrap();
+    let deep = Filter::new(Dimension::Page, FilterOp::Contains, vec!["/p/2/6".into()]).unwrap();
+    let queries = [
+        Query::new(site),
+        Query::new(site).with_filter(high),
+        Query::new(site).with_filter(deep),
+    ];
+    let answers = async |e: &Engine| {
+        let mut out = Vec::new();
+        for q in &queries {
+            let o = e.overview(q).await.unwrap();
+            let mut rows = Vec::new();
+            for by in [Breakdown::Page, Breakdown::Country] {
+                let page = Paging {
+                    limit: 1_000,
+                    offset: 0,
+                };
+                let r = e.breakdown(q, &by, page).await.unwrap().rows;
+                rows.push(
+                    r.into_iter()
+                        .map(|r| (r.values, r.visitors, r.completions))
+                        .collect::<Vec<_>>(),
+                );
+            }
+            out.push((o.visitors, o.sessions, o.bounced_sessions, rows));
+        }
+        out
+    };
+    let resident = answers(&engine).await;
+    drop(engine);
+    let plans_only = EngineConfig {
+        resident_budget_bytes: 0,
+        ..EngineConfig::default()
+    };
+    let engine = Engine::open_with(dir.path(), plans_only).await.unwrap();
+    let plans = answers(&engine).await;
+    for (q, (r, p)) in resident.iter().zip(&plans).enumerate() {
+        assert_eq!((r.0, r.1, r.2), (p.0, p.1, p.2), "overview of query {q}");
+        for (b, (r, p)) in r.3.iter().zip(&p.3).enumerate() {
+            assert_eq!(r.len(), p.len(), "rows of breakdown {b} of query {q}");
+            if let Some((r, p)) = r.iter().zip(p).find(|(r, p)| r != p) {
+                panic!("breakdown {b} of query {q}: resident {r:?}, plans {p:?}");
+            }
+        }
+    }
+    // `/p/1/2999` is visited by five visitors of the second batch, `/p/2/69999` by one.
+    assert_eq!(resident[1].0, 6);
+    assert!(resident[2].0 > 0 && resident[2].0 < resident[0].0);
+}
