@@ -39,7 +39,7 @@ pub use kernels::GroupCounting;
 use select::Selection;
 
 /// Default memory budget of resident columns: about 4 GiB, room for tens of millions of
-/// events at roughly 100 bytes each.
+/// events at roughly 50 bytes each (about 100 while a chunk is built).
 pub const DEFAULT_BUDGET_BYTES: usize = 4 << 30;
 
 /// Most resident bytes of one event: time, kind, visitor, session, a code per coded column and
