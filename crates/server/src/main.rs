@@ -575,6 +575,7 @@ async fn import(
     out: &admin::Output,
 ) -> anyhow::Result<()> {
     engine.website(website)?;
+    without_huge_pages();
     let f = std::fs::File::open(file).with_context(|| format!("opening {}", file.display()))?;
     let size = f.metadata().map(|m| m.len()).unwrap_or(0);
     let bar = if out.is_terminal() {
@@ -618,6 +619,16 @@ async fn import(
         .await;
     std::io::stdout().flush()?;
     Ok(())
+}
+
+/// Turns off transparent huge pages for this process. An import allocates and frees batch
+/// buffers continually; the allocator hands freed memory back to the system and faults it in
+/// again, and with huge pages (the default on many Linux systems) each fault zeroes 2 MiB.
+/// Measured on 1M events: about half the system time, 6-8 % less wall time
+/// (benches/README.md). Only a speed-up, so a refusal is ignored.
+fn without_huge_pages() {
+    #[cfg(target_os = "linux")]
+    let _ = rustix::thread::disable_transparent_huge_pages(true);
 }
 
 async fn ingest_batch(
