@@ -410,31 +410,18 @@ impl Engine {
     ) -> Result<IngestReport> {
         let _serial = self.ingest_lock.lock().await;
         let mut report = IngestReport::default();
-        let mut by_site: HashMap<String, Vec<(usize, Event)>> = HashMap::new();
-        let n = events.len();
-        for (i, e) in events.into_iter().enumerate() {
-            match e.validate() {
-                Ok(()) => match by_site.get_mut(&e.website_id) {
-                    Some(list) => list.push((i, e)),
-                    // Room for the whole write: most writes are of one website, and growing a
-                    // list of large events copies it again and again.
-                    None => {
-                        let mut list = Vec::with_capacity(n - i);
-                        let site = e.website_id.clone();
-                        list.push((i, e));
-                        by_site.insert(site, list);
-                    }
-                },
-                Err(err) => report.rejected.push((i, err)),
-            }
-        }
-        let mut to_flush = false;
-        for (site, mut events) in by_site {
+        let mut by_site = Vec::new();
+        for SiteEvents {
+            site,
+            index,
+            events,
+        } in SiteEvents::split(events, &mut report.rejected)
+        {
             let website = match self.website(&site) {
                 Ok(w) => w,
                 // Each event of an unknown website is rejected; a fault is the caller's error.
                 Err(Error::NotFound { what, id }) => {
-                    report.rejected.extend(events.into_iter().map(|(i, _)| {
+                    report.rejected.extend(index.into_iter().map(|i| {
                         let id = id.clone();
                         (i, Error::NotFound { what, id })
                     }));
@@ -442,11 +429,27 @@ impl Engine {
                 }
                 Err(other) => return Err(other),
             };
+            by_site.push((
+                website,
+                SiteEvents {
+                    site,
+                    index,
+                    events,
+                },
+            ));
+        }
+        let mut to_flush = false;
+        for (
+            website,
+            SiteEvents {
+                site,
+                index,
+                events,
+            },
+        ) in by_site
+        {
             self.ensure_ingest_state_locked(&site).await?;
-            // Writes mostly arrive in time order: checking is cheap, moving large events is not.
-            if !events.is_sorted_by_key(|(_, e)| e.ts) {
-                events.sort_by_key(|(_, e)| e.ts);
-            }
+            let (index, events) = in_time_order(index, events);
             self.read_back_dropped_attrs(&site, &events).await?;
             let mut rows = Vec::with_capacity(events.len());
             {
@@ -455,9 +458,9 @@ impl Engine {
                 let Some(ingest) = data.ingest.as_mut() else {
                     continue;
                 };
-                for (i, e) in events {
+                for (i, e) in index.into_iter().zip(events) {
                     match enrich(e, &website, ingest) {
-                        Ok(Outcome::Stored(row)) => rows.push(*row),
+                        Ok(Outcome::Stored(row)) => rows.push(row),
                         Ok(Outcome::Duplicate) => report.duplicates += 1,
                         Err(err) => report.rejected.push((i, err)),
                     }
@@ -941,5 +944,132 @@ impl Drop for Taken<'_> {
             data.flushing.clear();
             data.hot.restore(batches);
         }
+    }
+}
+
+/// The valid events of one write that belong to one website, with their places in the write.
+struct SiteEvents {
+    site: String,
+    index: Vec<usize>,
+    events: Vec<Event>,
+}
+
+impl SiteEvents {
+    /// `events` validated (the invalid ones go to `rejected` with their places) and split by
+    /// website. A write of one website, the usual case, keeps its list as it is: events are
+    /// large, and moving each into a list of its own costs a copy per event.
+    fn split(events: Vec<Event>, rejected: &mut Vec<(usize, Error)>) -> Vec<SiteEvents> {
+        let before = rejected.len();
+        let valid: Vec<bool> = events
+            .iter()
+            .enumerate()
+            .map(|(i, e)| e.validate().map_err(|err| rejected.push((i, err))).is_ok())
+            .collect();
+        let one_site = events
+            .first()
+            .map(|e| e.website_id.clone())
+            .filter(|first| {
+                rejected.len() == before && events.iter().all(|e| e.website_id == *first)
+            });
+        if let Some(site) = one_site {
+            let index = (0..events.len()).collect();
+            return vec![SiteEvents {
+                site,
+                index,
+                events,
+            }];
+        }
+        let mut out: Vec<SiteEvents> = Vec::new();
+        for ((i, e), ok) in events.into_iter().enumerate().zip(valid) {
+            if !ok {
+                continue;
+            }
+            match out.iter_mut().find(|s| s.site == e.website_id) {
+                Some(s) => {
+                    s.index.push(i);
+                    s.events.push(e);
+                }
+                None => out.push(SiteEvents {
+                    site: e.website_id.clone(),
+                    index: vec![i],
+                    events: vec![e],
+                }),
+            }
+        }
+        out
+    }
+}
+
+/// `events` (with their places `index`) in time order. Writes mostly arrive in time order:
+/// checking is cheap, moving large events is not.
+fn in_time_order(index: Vec<usize>, events: Vec<Event>) -> (Vec<usize>, Vec<Event>) {
+    if events.is_sorted_by_key(|e| e.ts) {
+        return (index, events);
+    }
+    let mut pairs: Vec<(usize, Event)> = index.into_iter().zip(events).collect();
+    pairs.sort_by_key(|(_, e)| e.ts);
+    pairs.into_iter().unzip()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pageview(site: &str, visitor: &str, second: i64) -> Event {
+        let ts = chrono::DateTime::from_timestamp(1_750_000_000 + second, 0).unwrap_or_default();
+        Event::pageview(site, visitor, ts, "example.com", "/")
+    }
+
+    #[test]
+    fn a_write_is_validated_and_split_by_website_keeping_each_events_place() {
+        let mut rejected = Vec::new();
+        let one = SiteEvents::split(
+            vec![pageview("a", "v1", 2), pageview("a", "v2", 1)],
+            &mut rejected,
+        );
+        assert!(rejected.is_empty());
+        assert_eq!(one.len(), 1);
+        assert_eq!(
+            (one[0].site.as_str(), one[0].index.clone()),
+            ("a", vec![0, 1])
+        );
+
+        let mixed = vec![
+            pageview("a", "v1", 1),
+            pageview("b", "v2", 2),
+            pageview("a", "", 3), // no visitor id
+            pageview("b", "v3", 4),
+            pageview("a", "v4", 5),
+        ];
+        let split = SiteEvents::split(mixed, &mut rejected);
+        assert_eq!(rejected.len(), 1);
+        assert_eq!(rejected[0].0, 2);
+        let places: Vec<(&str, Vec<usize>, Vec<&str>)> = split
+            .iter()
+            .map(|s| {
+                let visitors = s.events.iter().map(|e| e.visitor_id.as_str()).collect();
+                (s.site.as_str(), s.index.clone(), visitors)
+            })
+            .collect();
+        assert_eq!(
+            places,
+            vec![
+                ("a", vec![0, 4], vec!["v1", "v4"]),
+                ("b", vec![1, 3], vec!["v2", "v3"]),
+            ]
+        );
+    }
+
+    #[test]
+    fn events_out_of_time_order_are_sorted_with_their_places() {
+        let events = vec![
+            pageview("a", "v1", 3),
+            pageview("a", "v2", 1),
+            pageview("a", "v3", 2),
+        ];
+        let (index, events) = in_time_order(vec![10, 11, 12], events);
+        assert_eq!(index, vec![11, 12, 10]);
+        let visitors: Vec<&str> = events.iter().map(|e| e.visitor_id.as_str()).collect();
+        assert_eq!(visitors, vec!["v2", "v3", "v1"]);
     }
 }

@@ -14,11 +14,7 @@ impl Engine {
     /// [`crate::session::Sessionizer::forget_idle_attrs`] dropped, for the visitors whose first
     /// event in `events` needs them, from the visitor's latest stored event. The caller holds
     /// the ingest lock.
-    pub(crate) async fn read_back_dropped_attrs(
-        &self,
-        site: &str,
-        events: &[(usize, Event)],
-    ) -> Result<()> {
+    pub(crate) async fn read_back_dropped_attrs(&self, site: &str, events: &[Event]) -> Result<()> {
         let needed: Vec<StoredAttrs> = {
             let st = self.store.read()?;
             let ingest = st.sites.get(site).and_then(|d| d.ingest.as_ref());
@@ -28,8 +24,8 @@ impl Engine {
             let mut seen = std::collections::HashSet::new();
             events
                 .iter()
-                .filter(|(_, e)| seen.insert(e.visitor_id.as_str()))
-                .filter_map(|(_, e)| ingest.sessions.stored_attrs_needed(e))
+                .filter(|e| seen.insert(e.visitor_id.as_str()))
+                .filter_map(|e| ingest.sessions.stored_attrs_needed(e))
                 .collect()
         };
         for at in needed {

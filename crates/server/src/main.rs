@@ -511,8 +511,8 @@ const IMPORT_BATCH: usize = 2 * 1024;
 
 /// What `tally import`'s parsing thread hands over.
 enum Parsed {
-    /// Good lines: line number and event.
-    Batch(Vec<(usize, tally_core::Event)>),
+    /// Good lines: their numbers, and their events in the same order.
+    Batch(Vec<usize>, Vec<tally_core::Event>),
     /// A bad line, as the message to print.
     Rejected(String),
 }
@@ -527,7 +527,11 @@ fn parse_file(
 ) -> std::io::Result<()> {
     let mut reader = BufReader::with_capacity(1 << 20, file);
     let mut bytes = Vec::new();
-    let (mut number, mut batch) = (0usize, Vec::with_capacity(IMPORT_BATCH));
+    let mut number = 0usize;
+    let (mut lines, mut batch) = (Vec::new(), Vec::with_capacity(IMPORT_BATCH));
+    // The progress bar moves a batch at a time: per line it cost more than the line's parsing
+    // share would suggest.
+    let mut unread = 0u64;
     let send = |p: Parsed| tx.blocking_send(p).is_ok();
     loop {
         bytes.clear();
@@ -536,13 +540,14 @@ fn parse_file(
             break;
         }
         number += 1;
-        bar.inc(n as u64);
+        unread += n as u64;
         let rejected = match std::str::from_utf8(&bytes) {
             Err(e) => Some(format!("line {number}: not UTF-8 ({e})")),
             Ok(line) if line.trim().is_empty() => None,
             Ok(line) => match tally_core::import::parse_line(line.trim_end(), Some(website)) {
                 Ok(e) if e.website_id == website => {
-                    batch.push((number, e));
+                    lines.push(number);
+                    batch.push(e);
                     None
                 }
                 Ok(e) => Some(format!(
@@ -558,13 +563,15 @@ fn parse_file(
             return Ok(());
         }
         if batch.len() >= IMPORT_BATCH {
+            bar.inc(std::mem::take(&mut unread));
             let full = std::mem::replace(&mut batch, Vec::with_capacity(IMPORT_BATCH));
-            if !send(Parsed::Batch(full)) {
+            if !send(Parsed::Batch(std::mem::take(&mut lines), full)) {
                 return Ok(());
             }
         }
     }
-    send(Parsed::Batch(batch));
+    bar.inc(unread);
+    send(Parsed::Batch(lines, batch));
     Ok(())
 }
 
@@ -597,8 +604,8 @@ async fn import(
     let (mut imported, mut rejected) = (0usize, 0usize);
     while let Some(parsed) = rx.recv().await {
         match parsed {
-            Parsed::Batch(mut batch) => {
-                let (i, r) = ingest_batch(engine, &mut batch, &bar, out).await?;
+            Parsed::Batch(lines, events) => {
+                let (i, r) = ingest_batch(engine, &lines, events, &bar, out).await?;
                 imported += i;
                 rejected += r;
             }
@@ -633,12 +640,11 @@ fn without_huge_pages() {
 
 async fn ingest_batch(
     engine: &Engine,
-    batch: &mut Vec<(usize, tally_core::Event)>,
+    lines: &[usize],
+    events: Vec<tally_core::Event>,
     bar: &indicatif::ProgressBar,
     out: &admin::Output,
 ) -> anyhow::Result<(usize, usize)> {
-    let lines: Vec<usize> = batch.iter().map(|(n, _)| *n).collect();
-    let events = batch.drain(..).map(|(_, e)| e).collect();
     // Acknowledged only after the final flush: the rows need not go through the log.
     let report = engine.ingest_bulk(events).await?;
     for (i, e) in &report.rejected {
