@@ -4,6 +4,7 @@
 //! document, keeping the good lines and reporting each bad one with its line number and reason,
 //! so that one typo never loses a file's worth of data.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
@@ -14,22 +15,29 @@ use crate::error::{Error, Result};
 use crate::event::{Event, EventKind, Payment, SessionAttrs};
 
 /// One line as it appears in the file; every field optional so that a missing one gets an
-/// error that names it rather than a serde message.
+/// error that names it rather than a serde message. Fields that are only read (parsed, matched
+/// or rewritten) borrow from the line instead of being copied out of it.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct Line {
-    #[serde(rename = "type")]
-    kind: Option<String>,
-    timestamp: Option<String>,
-    website_id: Option<String>,
+struct Line<'a> {
+    #[serde(rename = "type", borrow)]
+    kind: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    timestamp: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    website_id: Option<Cow<'a, str>>,
     visitor_id: Option<String>,
     session_id: Option<String>,
     event_id: Option<String>,
-    url: Option<String>,
-    referrer: Option<String>,
-    country: Option<String>,
+    #[serde(borrow)]
+    url: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    referrer: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    country: Option<Cow<'a, str>>,
     region: Option<String>,
-    region_code: Option<String>,
+    #[serde(borrow)]
+    region_code: Option<Cow<'a, str>>,
     city: Option<String>,
     latitude: Option<f64>,
     longitude: Option<f64>,
@@ -93,10 +101,20 @@ pub fn parse_ndjson(text: &str, website_id: Option<&str>) -> ParsedNdjson {
 
 /// Parses and validates one line.
 pub fn parse_line(line: &str, website_id: Option<&str>) -> Result<Event> {
+    let event = parse_event(line, website_id)?;
+    event.validate()?;
+    Ok(event)
+}
+
+/// Parses one line without [`Event::validate`], for a caller that hands the event to
+/// [`crate::Engine::ingest`] or [`crate::Engine::ingest_bulk`], which validate every event (a
+/// bad one is then rejected there, with the same message).
+pub fn parse_event(line: &str, website_id: Option<&str>) -> Result<Event> {
     let l: Line = serde_json::from_str(line).map_err(|e| Error::invalid("line", e.to_string()))?;
     let website_id = l
         .website_id
-        .clone()
+        .as_deref()
+        .map(str::to_owned)
         .or_else(|| website_id.map(str::to_owned))
         .ok_or_else(|| {
             Error::invalid(
@@ -176,7 +194,7 @@ pub fn parse_line(line: &str, website_id: Option<&str>) -> Result<Event> {
         }
         None => (None, None),
     };
-    let event = Event {
+    Ok(Event {
         website_id,
         ts,
         visitor_id,
@@ -188,9 +206,7 @@ pub fn parse_line(line: &str, website_id: Option<&str>) -> Result<Event> {
         viewport_width: l.viewport_width,
         viewport_height: l.viewport_height,
         attrs,
-    };
-    event.validate()?;
-    Ok(event)
+    })
 }
 
 /// An RFC 3339 timestamp with offset (`2025-04-11T03:38:49.154Z`).

@@ -544,7 +544,7 @@ fn parse_file(
         let rejected = match std::str::from_utf8(&bytes) {
             Err(e) => Some(format!("line {number}: not UTF-8 ({e})")),
             Ok(line) if line.trim().is_empty() => None,
-            Ok(line) => match tally_core::import::parse_line(line.trim_end(), Some(website)) {
+            Ok(line) => match tally_core::import::parse_event(line.trim_end(), Some(website)) {
                 Ok(e) if e.website_id == website => {
                     lines.push(number);
                     batch.push(e);

@@ -95,20 +95,30 @@ fn import_serve_and_query_over_http() {
     let dir = tempfile::tempdir().unwrap();
     let (site, key) = fixture_website(dir.path());
 
-    // the fixture with one bad line added
+    // the fixture with three bad lines added
     let lines = fixture_lines();
     let file = dir.path().join("in.ndjson");
-    let mut content = format!("{}\nnot json\n", lines.join("\n")).into_bytes();
+    // After the 41 fixture lines (and the line spliced in below), line 43 parses but is not a
+    // valid event: the engine validates it and rejects it by its line number.
+    let empty_visitor = r#"{"type":"pageview","timestamp":"2025-03-10T10:00:00Z","visitor_id":"","url":"https://example.com/"}"#;
+    let mut content = format!("{}\n{empty_visitor}\nnot json\n", lines.join("\n")).into_bytes();
     // A line that is not UTF-8 is rejected alone; the lines after it still go in.
     let split = content.len() / 2;
     let at = split + content[split..].iter().position(|b| *b == b'\n').unwrap() + 1;
     content.splice(at..at, b"{\"type\":\"pageview\xff\"}\n".iter().copied());
     std::fs::write(&file, content).unwrap();
-    let report = tally(
+    let out = run_tally(
         dir.path(),
         &["import", "--website", &site, file.to_str().unwrap()],
     );
-    assert_eq!(report["rejected"], 2);
+    assert!(out.status.success());
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("line 43: ") && stderr.contains("visitor_id"),
+        "{stderr}"
+    );
+    assert_eq!(report["rejected"], 3);
     assert_eq!(report["imported"], 40); // 41 lines, one repeated transaction skipped
 
     let q = tally(dir.path(), &["query", "overview", "--website", &site]);
