@@ -522,7 +522,9 @@ impl Engine {
         while !rows.is_empty() {
             let rest = rows.split_off(rows.len().min(LOG_RECORD_ROWS));
             let chunk = std::mem::replace(&mut rows, rest);
-            let record = if chunk.len() >= SEAL_ROWS / 4 {
+            // A bulk write goes in as one batch even when a few of its events were refused:
+            // moving its rows one by one into the pending list costs a copy each.
+            let record = if chunk.len() >= SEAL_ROWS / 4 || durability == Durability::AtFlush {
                 Record::Rows {
                     site: site.to_owned(),
                     batch: to_batch(&chunk)?,
