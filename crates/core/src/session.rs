@@ -10,7 +10,7 @@
 //!   events carry the attributes of the visitor's previous session (or their own, for a visitor
 //!   never seen before).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
@@ -80,7 +80,17 @@ pub(crate) struct Sessionizer {
     visitors: HashMap<String, VisitorState, ahash::RandomState>,
     /// Visitors whose state holds attributes.
     holding: usize,
-    /// `holding` past which the next sweep runs (see [`Sessionizer::forget_idle_attrs`]).
+    /// The visitors whose state took attributes, each with the time of its latest event then,
+    /// about oldest first (events mostly come in time order): a sweep takes the idle ones from
+    /// the front instead of visiting every visitor. Not saved: listed again by the first sweep
+    /// after a load.
+    #[serde(skip)]
+    holders: VecDeque<(String, i64)>,
+    /// Whether `holders` lists every visitor whose state holds attributes.
+    #[serde(skip)]
+    holders_listed: bool,
+    /// `holding` past which a sweep lists the holders again, in time order, for events that
+    /// came far out of order (see [`Sessionizer::forget_idle_attrs`]).
     sweep_at: usize,
     /// The latest event time seen (µs): "idle" is measured against it, so that an import of
     /// old events ages visitors as its events do.
@@ -97,7 +107,7 @@ impl Sessionizer {
         let own_attrs = |event: &mut Event| Some(Arc::new(std::mem::take(&mut event.attrs)));
         self.latest_ts_us = self.latest_ts_us.max(ts);
         let Some(p) = self.visitors.get_mut(&event.visitor_id) else {
-            self.holding += 1;
+            self.took_attrs(&event.visitor_id, ts);
             let session_id: Arc<str> = match &event.session_id {
                 Some(s) => Arc::from(s.as_str()),
                 None => Arc::from(derived_session_id(ts).as_str()),
@@ -121,9 +131,7 @@ impl Sessionizer {
             None if !is_pageview || ts - p.last_ts_us <= SESSION_TIMEOUT_US => None,
             None => Some(Arc::from(derived_session_id(ts).as_str())),
         };
-        if p.attrs.is_none() {
-            self.holding += 1;
-        }
+        let takes_attrs = p.attrs.is_none();
         match new_session {
             None if is_pageview && !p.landed => {
                 p.attrs = own_attrs(event);
@@ -152,7 +160,19 @@ impl Sessionizer {
                 };
             }
         }
-        p.assigned()
+        let (assigned, last_ts_us) = (p.assigned(), p.last_ts_us);
+        if takes_attrs {
+            self.took_attrs(&event.visitor_id, last_ts_us);
+        }
+        assigned
+    }
+
+    /// Counts a visitor whose state has just taken attributes, and lists it for the sweeps.
+    fn took_attrs(&mut self, visitor_id: &str, last_ts_us: i64) {
+        self.holding += 1;
+        if self.holders_listed {
+            self.holders.push_back((visitor_id.to_owned(), last_ts_us));
+        }
     }
 
     /// Restores a visitor's state from an already stored event (used when reopening a data
@@ -229,7 +249,8 @@ impl Sessionizer {
         if let Some(v) = self.visitors.get_mut(visitor_id)
             && v.attrs.replace(attrs).is_none()
         {
-            self.holding += 1;
+            let last_ts_us = v.last_ts_us;
+            self.took_attrs(visitor_id, last_ts_us);
         }
     }
 
@@ -263,22 +284,69 @@ impl Sessionizer {
     }
 
     /// Drops the attributes of visitors idle for longer than a session once more than `limit`
-    /// visitors hold them. A sweep visits every visitor, so the next one waits until the
-    /// visitors still holding attributes (those in a session) have doubled. Returns how many
-    /// were dropped.
+    /// visitors hold them. Idle holders are taken from the front of the holders' list, so a
+    /// sweep costs what it drops, not the number of visitors. Only when events came so far out
+    /// of order that more than twice `limit` still hold attributes is the list rebuilt from
+    /// every visitor, in time order; the next such rebuild then waits until the holders have
+    /// doubled. Returns how many were dropped.
     pub fn forget_idle_attrs(&mut self, limit: usize) -> usize {
-        if self.holding <= limit.max(self.sweep_at) {
+        if self.holding <= limit {
             return 0;
         }
+        if !self.holders_listed {
+            self.list_holders();
+        }
+        let mut dropped = self.drop_idle_from_front();
+        if self.holding > limit.saturating_mul(2).max(self.sweep_at) {
+            self.list_holders();
+            dropped += self.drop_idle_from_front();
+            self.sweep_at = self.holding.saturating_mul(2);
+        }
+        dropped
+    }
+
+    /// Lists every visitor whose state holds attributes, oldest latest event first.
+    fn list_holders(&mut self) {
+        let mut holders: Vec<(String, i64)> = self
+            .visitors
+            .iter()
+            .filter(|(_, v)| v.attrs.is_some())
+            .map(|(id, v)| (id.clone(), v.last_ts_us))
+            .collect();
+        holders.sort_unstable_by_key(|(_, ts)| *ts);
+        self.holders = holders.into();
+        self.holders_listed = true;
+    }
+
+    /// Drops the attributes of the idle holders at the front of the list; a holder whose
+    /// visitor has had an event since it was listed goes to the back with that time.
+    fn drop_idle_from_front(&mut self) -> usize {
         let idle_before = self.latest_ts_us.saturating_sub(SESSION_TIMEOUT_US);
         let mut dropped = 0;
-        for v in self.visitors.values_mut() {
-            if v.last_ts_us < idle_before && v.attrs.take().is_some() {
+        for _ in 0..self.holders.len() {
+            if self
+                .holders
+                .front()
+                .is_none_or(|(_, ts)| *ts >= idle_before)
+            {
+                break;
+            }
+            let Some((id, _)) = self.holders.pop_front() else {
+                break;
+            };
+            // Gone or without attributes: listed before a replay took them.
+            let Some(v) = self.visitors.get_mut(&id).filter(|v| v.attrs.is_some()) else {
+                continue;
+            };
+            if v.last_ts_us < idle_before {
+                v.attrs = None;
                 dropped += 1;
+            } else {
+                let last_ts_us = v.last_ts_us;
+                self.holders.push_back((id, last_ts_us));
             }
         }
         self.holding = self.holding.saturating_sub(dropped);
-        self.sweep_at = self.holding.saturating_mul(2);
         dropped
     }
 
@@ -383,22 +451,38 @@ mod tests {
         assert_eq!(joined.attrs.country_code.as_deref(), Some("US"));
         assert_eq!(s.visit_count("a"), 1);
         assert_eq!((s.holding_attrs(), s.holding), (2, 2));
-        // The last sweep kept one holder, so the next waits for more than two: "e" makes
-        // three, and "d" (idle since +42 min) goes.
+        // "e" makes three holders: "d" (idle since +42 min) goes; "a" (its goal just now)
+        // stays.
         let later = t0 + Duration::days(2);
         s.assign(&mut pv("e", later, "FR"));
         assert_eq!(s.forget_idle_attrs(1), 1);
-        // Now two holders, both in a session: the next sweep waits for more than four.
-        for v in ["f", "g"] {
+        // Holders in a session stay, however many: a sweep stops at the first of them.
+        for v in ["f", "g", "h"] {
             s.assign(&mut pv(v, later, "FR"));
             assert_eq!(s.forget_idle_attrs(1), 0);
         }
-        s.assign(&mut pv("h", later, "FR"));
-        assert_eq!(
-            s.forget_idle_attrs(1),
-            0,
-            "swept, and all five are in a session"
-        );
-        assert_eq!((s.holding_attrs(), s.holding, s.sweep_at), (5, 5, 10));
+        assert_eq!((s.holding_attrs(), s.holding), (5, 5));
+        // An hour on, all five are idle and go at the next sweep.
+        s.assign(&mut pv("i", later + Duration::hours(1), "FR"));
+        assert_eq!(s.forget_idle_attrs(1), 5);
+        assert_eq!((s.holding_attrs(), s.holding), (1, 1));
+    }
+
+    #[test]
+    fn holders_listed_behind_a_later_one_are_still_dropped_once_they_pile_up() {
+        let t0: DateTime<Utc> = "2025-01-01T00:00:00Z".parse().unwrap();
+        let mut s = Sessionizer::default();
+        s.assign(&mut pv("a", t0, "US"));
+        s.assign(&mut pv("b", t0 + Duration::minutes(1), "US"));
+        assert_eq!(s.forget_idle_attrs(1), 0, "both in a session");
+        // A late event, then three older ones listed behind it.
+        s.assign(&mut pv("late", t0 + Duration::minutes(100), "US"));
+        for (i, v) in ["e1", "e2", "e3"].into_iter().enumerate() {
+            s.assign(&mut pv(v, t0 + Duration::minutes(2 + i as i64), "US"));
+        }
+        // a and b go from the front; "late" stops that walk, and the four left holding (more
+        // than twice the limit) make the sweep list the holders again in time order.
+        assert_eq!(s.forget_idle_attrs(1), 5);
+        assert_eq!((s.holding_attrs(), s.holding), (1, 1));
     }
 }
