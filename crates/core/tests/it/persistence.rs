@@ -3,7 +3,7 @@
 
 use tally_core::{Breakdown, Engine, EngineConfig, Event, GroupCounting, Interval, Paging, Query};
 
-use crate::support::{assert_close, days, fixture_engine, repeat_of_tx_1, utc};
+use crate::support::{assert_close, days, fixture_engine, repeat_of_tx_1, synthetic_engine, utc};
 
 async fn answers(e: &Engine) -> String {
     let q = Query::new("fixture");
@@ -174,10 +174,7 @@ async fn a_website_over_the_resident_budget_gives_the_same_answers() {
 async fn answers_split_across_cores_equal_the_plans() {
     use tally_core::{Dimension, EngineConfig, Filter, FilterOp};
     let dir = tempfile::tempdir().unwrap();
-    let engine = Engine::open(dir.path()).await.unwrap();
-    engine
-        .create_website(tally_core::synthetic::website())
-        .unwrap();
+    let engine = synthetic_engine(dir.path()).await;
     // Visitors past one range of 65,536, so that ranged counting works on several ranges.
     let site = tally_core::synthetic::WEBSITE;
     let start = tally_core::synthetic::start();
@@ -488,10 +485,7 @@ async fn after_a_crash_the_last_flush_state_and_the_logged_rows_give_the_ingest_
 async fn code_columns_of_every_width_answer_as_the_plans() {
     use tally_core::{Dimension, Filter, FilterOp};
     let dir = tempfile::tempdir().unwrap();
-    let engine = Engine::open(dir.path()).await.unwrap();
-    engine
-        .create_website(tally_core::synthetic::website())
-        .unwrap();
+    let engine = synthetic_engine(dir.path()).await;
     let site = tally_core::synthetic::WEBSITE;
     let start = tally_core::synthetic::start();
     // Three flushes, three segments: 200 paths (one byte), 3,000 paths (two bytes), and

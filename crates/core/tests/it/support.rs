@@ -37,6 +37,15 @@ pub async fn fixture_engine(dir: &std::path::Path) -> Engine {
     engine
 }
 
+/// An engine in `dir` with the synthetic website (`tally_core::synthetic`) and no events.
+pub async fn synthetic_engine(dir: &std::path::Path) -> Engine {
+    let engine = Engine::open(dir).await.unwrap();
+    engine
+        .create_website(tally_core::synthetic::website())
+        .unwrap();
+    engine
+}
+
 pub fn utc(s: &str) -> DateTime<Utc> {
     s.parse().unwrap()
 }
