@@ -40,7 +40,7 @@ struct Cli {
     )]
     data_dir: PathBuf,
     /// Memory for resident columns, in MiB (`serve` only): the decoded events that overview,
-    /// breakdowns and time series are answered from (about 100 bytes an event). A website that
+    /// breakdowns and time series are answered from (about 50 bytes an event). A website that
     /// does not fit is answered from its Parquet segments, more slowly.
     #[arg(long, global = true, default_value_t = 4096, env = "TALLY_RESIDENT_MB")]
     resident_mb: usize,
