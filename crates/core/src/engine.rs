@@ -982,21 +982,21 @@ impl SiteEvents {
             }];
         }
         let mut out: Vec<SiteEvents> = Vec::new();
+        let mut place: HashMap<String, usize> = HashMap::new();
         for ((i, e), ok) in events.into_iter().enumerate().zip(valid) {
             if !ok {
                 continue;
             }
-            match out.iter_mut().find(|s| s.site == e.website_id) {
-                Some(s) => {
-                    s.index.push(i);
-                    s.events.push(e);
-                }
-                None => out.push(SiteEvents {
+            let at = *place.entry(e.website_id.clone()).or_insert_with(|| {
+                out.push(SiteEvents {
                     site: e.website_id.clone(),
-                    index: vec![i],
-                    events: vec![e],
-                }),
-            }
+                    index: Vec::new(),
+                    events: Vec::new(),
+                });
+                out.len() - 1
+            });
+            out[at].index.push(i);
+            out[at].events.push(e);
         }
         out
     }
