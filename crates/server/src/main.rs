@@ -505,8 +505,8 @@ fn website(
 /// Events handed from `tally import`'s parsing thread to the engine at a time. Small enough
 /// that a batch (about 1.3 MB of events) stays in cache through the engine's passes over it
 /// (building the Arrow batch reads every event once per column): 2Ki events a batch import
-/// 4M lines in 0.72x the time of 16Ki (benches/README.md). At least the hot buffer's
-/// `SEAL_ROWS / 4`, so that each write goes in as one Arrow batch.
+/// 4M lines in 0.72x the time of 16Ki (benches/README.md). Each goes into the hot buffer as
+/// one Arrow batch (a bulk write always does).
 const IMPORT_BATCH: usize = 2 * 1024;
 
 /// What `tally import`'s parsing thread hands over.
