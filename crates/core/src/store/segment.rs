@@ -3,7 +3,8 @@
 //! A segment is written to a temporary file, fsynced, renamed into place and its directory
 //! fsynced, so a crash leaves either the whole file or none of it. Row groups of
 //! [`ROW_GROUP_ROWS`] rows with page-level statistics let a time range or a selective dimension
-//! filter skip most of a file.
+//! filter skip most of a file. A row group's columns are encoded on two threads (half the
+//! columns each) and then written in order, so a flush takes about half the time on two cores.
 
 use std::fs::{self, File};
 use std::path::Path;
@@ -14,9 +15,13 @@ use datafusion::arrow::compute::{concat_batches, sort_to_indices, take_record_ba
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::arrow::record_batch::RecordBatch;
 use parquet::arrow::ArrowWriter;
+use parquet::arrow::arrow_writer::{
+    ArrowColumnChunk, ArrowColumnWriter, ArrowRowGroupWriterFactory, compute_leaves,
+};
 use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::metadata::SortingColumn;
 use parquet::file::properties::{EnabledStatistics, WriterProperties};
+use parquet::file::writer::SerializedFileWriter;
 
 use crate::error::{Error, Result};
 use crate::schema::col;
@@ -98,7 +103,14 @@ pub fn write_segment(
 pub struct SegmentWriter {
     path: std::path::PathBuf,
     tmp: std::path::PathBuf,
-    writer: ArrowWriter<File>,
+    writer: SerializedFileWriter<File>,
+    columns: ArrowRowGroupWriterFactory,
+    schema: SchemaRef,
+    /// The row group being gathered: slices of the batches written, [`ROW_GROUP_ROWS`] rows
+    /// at most.
+    pending: Vec<RecordBatch>,
+    pending_rows: usize,
+    row_groups: usize,
     ts_index: usize,
     rows: usize,
     min_ts_us: Option<i64>,
@@ -129,10 +141,19 @@ impl SegmentWriter {
         fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
         let tmp = path.with_extension("parquet.tmp");
         let file = File::create(&tmp).map_err(|e| Error::io(&tmp, e))?;
+        // The Arrow writer sets up the file (Parquet schema, the Arrow schema in its metadata);
+        // row groups are then encoded here, column by column.
+        let (writer, columns) = ArrowWriter::try_new(file, Arc::clone(schema), Some(props))?
+            .into_serialized_writer()?;
         Ok(SegmentWriter {
             path: path.to_owned(),
             tmp,
-            writer: ArrowWriter::try_new(file, Arc::clone(schema), Some(props))?,
+            writer,
+            columns,
+            schema: Arc::clone(schema),
+            pending: Vec::new(),
+            pending_rows: 0,
+            row_groups: 0,
             ts_index,
             rows: 0,
             min_ts_us: None,
@@ -154,7 +175,67 @@ impl SegmentWriter {
         self.min_ts_us.get_or_insert(*first);
         self.max_ts_us = *last;
         self.rows += batch.num_rows();
-        Ok(self.writer.write(batch)?)
+        let mut rest = batch.clone();
+        while rest.num_rows() > 0 {
+            let take = (ROW_GROUP_ROWS - self.pending_rows).min(rest.num_rows());
+            self.pending.push(rest.slice(0, take));
+            self.pending_rows += take;
+            rest = rest.slice(take, rest.num_rows() - take);
+            if self.pending_rows == ROW_GROUP_ROWS {
+                self.write_row_group()?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Encodes the gathered rows as one row group, the even columns on this thread and the odd
+    /// ones on another, and appends it to the file with its columns in order.
+    fn write_row_group(&mut self) -> Result<()> {
+        let batches = std::mem::take(&mut self.pending);
+        self.pending_rows = 0;
+        let writers = self.columns.create_column_writers(self.row_groups)?;
+        let fields = self.schema.fields();
+        if writers.len() != fields.len() {
+            return Err(Error::Internal(
+                "segment columns must be flat: one Parquet column per field".into(),
+            ));
+        }
+        let (even, odd): (Vec<_>, Vec<_>) = writers
+            .into_iter()
+            .enumerate()
+            .partition(|(i, _)| i % 2 == 0);
+        let encode =
+            |columns: Vec<(usize, ArrowColumnWriter)>| -> Result<Vec<(usize, ArrowColumnChunk)>> {
+                columns
+                    .into_iter()
+                    .map(|(i, mut writer)| {
+                        for b in &batches {
+                            for leaf in compute_leaves(&fields[i], b.column(i))? {
+                                writer.write(&leaf)?;
+                            }
+                        }
+                        Ok((i, writer.close()?))
+                    })
+                    .collect()
+            };
+        let (even_chunks, odd_chunks) = std::thread::scope(|scope| {
+            let other = scope.spawn(|| encode(odd));
+            let mine = encode(even);
+            let theirs = other
+                .join()
+                .unwrap_or_else(|_| Err(Error::Internal("a column encoder panicked".into())));
+            (mine, theirs)
+        });
+        let mut chunks = even_chunks?;
+        chunks.extend(odd_chunks?);
+        chunks.sort_unstable_by_key(|(i, _)| *i);
+        let mut row_group = self.writer.next_row_group()?;
+        for (_, chunk) in chunks {
+            chunk.append_to_row_group(&mut row_group)?;
+        }
+        row_group.close()?;
+        self.row_groups += 1;
+        Ok(())
     }
 
     /// Gives the segment up: the temporary file is removed and nothing appears at its path.
@@ -166,7 +247,10 @@ impl SegmentWriter {
     }
 
     /// Closes the file, makes it durable and moves it to its path.
-    pub fn finish(self) -> Result<WrittenSegment> {
+    pub fn finish(mut self) -> Result<WrittenSegment> {
+        if self.pending_rows > 0 {
+            self.write_row_group()?;
+        }
         let SegmentWriter {
             path,
             tmp,
@@ -244,5 +328,54 @@ mod tests {
             1,
             "only the finished segment, no temporary file"
         );
+    }
+
+    #[test]
+    fn row_groups_encoded_on_two_threads_hold_every_row_in_order() {
+        use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("1.parquet");
+        let schema = events_schema();
+        let mut w = SegmentWriter::create(&path, &schema).unwrap();
+        // Batches that do not line up with row groups: 150,000 rows in pieces of 40,000.
+        let times: Vec<i64> = (0..150_000).collect();
+        for piece in times.chunks(40_000) {
+            w.write(&rows_at(piece)).unwrap();
+        }
+        assert_eq!(w.finish().unwrap().rows, 150_000);
+
+        let reader = ParquetRecordBatchReaderBuilder::try_new(File::open(&path).unwrap()).unwrap();
+        let meta = reader.metadata().clone();
+        let groups: Vec<i64> = meta.row_groups().iter().map(|g| g.num_rows()).collect();
+        assert_eq!(groups, vec![65_536, 65_536, 18_928]);
+        assert!(
+            meta.row_groups()
+                .iter()
+                .all(|g| g.sorting_columns().is_some())
+        );
+        assert_eq!(reader.schema().fields(), schema.fields());
+        let mut read = Vec::new();
+        for batch in reader.build().unwrap() {
+            read.extend(times_of(&batch.unwrap()));
+        }
+        assert_eq!(read, times);
+        // Every column came through, not only the time: the visitor ids of the rows.
+        let batch = ParquetRecordBatchReaderBuilder::try_new(File::open(&path).unwrap())
+            .unwrap()
+            .build()
+            .unwrap()
+            .next()
+            .unwrap()
+            .unwrap();
+        assert_eq!(batch, rows_at(&times[..batch.num_rows()]));
+    }
+
+    fn times_of(batch: &RecordBatch) -> Vec<i64> {
+        let ts = batch.column(batch.schema().index_of(col::TS).unwrap());
+        ts.as_any()
+            .downcast_ref::<TimestampMicrosecondArray>()
+            .unwrap()
+            .values()
+            .to_vec()
     }
 }
