@@ -17,7 +17,7 @@ use datafusion::prelude::{DataFrame, SessionConfig, SessionContext};
 
 use crate::checkpoint::Checkpoints;
 use crate::error::{Error, Result};
-use crate::event::Event;
+use crate::event::{Event, ValidEvents};
 use crate::ingest::{IngestState, Outcome, enrich, restore, restore_onto};
 use crate::query::plan::Scope;
 use crate::query::result::{
@@ -365,7 +365,8 @@ impl Engine {
     /// Bad events are reported and skipped; the rest are stored, durably (in the write-ahead
     /// log) before this returns.
     pub async fn ingest(&self, events: Vec<Event>) -> Result<IngestReport> {
-        self.ingest_with(events, Durability::Logged).await
+        self.ingest_with(events, Durability::Logged, Checked::No)
+            .await
     }
 
     /// Removes the tracker's report of payment `transaction_id` (see
@@ -400,13 +401,22 @@ impl Engine {
     /// and are durable once a flush has written them to a segment. A crash before that loses
     /// the rows not flushed yet, and nothing else. The report lists no event ids.
     pub async fn ingest_bulk(&self, events: Vec<Event>) -> Result<IngestReport> {
-        self.ingest_with(events, Durability::AtFlush).await
+        self.ingest_with(events, Durability::AtFlush, Checked::No)
+            .await
+    }
+
+    /// [`Engine::ingest_bulk`] of events validated already ([`ValidEvents::check`]); the
+    /// report's places are those in `events`.
+    pub async fn ingest_bulk_valid(&self, events: ValidEvents) -> Result<IngestReport> {
+        self.ingest_with(events.into_events(), Durability::AtFlush, Checked::Yes)
+            .await
     }
 
     async fn ingest_with(
         &self,
         events: Vec<Event>,
         durability: Durability,
+        checked: Checked,
     ) -> Result<IngestReport> {
         let _serial = self.ingest_lock.lock().await;
         let mut report = IngestReport::default();
@@ -415,7 +425,7 @@ impl Engine {
             site,
             index,
             events,
-        } in SiteEvents::split(events, &mut report.rejected)
+        } in SiteEvents::split(events, checked, &mut report.rejected)
         {
             let website = match self.website(&site) {
                 Ok(w) => w,
@@ -949,6 +959,14 @@ impl Drop for Taken<'_> {
     }
 }
 
+/// Whether a write's events were validated before they reached the engine
+/// ([`ValidEvents`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Checked {
+    Yes,
+    No,
+}
+
 /// The valid events of one write that belong to one website, with their places in the write.
 struct SiteEvents {
     site: String,
@@ -960,13 +978,20 @@ impl SiteEvents {
     /// `events` validated (the invalid ones go to `rejected` with their places) and split by
     /// website. A write of one website, the usual case, keeps its list as it is: events are
     /// large, and moving each into a list of its own costs a copy per event.
-    fn split(events: Vec<Event>, rejected: &mut Vec<(usize, Error)>) -> Vec<SiteEvents> {
+    fn split(
+        events: Vec<Event>,
+        checked: Checked,
+        rejected: &mut Vec<(usize, Error)>,
+    ) -> Vec<SiteEvents> {
         let before = rejected.len();
-        let valid: Vec<bool> = events
-            .iter()
-            .enumerate()
-            .map(|(i, e)| e.validate().map_err(|err| rejected.push((i, err))).is_ok())
-            .collect();
+        let valid: Vec<bool> = match checked {
+            Checked::Yes => vec![true; events.len()],
+            Checked::No => events
+                .iter()
+                .enumerate()
+                .map(|(i, e)| e.validate().map_err(|err| rejected.push((i, err))).is_ok())
+                .collect(),
+        };
         let one_site = events
             .first()
             .map(|e| e.website_id.clone())
@@ -1027,6 +1052,7 @@ mod tests {
         let mut rejected = Vec::new();
         let one = SiteEvents::split(
             vec![pageview("a", "v1", 2), pageview("a", "v2", 1)],
+            Checked::No,
             &mut rejected,
         );
         assert!(rejected.is_empty());
@@ -1043,7 +1069,7 @@ mod tests {
             pageview("b", "v3", 4),
             pageview("a", "v4", 5),
         ];
-        let split = SiteEvents::split(mixed, &mut rejected);
+        let split = SiteEvents::split(mixed, Checked::No, &mut rejected);
         assert_eq!(rejected.len(), 1);
         assert_eq!(rejected[0].0, 2);
         let places: Vec<(&str, Vec<usize>, Vec<&str>)> = split

@@ -195,6 +195,43 @@ impl EventKind {
     }
 }
 
+/// Events that passed [`Event::validate`], in their order. Only [`ValidEvents::check`] makes
+/// one, so [`crate::Engine::ingest_bulk_valid`] takes them without validating again: a caller
+/// that parses on one thread and ingests on another validates on the parsing one.
+#[derive(Debug, Default)]
+pub struct ValidEvents(Vec<Event>);
+
+impl ValidEvents {
+    /// The valid events of `events`, in order, and the place and reason of each invalid one.
+    pub fn check(mut events: Vec<Event>) -> (ValidEvents, Vec<(usize, Error)>) {
+        let mut refused = Vec::new();
+        let valid: Vec<bool> = events
+            .iter()
+            .enumerate()
+            .map(|(i, e)| e.validate().map_err(|err| refused.push((i, err))).is_ok())
+            .collect();
+        if !refused.is_empty() {
+            let mut keep = valid.into_iter();
+            events.retain(|_| keep.next().unwrap_or(false));
+        }
+        (ValidEvents(events), refused)
+    }
+
+    /// How many events there are.
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    pub(crate) fn into_events(self) -> Vec<Event> {
+        self.0
+    }
+}
+
 impl Event {
     /// An event of `kind` without a page and with empty session attributes (a goal or payment
     /// sent by a server).
@@ -471,6 +508,25 @@ mod tests {
         e.path = None;
         let err = e.validate().unwrap_err().to_string();
         assert!(err.contains("url"), "{err}");
+    }
+
+    #[test]
+    fn a_checked_batch_keeps_the_valid_events_in_order_and_names_the_others() {
+        let ts = at("2025-01-01T00:00:00Z");
+        let events: Vec<Event> = ["v1", "", "v3", "", "v5"]
+            .iter()
+            .map(|v| Event::pageview("w", *v, ts, "a.com", "/"))
+            .collect();
+        let (valid, refused) = ValidEvents::check(events);
+        let places: Vec<usize> = refused.iter().map(|(i, _)| *i).collect();
+        assert_eq!(places, vec![1, 3]);
+        assert!(refused[0].1.to_string().contains("visitor_id"));
+        let kept: Vec<String> = valid
+            .into_events()
+            .into_iter()
+            .map(|e| e.visitor_id)
+            .collect();
+        assert_eq!(kept, vec!["v1", "v3", "v5"]);
     }
 
     #[test]

@@ -106,9 +106,9 @@ pub fn parse_line(line: &str, website_id: Option<&str>) -> Result<Event> {
     Ok(event)
 }
 
-/// Parses one line without [`Event::validate`], for a caller that hands the event to
-/// [`crate::Engine::ingest`] or [`crate::Engine::ingest_bulk`], which validate every event (a
-/// bad one is then rejected there, with the same message).
+/// Parses one line without [`Event::validate`], for a caller that validates a whole batch at
+/// once ([`crate::ValidEvents::check`]) or hands the events to [`crate::Engine::ingest`] or
+/// [`crate::Engine::ingest_bulk`], which validate every event (with the same messages).
 pub fn parse_event(line: &str, website_id: Option<&str>) -> Result<Event> {
     let l: Line = serde_json::from_str(line).map_err(|e| Error::invalid("line", e.to_string()))?;
     let website_id = l

@@ -21,7 +21,9 @@ impl Engine {
             let Some(ingest) = ingest.filter(|i| i.sessions.lacks_attrs()) else {
                 return Ok(());
             };
-            let mut seen = std::collections::HashSet::new();
+            // aHash: a lookup per event of every write while some visitor lacks attributes.
+            let mut seen: std::collections::HashSet<&str, ahash::RandomState> =
+                std::collections::HashSet::default();
             events
                 .iter()
                 .filter(|e| seen.insert(e.visitor_id.as_str()))

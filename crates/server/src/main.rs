@@ -511,8 +511,8 @@ const IMPORT_BATCH: usize = 2 * 1024;
 
 /// What `tally import`'s parsing thread hands over.
 enum Parsed {
-    /// Good lines: their numbers, and their events in the same order.
-    Batch(Vec<usize>, Vec<tally_core::Event>),
+    /// Good lines: their numbers, and their events (validated) in the same order.
+    Batch(Vec<usize>, tally_core::ValidEvents),
     /// A bad line, as the message to print.
     Rejected(String),
 }
@@ -565,14 +565,42 @@ fn parse_file(
         if batch.len() >= IMPORT_BATCH {
             bar.inc(std::mem::take(&mut unread));
             let full = std::mem::replace(&mut batch, Vec::with_capacity(IMPORT_BATCH));
-            if !send(Parsed::Batch(std::mem::take(&mut lines), full)) {
+            if !send_checked(tx, std::mem::take(&mut lines), full) {
                 return Ok(());
             }
         }
     }
     bar.inc(unread);
-    send(Parsed::Batch(lines, batch));
+    send_checked(tx, lines, batch);
     Ok(())
+}
+
+/// Validates a batch here, on the parsing thread (the engine's thread has the most work of an
+/// import), and sends each invalid line's message, then the valid events with their line
+/// numbers. False once the receiver is gone.
+fn send_checked(
+    tx: &tokio::sync::mpsc::Sender<Parsed>,
+    lines: Vec<usize>,
+    events: Vec<tally_core::Event>,
+) -> bool {
+    let (valid, refused) = tally_core::ValidEvents::check(events);
+    let mut lines = lines;
+    if !refused.is_empty() {
+        for (i, why) in &refused {
+            let message = format!("line {}: {why}", lines[*i]);
+            if tx.blocking_send(Parsed::Rejected(message)).is_err() {
+                return false;
+            }
+        }
+        let mut refused = refused.iter().map(|(i, _)| *i).peekable();
+        lines = lines
+            .into_iter()
+            .enumerate()
+            .filter(|(i, _)| refused.next_if_eq(i).is_none())
+            .map(|(_, line)| line)
+            .collect();
+    }
+    tx.blocking_send(Parsed::Batch(lines, valid)).is_ok()
 }
 
 async fn import(
@@ -641,12 +669,12 @@ fn without_huge_pages() {
 async fn ingest_batch(
     engine: &Engine,
     lines: &[usize],
-    events: Vec<tally_core::Event>,
+    events: tally_core::ValidEvents,
     bar: &indicatif::ProgressBar,
     out: &admin::Output,
 ) -> anyhow::Result<(usize, usize)> {
     // Acknowledged only after the final flush: the rows need not go through the log.
-    let report = engine.ingest_bulk(events).await?;
+    let report = engine.ingest_bulk_valid(events).await?;
     for (i, e) in &report.rejected {
         out.stderr(bar, format!("line {}: {e}", lines[*i])).await;
     }

@@ -99,7 +99,7 @@ fn import_serve_and_query_over_http() {
     let lines = fixture_lines();
     let file = dir.path().join("in.ndjson");
     // After the 41 fixture lines (and the line spliced in below), line 43 parses but is not a
-    // valid event: the engine validates it and rejects it by its line number.
+    // valid event: it is rejected by its line number.
     let empty_visitor = r#"{"type":"pageview","timestamp":"2025-03-10T10:00:00Z","visitor_id":"","url":"https://example.com/"}"#;
     let mut content = format!("{}\n{empty_visitor}\nnot json\n", lines.join("\n")).into_bytes();
     // A line that is not UTF-8 is rejected alone; the lines after it still go in.
