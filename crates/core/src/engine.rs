@@ -365,8 +365,8 @@ impl Engine {
     /// Bad events are reported and skipped; the rest are stored, durably (in the write-ahead
     /// log) before this returns.
     pub async fn ingest(&self, events: Vec<Event>) -> Result<IngestReport> {
-        self.ingest_with(events, Durability::Logged, Checked::No)
-            .await
+        let (events, refused) = ValidEvents::check(events);
+        self.ingest_with(events, refused, Durability::Logged).await
     }
 
     /// Removes the tracker's report of payment `transaction_id` (see
@@ -401,31 +401,35 @@ impl Engine {
     /// and are durable once a flush has written them to a segment. A crash before that loses
     /// the rows not flushed yet, and nothing else. The report lists no event ids.
     pub async fn ingest_bulk(&self, events: Vec<Event>) -> Result<IngestReport> {
-        self.ingest_with(events, Durability::AtFlush, Checked::No)
-            .await
+        let (events, refused) = ValidEvents::check(events);
+        self.ingest_with(events, refused, Durability::AtFlush).await
     }
 
     /// [`Engine::ingest_bulk`] of events validated already ([`ValidEvents::check`]); the
-    /// report's places are those in `events`.
+    /// report's places are those in the list that was checked.
     pub async fn ingest_bulk_valid(&self, events: ValidEvents) -> Result<IngestReport> {
-        self.ingest_with(events.into_events(), Durability::AtFlush, Checked::Yes)
+        self.ingest_with(events, Vec::new(), Durability::AtFlush)
             .await
     }
 
+    /// Stores `events`; `refused` are the write's invalid events, reported as they are.
     async fn ingest_with(
         &self,
-        events: Vec<Event>,
+        events: ValidEvents,
+        refused: Vec<(usize, Error)>,
         durability: Durability,
-        checked: Checked,
     ) -> Result<IngestReport> {
         let _serial = self.ingest_lock.lock().await;
-        let mut report = IngestReport::default();
+        let mut report = IngestReport {
+            rejected: refused,
+            ..IngestReport::default()
+        };
         let mut by_site = Vec::new();
         for SiteEvents {
             site,
             index,
             events,
-        } in SiteEvents::split(events, checked, &mut report.rejected)
+        } in SiteEvents::split(events)
         {
             let website = match self.website(&site) {
                 Ok(w) => w,
@@ -959,14 +963,6 @@ impl Drop for Taken<'_> {
     }
 }
 
-/// Whether a write's events were validated before they reached the engine
-/// ([`ValidEvents`]).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Checked {
-    Yes,
-    No,
-}
-
 /// The valid events of one write that belong to one website, with their places in the write.
 struct SiteEvents {
     site: String,
@@ -975,43 +971,25 @@ struct SiteEvents {
 }
 
 impl SiteEvents {
-    /// `events` validated (the invalid ones go to `rejected` with their places) and split by
-    /// website. A write of one website, the usual case, keeps its list as it is: events are
-    /// large, and moving each into a list of its own costs a copy per event.
-    fn split(
-        events: Vec<Event>,
-        checked: Checked,
-        rejected: &mut Vec<(usize, Error)>,
-    ) -> Vec<SiteEvents> {
-        let before = rejected.len();
-        let valid: Vec<bool> = match checked {
-            Checked::Yes => vec![true; events.len()],
-            Checked::No => events
-                .iter()
-                .enumerate()
-                .map(|(i, e)| e.validate().map_err(|err| rejected.push((i, err))).is_ok())
-                .collect(),
-        };
+    /// A write's valid events split by website. A write of one website, the usual case, keeps
+    /// its list as it is: events are large, and moving each into a list of its own costs a
+    /// copy per event.
+    fn split(events: ValidEvents) -> Vec<SiteEvents> {
+        let (events, places) = events.into_parts();
         let one_site = events
             .first()
             .map(|e| e.website_id.clone())
-            .filter(|first| {
-                rejected.len() == before && events.iter().all(|e| e.website_id == *first)
-            });
+            .filter(|first| events.iter().all(|e| e.website_id == *first));
         if let Some(site) = one_site {
-            let index = (0..events.len()).collect();
             return vec![SiteEvents {
                 site,
-                index,
+                index: places,
                 events,
             }];
         }
         let mut out: Vec<SiteEvents> = Vec::new();
         let mut place: HashMap<String, usize> = HashMap::new();
-        for ((i, e), ok) in events.into_iter().enumerate().zip(valid) {
-            if !ok {
-                continue;
-            }
+        for (i, e) in places.into_iter().zip(events) {
             let at = *place.entry(e.website_id.clone()).or_insert_with(|| {
                 out.push(SiteEvents {
                     site: e.website_id.clone(),
@@ -1049,13 +1027,10 @@ mod tests {
 
     #[test]
     fn a_write_is_validated_and_split_by_website_keeping_each_events_place() {
-        let mut rejected = Vec::new();
-        let one = SiteEvents::split(
-            vec![pageview("a", "v1", 2), pageview("a", "v2", 1)],
-            Checked::No,
-            &mut rejected,
-        );
+        let (checked, rejected) =
+            ValidEvents::check(vec![pageview("a", "v1", 2), pageview("a", "v2", 1)]);
         assert!(rejected.is_empty());
+        let one = SiteEvents::split(checked);
         assert_eq!(one.len(), 1);
         assert_eq!(
             (one[0].site.as_str(), one[0].index.clone()),
@@ -1069,7 +1044,8 @@ mod tests {
             pageview("b", "v3", 4),
             pageview("a", "v4", 5),
         ];
-        let split = SiteEvents::split(mixed, Checked::No, &mut rejected);
+        let (checked, rejected) = ValidEvents::check(mixed);
+        let split = SiteEvents::split(checked);
         assert_eq!(rejected.len(), 1);
         assert_eq!(rejected[0].0, 2);
         let places: Vec<(&str, Vec<usize>, Vec<&str>)> = split

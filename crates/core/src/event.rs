@@ -195,40 +195,53 @@ impl EventKind {
     }
 }
 
-/// Events that passed [`Event::validate`], in their order. Only [`ValidEvents::check`] makes
-/// one, so [`crate::Engine::ingest_bulk_valid`] takes them without validating again: a caller
-/// that parses on one thread and ingests on another validates on the parsing one.
+/// Events that passed [`Event::validate`], in their order, each with its place in the list
+/// [`ValidEvents::check`] was given. Only `check` makes one, so
+/// [`crate::Engine::ingest_bulk_valid`] takes them without validating again: a caller that
+/// parses on one thread and ingests on another validates on the parsing one.
 #[derive(Debug, Default)]
-pub struct ValidEvents(Vec<Event>);
+pub struct ValidEvents {
+    events: Vec<Event>,
+    places: Vec<usize>,
+}
 
 impl ValidEvents {
-    /// The valid events of `events`, in order, and the place and reason of each invalid one.
+    /// The valid events of `events`, in order, and the place and reason of each invalid one
+    /// (ascending).
     pub fn check(mut events: Vec<Event>) -> (ValidEvents, Vec<(usize, Error)>) {
         let mut refused = Vec::new();
-        let valid: Vec<bool> = events
-            .iter()
-            .enumerate()
-            .map(|(i, e)| e.validate().map_err(|err| refused.push((i, err))).is_ok())
-            .collect();
-        if !refused.is_empty() {
-            let mut keep = valid.into_iter();
-            events.retain(|_| keep.next().unwrap_or(false));
+        let mut places = Vec::with_capacity(events.len());
+        for (i, e) in events.iter().enumerate() {
+            match e.validate() {
+                Ok(()) => places.push(i),
+                Err(err) => refused.push((i, err)),
+            }
         }
-        (ValidEvents(events), refused)
+        if !refused.is_empty() {
+            let mut kept = places.iter().peekable();
+            let mut i = 0;
+            events.retain(|_| {
+                let keep = kept.next_if_eq(&&i).is_some();
+                i += 1;
+                keep
+            });
+        }
+        (ValidEvents { events, places }, refused)
     }
 
     /// How many events there are.
     pub fn len(&self) -> usize {
-        self.0.len()
+        self.events.len()
     }
 
     /// Whether there are none.
     pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
+        self.events.is_empty()
     }
 
-    pub(crate) fn into_events(self) -> Vec<Event> {
-        self.0
+    /// The events, and the place of each in the list that was checked.
+    pub(crate) fn into_parts(self) -> (Vec<Event>, Vec<usize>) {
+        (self.events, self.places)
     }
 }
 
@@ -521,12 +534,10 @@ mod tests {
         let places: Vec<usize> = refused.iter().map(|(i, _)| *i).collect();
         assert_eq!(places, vec![1, 3]);
         assert!(refused[0].1.to_string().contains("visitor_id"));
-        let kept: Vec<String> = valid
-            .into_events()
-            .into_iter()
-            .map(|e| e.visitor_id)
-            .collect();
+        let (kept, places) = valid.into_parts();
+        let kept: Vec<String> = kept.into_iter().map(|e| e.visitor_id).collect();
         assert_eq!(kept, vec!["v1", "v3", "v5"]);
+        assert_eq!(places, vec![0, 2, 4]);
     }
 
     #[test]

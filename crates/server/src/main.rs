@@ -511,7 +511,8 @@ const IMPORT_BATCH: usize = 2 * 1024;
 
 /// What `tally import`'s parsing thread hands over.
 enum Parsed {
-    /// Good lines: their numbers, and their events (validated) in the same order.
+    /// Parsed lines: their numbers, and the valid ones' events (each knows its place among
+    /// them).
     Batch(Vec<usize>, tally_core::ValidEvents),
     /// A bad line, as the message to print.
     Rejected(String),
@@ -576,29 +577,19 @@ fn parse_file(
 }
 
 /// Validates a batch here, on the parsing thread (the engine's thread has the most work of an
-/// import), and sends each invalid line's message, then the valid events with their line
-/// numbers. False once the receiver is gone.
+/// import), and sends each invalid line's message, then the batch's line numbers with its
+/// valid events (which keep their places in it). False once the receiver is gone.
 fn send_checked(
     tx: &tokio::sync::mpsc::Sender<Parsed>,
     lines: Vec<usize>,
     events: Vec<tally_core::Event>,
 ) -> bool {
     let (valid, refused) = tally_core::ValidEvents::check(events);
-    let mut lines = lines;
-    if !refused.is_empty() {
-        for (i, why) in &refused {
-            let message = format!("line {}: {why}", lines[*i]);
-            if tx.blocking_send(Parsed::Rejected(message)).is_err() {
-                return false;
-            }
+    for (i, why) in &refused {
+        let message = format!("line {}: {why}", lines[*i]);
+        if tx.blocking_send(Parsed::Rejected(message)).is_err() {
+            return false;
         }
-        let mut refused = refused.iter().map(|(i, _)| *i).peekable();
-        lines = lines
-            .into_iter()
-            .enumerate()
-            .filter(|(i, _)| refused.next_if_eq(i).is_none())
-            .map(|(_, line)| line)
-            .collect();
     }
     tx.blocking_send(Parsed::Batch(lines, valid)).is_ok()
 }
