@@ -11,6 +11,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use chrono::TimeDelta;
+use datafusion::arrow::array::StringArray;
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use datafusion::prelude::{DataFrame, SessionConfig, SessionContext};
@@ -71,6 +72,15 @@ pub struct EngineConfig {
     /// memory. Past it, those of visitors idle for longer than a session are dropped, and read
     /// back from storage when a goal or payment joins such a visitor's old session.
     pub session_attrs_in_memory: usize,
+    /// Visitors per website whose state (current session, visit count, profile: about 200
+    /// bytes each) ingest keeps in memory. Past it, the states of visitors idle for longer than
+    /// a session are evicted (their ids kept in a Bloom filter, about 1.2 bytes each), and read
+    /// back from storage when an event of theirs comes.
+    pub visitor_states_in_memory: usize,
+    /// Transaction ids per website that ingest keeps in memory to refuse repeated payments.
+    /// Past it, they move to a Bloom filter, and a payment whose id it may hold is looked up in
+    /// storage.
+    pub transaction_ids_in_memory: usize,
     /// The longest a flush may make writes wait while it encodes a website's ingest state to
     /// save it with the data directory (estimated from the website's visitors, about 0.3 µs
     /// each), so that a restart after a crash reads the state back instead of rebuilding it
@@ -92,6 +102,8 @@ impl Default for EngineConfig {
             query_memory_bytes: 1 << 30,
             conversion_model_ttl: crate::live::MODEL_TTL,
             session_attrs_in_memory: 100_000,
+            visitor_states_in_memory: 1_000_000,
+            transaction_ids_in_memory: 1_000_000,
             checkpoint_max_pause: std::time::Duration::from_millis(250),
         }
     }
@@ -384,7 +396,9 @@ impl Engine {
             st.sites
                 .get(site)
                 .and_then(|d| d.ingest.as_ref())
-                .is_some_and(|i| i.transactions.contains(&tracked))
+                .is_some_and(|i| {
+                    i.transactions.contains(&tracked) || i.transactions.may_be_evicted(&tracked)
+                })
         };
         if !reported {
             return Ok(0);
@@ -464,6 +478,7 @@ impl Engine {
         {
             self.ensure_ingest_state_locked(&site).await?;
             let (index, events) = in_time_order(index, events);
+            self.read_back_evicted(&site, &events).await?;
             self.read_back_dropped_attrs(&site, &events).await?;
             let mut rows = Vec::with_capacity(events.len());
             {
@@ -479,6 +494,7 @@ impl Engine {
                         Err(err) => report.rejected.push((i, err)),
                     }
                 }
+                ingest.evict_past(self.state_limits());
                 ingest
                     .sessions
                     .forget_idle_attrs(self.config.session_attrs_in_memory);
@@ -612,12 +628,30 @@ impl Engine {
             .load_state::<IngestState>(site, Saved::Ingest, tag)
         {
             let snap = self.store.snapshot(site, i64::MIN, i64::MAX)?;
-            let state = if snap.hot.is_empty() {
+            let mut state = if snap.hot.is_empty() {
                 saved
             } else {
+                let mut saved = saved;
+                // Visitors evicted from the saved state come back before their later rows.
+                let segments = || {
+                    let files = snap.segments.iter();
+                    let files = files.map(|s| self.store.segment_file(s)).collect();
+                    EventsTable::new(events_schema(), Vec::new(), files)
+                };
+                let logged_visitors = snap
+                    .hot
+                    .iter()
+                    .map(|b| {
+                        crate::schema::column::<StringArray>(b, crate::schema::col::VISITOR_ID)
+                    })
+                    .collect::<Result<Vec<_>>>()?;
+                let ids = logged_visitors.iter().flat_map(|a| a.iter().flatten());
+                self.read_back_evicted_into(&mut saved, segments, ids)
+                    .await?;
                 let unflushed = EventsTable::new(events_schema(), snap.hot, Vec::new());
                 restore_onto(saved, self.ctx.read_table(Arc::new(unflushed))?).await?
             };
+            state.evict_past(self.state_limits());
             let mut st = self.store.write()?;
             st.sites.entry(site.to_owned()).or_default().ingest = Some(state);
             return Ok(());
@@ -626,7 +660,8 @@ impl Engine {
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let table = self.events_table(site, None)?.in_time_order();
         let events = self.ctx.read_table(Arc::new(table))?;
-        let restored = restore(events).await?;
+        let mut restored = restore(events).await?;
+        restored.evict_past(self.state_limits());
         let mut st = self.store.write()?;
         st.sites
             .entry(site.to_owned())
@@ -909,12 +944,28 @@ impl Engine {
         // The ingest state knows every visitor's page views: a lookup, not a scan of the
         // website's history (it is loaded once, in the background at `tally serve`'s start).
         self.ensure_ingest_state(website_id).await?;
+        // A visitor idle for long may have left memory.
+        let evicted = (self.store.read()?.sites.get(website_id))
+            .and_then(|d| d.ingest.as_ref())
+            .is_some_and(|i| i.sessions.may_be_evicted(visitor_id));
+        if evicted {
+            let _serial = self.ingest_lock.lock().await;
+            self.read_back_visitor(website_id, visitor_id).await?;
+        }
         let st = self.store.read()?;
         Ok(st
             .sites
             .get(website_id)
             .and_then(|d| d.ingest.as_ref())
             .is_some_and(|i| i.sessions.has_viewed(visitor_id)))
+    }
+
+    /// How much of a website's ingest state memory holds.
+    fn state_limits(&self) -> crate::ingest::StateLimits {
+        crate::ingest::StateLimits {
+            visitors: self.config.visitor_states_in_memory,
+            transactions: self.config.transaction_ids_in_memory,
+        }
     }
 
     /// Rows held in hot buffers (not yet in segments).

@@ -1,14 +1,19 @@
 //! From a validated [`Event`] to a [`StoredEvent`]: referrer classification, session
 //! assignment, currency conversion, event ids and payment de-duplication.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
+
+use datafusion::arrow::array::{Array, BooleanArray, StringArray, TimestampMicrosecondArray};
+use datafusion::arrow::record_batch::RecordBatch;
 
 use crate::error::Result;
 use crate::event::{Event, EventKind, TRACKER_TRANSACTION_PREFIX};
 use crate::referrer;
 use crate::schema::{StoredEvent, StoredIdentity, StoredPayment, kind};
+use crate::schema::{col as c, column};
 use crate::session::Sessionizer;
+use crate::transactions::TransactionIds;
 use crate::website::Website;
 
 /// Per-website state that ingest keeps between calls.
@@ -16,15 +21,96 @@ use crate::website::Website;
 pub(crate) struct IngestState {
     pub sessions: Sessionizer,
     /// Transaction ids already stored: a repeat is ignored, not counted twice.
-    pub transactions: HashSet<String>,
+    pub transactions: TransactionIds,
     /// Counter for generated event ids.
     pub next_event_seq: u64,
     /// Classified names of external referrer hosts seen so far (a memo, not saved).
     #[serde(skip)]
     pub referrer_names: HashMap<String, String>,
-    /// Who the visitors that paid or identified themselves are.
+    /// Who the visitors that paid or identified themselves are (those whose state is in
+    /// `sessions`: a profile is evicted with its visitor, and read back with it).
     pub profiles: HashMap<String, VisitorProfile>,
 }
+
+/// How much of a website's ingest state memory holds; past it, the rest is read back from
+/// storage when a write needs it (see `crate::read_back`).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct StateLimits {
+    /// Visitors whose whole state is held (their profiles with them).
+    pub visitors: usize,
+    /// Transaction ids held exactly.
+    pub transactions: usize,
+}
+
+impl IngestState {
+    /// Evicts what is past `limits`: idle visitors' states and profiles, and transaction ids.
+    pub fn evict_past(&mut self, limits: StateLimits) {
+        let profiles = &mut self.profiles;
+        self.sessions.evict_idle(limits.visitors, |id| {
+            profiles.remove(id);
+        });
+        self.transactions.evict(limits.transactions);
+    }
+
+    /// Takes in a batch of stored rows with [`REPLAYED_COLUMNS`], in time order (after the
+    /// rows before them): the visitors' sessions, profiles and the transaction ids. The
+    /// session attributes are left unknown.
+    pub fn replay(&mut self, b: &RecordBatch) -> Result<()> {
+        let s = |name: &str| column::<StringArray>(b, name);
+        let ts = column::<TimestampMicrosecondArray>(b, c::TS)?;
+        let (visitor, session, kind_col, tx) = (
+            s(c::VISITOR_ID)?,
+            s(c::SESSION_ID)?,
+            s(c::KIND)?,
+            s(c::TRANSACTION_ID)?,
+        );
+        let refunded = column::<BooleanArray>(b, c::REFUNDED).ok();
+        let (names, emails, customer_ids) = (
+            s(c::CUSTOMER_NAME)?,
+            s(c::CUSTOMER_EMAIL)?,
+            s(c::CUSTOMER_ID)?,
+        );
+        fn opt(a: &StringArray, r: usize) -> Option<&str> {
+            a.is_valid(r).then(|| a.value(r))
+        }
+        for r in 0..b.num_rows() {
+            let v = visitor.value(r);
+            let k = kind_col.value(r);
+            self.sessions
+                .replay(v, session.value(r), ts.value(r), k == kind::PAGEVIEW);
+            if tx.is_valid(r) {
+                self.transactions.insert(tx.value(r));
+            }
+            if k == kind::PAYMENT || k == kind::IDENTIFY {
+                self.profiles
+                    .entry(v.to_owned())
+                    .or_default()
+                    .observe(ProfileEvent {
+                        kind: k,
+                        ts_us: ts.value(r),
+                        refunded: refunded.is_some_and(|a| a.is_valid(r) && a.value(r)),
+                        name: opt(names, r),
+                        email: opt(emails, r),
+                        customer_id: opt(customer_ids, r),
+                    });
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The columns [`IngestState::replay`] reads.
+pub(crate) const REPLAYED_COLUMNS: [&str; 9] = [
+    c::TS,
+    c::VISITOR_ID,
+    c::SESSION_ID,
+    c::KIND,
+    c::TRANSACTION_ID,
+    c::REFUNDED,
+    c::CUSTOMER_NAME,
+    c::CUSTOMER_EMAIL,
+    c::CUSTOMER_ID,
+];
 
 /// What the engine remembers of a visitor that paid or was identified, for the live answers.
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -182,7 +268,7 @@ pub(crate) fn enrich(
     classify_referrer(&mut event, website, &mut state.referrer_names);
     let assigned = state.sessions.assign(&mut event);
     if let Some(p) = &payment {
-        state.transactions.insert(p.transaction_id.clone());
+        state.transactions.insert(&p.transaction_id);
     }
     let ts_us = event.ts.timestamp_micros();
     let event_id = event.event_id.take().unwrap_or_else(|| {
@@ -262,11 +348,8 @@ pub(crate) async fn restore_onto(
     mut state: IngestState,
     events: datafusion::prelude::DataFrame,
 ) -> Result<IngestState> {
-    use datafusion::arrow::array::{Array, BooleanArray, StringArray, TimestampMicrosecondArray};
     use datafusion::prelude::col;
     use futures::StreamExt;
-
-    use crate::schema::{col as c, column};
 
     // Generated event ids continue past any this or an earlier process may have given.
     let now = std::time::SystemTime::now()
@@ -274,69 +357,17 @@ pub(crate) async fn restore_onto(
         .map(|d| d.as_nanos() as u64)
         .unwrap_or(0);
     state.next_event_seq = state.next_event_seq.max(now);
-    let narrow = [
-        c::TS,
-        c::VISITOR_ID,
-        c::SESSION_ID,
-        c::KIND,
-        c::TRANSACTION_ID,
-        c::REFUNDED,
-        c::CUSTOMER_NAME,
-        c::CUSTOMER_EMAIL,
-        c::CUSTOMER_ID,
-    ];
     // Streamed: over segments declared in time order the sort is a merge, so a batch at a
     // time is held, not the website's history.
     let mut batches = events
         .clone()
-        .select_columns(&narrow)?
+        .select_columns(&REPLAYED_COLUMNS)?
         .sort(vec![col(c::TS).sort(true, true)])?
         .execute_stream()
         .await?;
     // Pass 1: sessions, transactions and profiles, the attributes left unknown.
     while let Some(b) = batches.next().await {
-        let b = &b?;
-        let s = |name: &str| column::<StringArray>(b, name);
-        let ts = column::<TimestampMicrosecondArray>(b, c::TS)?;
-        let (visitor, session, kind_col, tx) = (
-            s(c::VISITOR_ID)?,
-            s(c::SESSION_ID)?,
-            s(c::KIND)?,
-            s(c::TRANSACTION_ID)?,
-        );
-        let refunded = column::<BooleanArray>(b, c::REFUNDED).ok();
-        let (names, emails, customer_ids) = (
-            s(c::CUSTOMER_NAME)?,
-            s(c::CUSTOMER_EMAIL)?,
-            s(c::CUSTOMER_ID)?,
-        );
-        fn opt(a: &StringArray, r: usize) -> Option<&str> {
-            a.is_valid(r).then(|| a.value(r))
-        }
-        for r in 0..b.num_rows() {
-            let v = visitor.value(r);
-            let k = kind_col.value(r);
-            state
-                .sessions
-                .replay(v, session.value(r), ts.value(r), k == kind::PAGEVIEW);
-            if tx.is_valid(r) {
-                state.transactions.insert(tx.value(r).to_owned());
-            }
-            if k == kind::PAYMENT || k == kind::IDENTIFY {
-                state
-                    .profiles
-                    .entry(v.to_owned())
-                    .or_default()
-                    .observe(ProfileEvent {
-                        kind: k,
-                        ts_us: ts.value(r),
-                        refunded: refunded.is_some_and(|a| a.is_valid(r) && a.value(r)),
-                        name: opt(names, r),
-                        email: opt(emails, r),
-                        customer_id: opt(customer_ids, r),
-                    });
-            }
-        }
+        state.replay(&b?)?;
     }
     // Pass 2: the attributes of the latest event of each visitor seen within a session's
     // length of the last event (a session's attributes can change once, when a page view lands

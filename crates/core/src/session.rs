@@ -16,6 +16,7 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 
 use crate::event::{Event, EventKind, SessionAttrs};
+use crate::evicted::EvictedIds;
 
 /// Inactivity after which a page view starts a new session.
 pub const SESSION_TIMEOUT_US: i64 = 30 * 60 * 1_000_000;
@@ -95,6 +96,11 @@ pub(crate) struct Sessionizer {
     /// The latest event time seen (µs): "idle" is measured against it, so that an import of
     /// old events ages visitors as its events do.
     latest_ts_us: i64,
+    /// Visitors whose whole state was evicted (see [`Sessionizer::evict_idle`]): an event of
+    /// one of them needs its state read back from storage first.
+    evicted: EvictedIds,
+    /// Visitors past which the next [`Sessionizer::evict_idle`] sweep runs.
+    evict_at: usize,
 }
 
 impl Sessionizer {
@@ -205,6 +211,61 @@ impl Sessionizer {
         if p.attrs.take().is_some() {
             self.holding -= 1;
         }
+    }
+
+    /// Evicts the whole state of visitors idle for longer than a session, oldest first, once
+    /// more than `limit` visitors have one: down to three quarters of `limit` where enough are
+    /// idle. Their ids go to the evicted filter, for [`Sessionizer::may_be_evicted`], and
+    /// `on_evict` hears each. A sweep visits every visitor, so the next one waits until a
+    /// quarter more visitors have come. Returns how many were evicted.
+    pub fn evict_idle(&mut self, limit: usize, mut on_evict: impl FnMut(&str)) -> usize {
+        let before = self.visitors.len();
+        if before <= limit.max(self.evict_at) {
+            return 0;
+        }
+        let idle_before = self.latest_ts_us.saturating_sub(SESSION_TIMEOUT_US);
+        let excess = before - (limit - limit / 4);
+        let mut idle: Vec<i64> = self
+            .visitors
+            .values()
+            .map(|v| v.last_ts_us)
+            .filter(|&ts| ts < idle_before)
+            .collect();
+        // Evict the `excess` oldest idle ones (and any tied with the last of them).
+        let cutoff = if idle.len() <= excess {
+            idle_before
+        } else {
+            let (_, &mut nth, _) = idle.select_nth_unstable(excess - 1);
+            nth + 1
+        };
+        drop(idle);
+        let mut held_attrs = 0;
+        let evicted = &mut self.evicted;
+        self.visitors.retain(|id, v| {
+            if v.last_ts_us >= cutoff {
+                return true;
+            }
+            held_attrs += usize::from(v.attrs.is_some());
+            evicted.insert(id);
+            on_evict(id);
+            false
+        });
+        self.holding -= held_attrs;
+        let after = self.visitors.len();
+        self.evict_at = after + after / 4;
+        before - after
+    }
+
+    /// Whether `visitor_id`'s state may have been evicted (and so may have to be read back from
+    /// storage before an event of theirs is assigned): `false` for a visitor in memory, and
+    /// for one certainly never seen.
+    pub fn may_be_evicted(&self, visitor_id: &str) -> bool {
+        !self.visitors.contains_key(visitor_id) && self.evicted.may_contain(visitor_id)
+    }
+
+    /// Whether any visitor's state was ever evicted.
+    pub fn has_evicted(&self) -> bool {
+        !self.evicted.is_empty()
     }
 
     /// How many visitors it holds a state for.
@@ -466,6 +527,37 @@ mod tests {
         s.assign(&mut pv("i", later + Duration::hours(1), "FR"));
         assert_eq!(s.forget_idle_attrs(1), 5);
         assert_eq!((s.holding_attrs(), s.holding), (1, 1));
+    }
+
+    #[test]
+    fn idle_visitors_past_the_limit_are_evicted_oldest_first_and_marked() {
+        let t0: DateTime<Utc> = "2025-01-01T00:00:00Z".parse().unwrap();
+        let mut s = Sessionizer::default();
+        for i in 0..8 {
+            s.assign(&mut pv(&format!("v{i}"), t0 + Duration::minutes(i), "US"));
+        }
+        // Within the limit: nothing goes.
+        assert_eq!(s.evict_idle(8, |_| {}), 0);
+        // An hour on, v0..v7 are idle. Limit 4: down to 3, oldest first, "now" stays.
+        s.assign(&mut pv("now", t0 + Duration::minutes(70), "US"));
+        let mut gone = Vec::new();
+        assert_eq!(s.evict_idle(4, |id| gone.push(id.to_owned())), 6);
+        gone.sort();
+        assert_eq!(gone, ["v0", "v1", "v2", "v3", "v4", "v5"]);
+        assert_eq!(s.visitors(), 3);
+        assert_eq!((s.holding_attrs(), s.holding), (3, 3));
+        for i in 0..6 {
+            assert!(s.may_be_evicted(&format!("v{i}")));
+        }
+        assert!(!s.may_be_evicted("v6") && !s.may_be_evicted("now"));
+        assert!(!s.may_be_evicted("never"));
+        // Limit 0 takes only the idle: v6 and v7, not "now" and "w".
+        s.assign(&mut pv("w", t0 + Duration::minutes(71), "US"));
+        assert_eq!(s.evict_idle(0, |_| {}), 2);
+        assert_eq!(s.visitors(), 2);
+        // A replay of v0's stored rows brings its state back.
+        s.replay("v0", "auto-x", t0.timestamp_micros(), true);
+        assert!(!s.may_be_evicted("v0") && s.has_viewed("v0"));
     }
 
     #[test]

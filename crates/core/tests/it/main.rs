@@ -1,6 +1,7 @@
 //! Integration tests of `tally-core`: hand-computed fixtures, the reference model, pushdown,
 //! persistence.
 
+mod bounded;
 mod deletes;
 mod durability;
 mod fixture;

@@ -1,0 +1,234 @@
+//! Ingest state that memory no longer holds, read back from storage when a write needs it:
+//! - the whole state of visitors evicted while idle
+//!   ([`crate::session::Sessionizer::evict_idle`]), with their profiles, when an event of
+//!   theirs comes (a replay of their stored rows, as a rebuild at open would do);
+//! - the ids of older payments ([`crate::transactions::TransactionIds::evict`]), when a
+//!   payment may repeat one;
+//! - the session attributes dropped from idle visitors' states
+//!   ([`crate::session::Sessionizer::forget_idle_attrs`]), when an event joins such a
+//!   visitor's old session.
+//!
+//! Each read is one scan of a website's storage for one id. A write of one event (a tracker
+//! or API request) causes at most one of each, so their number is bounded by the request rate
+//! limits; a write's distinct visitors bound them for bulk writes.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use datafusion::arrow::record_batch::RecordBatch;
+use datafusion::prelude::{col, lit};
+
+use crate::engine::Engine;
+use crate::error::Result;
+use crate::event::{Event, EventKind, SessionAttrs, TRACKER_TRANSACTION_PREFIX};
+use crate::ingest::{IngestState, REPLAYED_COLUMNS};
+use crate::schema::{col as c, visitor_hash};
+use crate::session::StoredAttrs;
+use crate::store::table::EventsTable;
+
+impl Engine {
+    /// Reads back the evicted visitor states and transaction ids that writing `events` to
+    /// `site` needs, into its ingest state. The caller holds the ingest lock.
+    pub(crate) async fn read_back_evicted(&self, site: &str, events: &[Event]) -> Result<()> {
+        let (visitors, transactions) = {
+            let st = self.store.read()?;
+            let Some(ingest) = st.sites.get(site).and_then(|d| d.ingest.as_ref()) else {
+                return Ok(());
+            };
+            let visitors = if ingest.sessions.has_evicted() {
+                evicted_visitors(ingest, events.iter().map(|e| e.visitor_id.as_str()))
+            } else {
+                Vec::new()
+            };
+            let transactions: Vec<String> = events
+                .iter()
+                .filter_map(|e| match &e.kind {
+                    EventKind::Payment(p) => Some(p.transaction_id.as_str()),
+                    _ => None,
+                })
+                .flat_map(|tx| [Some(tx), tx.strip_prefix(TRACKER_TRANSACTION_PREFIX)])
+                .flatten()
+                .filter(|tx| ingest.transactions.may_be_evicted(tx))
+                .map(str::to_owned)
+                .collect();
+            (visitors, transactions)
+        };
+        for visitor_id in visitors {
+            self.read_back_visitor(site, &visitor_id).await?;
+        }
+        for tx in transactions {
+            if self.transaction_stored(site, &tx).await? {
+                let mut st = self.store.write()?;
+                if let Some(ingest) = st.sites.get_mut(site).and_then(|d| d.ingest.as_mut()) {
+                    ingest.transactions.insert(&tx);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Reads back `visitor_id`'s state into `site`'s ingest state if it was evicted. The caller
+    /// holds the ingest lock.
+    pub(crate) async fn read_back_visitor(&self, site: &str, visitor_id: &str) -> Result<()> {
+        let evicted = {
+            let st = self.store.read()?;
+            let ingest = st.sites.get(site).and_then(|d| d.ingest.as_ref());
+            ingest.is_some_and(|i| i.sessions.may_be_evicted(visitor_id))
+        };
+        if !evicted {
+            return Ok(());
+        }
+        let table = self.events_table_us(site, i64::MIN, i64::MAX)?;
+        let rows = self.stored_visitor_rows(table, visitor_id).await?;
+        let mut st = self.store.write()?;
+        if let Some(ingest) = st.sites.get_mut(site).and_then(|d| d.ingest.as_mut()) {
+            replay_visitor(ingest, visitor_id, &rows)?;
+        }
+        Ok(())
+    }
+
+    /// Reads back into `state` (a saved state of the segments in `segments`) the evicted
+    /// visitors among `visitor_ids`, from those segments, before the rows logged after it are
+    /// replayed onto it.
+    pub(crate) async fn read_back_evicted_into<'a>(
+        &self,
+        state: &mut IngestState,
+        segments: impl Fn() -> EventsTable,
+        visitor_ids: impl Iterator<Item = &'a str>,
+    ) -> Result<()> {
+        if !state.sessions.has_evicted() {
+            return Ok(());
+        }
+        for visitor_id in evicted_visitors(state, visitor_ids) {
+            let rows = self.stored_visitor_rows(segments(), &visitor_id).await?;
+            replay_visitor(state, &visitor_id, &rows)?;
+        }
+        Ok(())
+    }
+
+    /// The rows of `visitor_id` in `table` that [`IngestState::replay`] reads, in time order.
+    async fn stored_visitor_rows(
+        &self,
+        table: EventsTable,
+        visitor_id: &str,
+    ) -> Result<Vec<RecordBatch>> {
+        Ok(self
+            .ctx
+            .read_table(Arc::new(table))?
+            .filter(
+                col(c::VISITOR_HASH)
+                    .eq(lit(visitor_hash(visitor_id)))
+                    .and(col(c::VISITOR_ID).eq(lit(visitor_id))),
+            )?
+            .select_columns(&REPLAYED_COLUMNS)?
+            .sort(vec![col(c::TS).sort(true, true)])?
+            .collect()
+            .await?)
+    }
+
+    /// Whether `site` stores a payment with transaction id `tx`.
+    async fn transaction_stored(&self, site: &str, tx: &str) -> Result<bool> {
+        let found = self
+            .ctx
+            .read_table(Arc::new(self.events_table_us(site, i64::MIN, i64::MAX)?))?
+            .filter(col(c::TRANSACTION_ID).eq(lit(tx)))?
+            .select_columns(&[c::TS])?
+            .limit(0, Some(1))?
+            .collect()
+            .await?;
+        Ok(found.iter().any(|b| b.num_rows() > 0))
+    }
+
+    /// Gives back to `site`'s visitor states the session attributes that
+    /// [`crate::session::Sessionizer::forget_idle_attrs`] dropped, for the visitors whose first
+    /// event in `events` needs them, from the visitor's latest stored event. The caller holds
+    /// the ingest lock.
+    pub(crate) async fn read_back_dropped_attrs(&self, site: &str, events: &[Event]) -> Result<()> {
+        let needed: Vec<StoredAttrs> = {
+            let st = self.store.read()?;
+            let ingest = st.sites.get(site).and_then(|d| d.ingest.as_ref());
+            let Some(ingest) = ingest.filter(|i| i.sessions.lacks_attrs()) else {
+                return Ok(());
+            };
+            // aHash: a lookup per event of every write while some visitor lacks attributes.
+            let mut seen: std::collections::HashSet<&str, ahash::RandomState> =
+                std::collections::HashSet::default();
+            events
+                .iter()
+                .filter(|e| seen.insert(e.visitor_id.as_str()))
+                .filter_map(|e| ingest.sessions.stored_attrs_needed(e))
+                .collect()
+        };
+        for at in needed {
+            // A row deleted since (a goal) leaves the session without attributes.
+            let attrs = self.stored_attrs(site, &at).await?.unwrap_or_default();
+            let mut st = self.store.write()?;
+            if let Some(ingest) = st.sites.get_mut(site).and_then(|d| d.ingest.as_mut()) {
+                ingest.sessions.set_attrs(&at.visitor_id, Arc::new(attrs));
+            }
+        }
+        Ok(())
+    }
+
+    /// The session attributes of the visitor's latest stored event in the session `at` names:
+    /// a scan of the segments of the session's time span only.
+    async fn stored_attrs(&self, site: &str, at: &StoredAttrs) -> Result<Option<SessionAttrs>> {
+        use datafusion::prelude::{col, lit};
+        use datafusion::scalar::ScalarValue;
+
+        use crate::schema::{TS_ZONE, col as c};
+        let (lo, hi) = (at.session_start_us, at.last_ts_us.saturating_add(1));
+        let ts = |us: i64| {
+            lit(ScalarValue::TimestampMicrosecond(
+                Some(us),
+                Some(TS_ZONE.into()),
+            ))
+        };
+        let table = self.events_table_us(site, lo, hi)?;
+        let batches = self
+            .ctx
+            .read_table(Arc::new(table))?
+            .filter(
+                col(c::VISITOR_ID)
+                    .eq(lit(at.visitor_id.as_str()))
+                    .and(col(c::SESSION_ID).eq(lit(at.session_id.as_str())))
+                    .and(col(c::TS).gt_eq(ts(lo)))
+                    .and(col(c::TS).lt(ts(hi))),
+            )?
+            // At one instant, the page view that landed the session carries its attributes.
+            .sort(vec![
+                col(c::TS).sort(false, false),
+                col(c::KIND)
+                    .eq(lit(crate::schema::kind::PAGEVIEW))
+                    .sort(false, false),
+            ])?
+            .limit(0, Some(1))?
+            .collect()
+            .await?;
+        Ok(batches
+            .iter()
+            .find(|b| b.num_rows() > 0)
+            .map(|b| crate::schema::attrs_at(b, 0)))
+    }
+}
+
+/// The distinct ids among `visitor_ids` whose state `state` may have evicted.
+fn evicted_visitors<'a>(
+    state: &IngestState,
+    visitor_ids: impl Iterator<Item = &'a str>,
+) -> Vec<String> {
+    let mut seen: HashSet<&str, ahash::RandomState> = HashSet::default();
+    visitor_ids
+        .filter(|v| seen.insert(v) && state.sessions.may_be_evicted(v))
+        .map(str::to_owned)
+        .collect()
+}
+
+/// Replays an evicted visitor's stored `rows` onto `state`, unless the visitor is back in it
+/// already. No rows: the filter's false positive, a visitor never stored.
+fn replay_visitor(state: &mut IngestState, visitor_id: &str, rows: &[RecordBatch]) -> Result<()> {
+    if !state.sessions.may_be_evicted(visitor_id) {
+        return Ok(());
+    }
+    rows.iter().try_for_each(|b| state.replay(b))
+}
