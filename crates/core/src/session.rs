@@ -252,6 +252,8 @@ impl Sessionizer {
         });
         self.holding -= held_attrs;
         let after = self.visitors.len();
+        // The table does not shrink by itself; room for the next quarter is kept.
+        self.visitors.shrink_to(after + after / 4);
         self.evict_at = after + after / 4;
         before - after
     }

@@ -134,6 +134,15 @@ impl SegmentWriter {
                 descending: false,
                 nulls_first: false,
             }]))
+            // Bloom filters for the one-id lookups (a visitor's history, an evicted visitor's
+            // state, a payment that may repeat an evicted id): a scan reads only the row groups
+            // that may hold the id. Each is folded to the size its row group needs once written.
+            .set_column_bloom_filter_enabled(col::VISITOR_HASH.into(), true)
+            .set_column_bloom_filter_fpp(col::VISITOR_HASH.into(), 0.01)
+            .set_column_bloom_filter_max_ndv(col::VISITOR_HASH.into(), ROW_GROUP_ROWS as u64)
+            .set_column_bloom_filter_enabled(col::TRANSACTION_ID.into(), true)
+            .set_column_bloom_filter_fpp(col::TRANSACTION_ID.into(), 0.01)
+            .set_column_bloom_filter_max_ndv(col::TRANSACTION_ID.into(), ROW_GROUP_ROWS as u64)
             .build();
         let dir = path
             .parent()

@@ -118,6 +118,64 @@ async fn a_selective_filter_skips_the_row_groups_it_cannot_match() {
     assert_eq!(engine.overview(&q).await.unwrap().visitors, 5000);
 }
 
+#[tokio::test]
+async fn a_one_visitor_lookup_reads_only_the_row_groups_its_bloom_filter_admits() {
+    use tally_core::datafusion::prelude::{col, lit};
+    use tally_core::schema::{col as c, visitor_hash};
+    let dir = tempfile::tempdir().unwrap();
+    let engine = Engine::open(dir.path()).await.unwrap();
+    engine
+        .create_website(Website::new("big", "example.com"))
+        .unwrap();
+    // 150k page views over three row groups, each of its own visitor but for "returning",
+    // who comes only in the first hour (the first row group). Visitor hashes are spread at
+    // random, so min/max statistics cannot tell the row groups apart; the Bloom filter can.
+    let t0 = utc("2025-01-01T00:00:00Z");
+    let events: Vec<Event> = (0..150_000)
+        .map(|i| {
+            let visitor = if i % 600 == 0 && i < 3600 {
+                "returning".to_owned()
+            } else {
+                // Ids on both sides of "returning", so that min/max cannot prune either.
+                format!("{}{i}", if i % 2 == 0 { 'a' } else { 'z' })
+            };
+            Event::pageview(
+                "big",
+                visitor,
+                t0 + Duration::seconds(i),
+                "example.com",
+                "/",
+            )
+        })
+        .collect();
+    engine.ingest(events).await.unwrap();
+    engine.flush().await.unwrap();
+
+    let plan = engine
+        .selected_events(&Query::new("big"))
+        .unwrap()
+        .filter(
+            col(c::VISITOR_HASH)
+                .eq(lit(visitor_hash("returning")))
+                .and(col(c::VISITOR_ID).eq(lit("returning"))),
+        )
+        .unwrap()
+        .create_physical_plan()
+        .await
+        .unwrap();
+    let batches = collect(Arc::clone(&plan), engine.session_context().task_ctx())
+        .await
+        .unwrap();
+    assert_eq!(batches.iter().map(|b| b.num_rows()).sum::<usize>(), 6);
+    let (pruned, matched) = pruning(&plan, "row_groups_pruned_bloom_filter");
+    assert_eq!(
+        (pruned, matched),
+        (2, 1),
+        "{}",
+        displayable(plan.as_ref()).indent(true)
+    );
+}
+
 /// The overview is one `ResidentAggregateExec` with the range and the filters pushed into it;
 /// over the resident budget it is the DataFusion plan with the predicate in the Parquet scan.
 #[tokio::test]
