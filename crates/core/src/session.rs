@@ -579,4 +579,52 @@ mod tests {
         assert_eq!(s.forget_idle_attrs(1), 5);
         assert_eq!((s.holding_attrs(), s.holding), (1, 1));
     }
+
+    /// Memory of visitor states, for benches/README ("Bounded ingest state"): run with
+    /// `cargo test --release -p tally-core --lib -- --ignored --nocapture memory_of_visitor_states`.
+    #[test]
+    #[ignore = "a measurement: a few seconds in release, far longer in debug"]
+    fn memory_of_visitor_states() {
+        fn rss() -> usize {
+            let statm = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();
+            let pages: usize = statm
+                .split_whitespace()
+                .nth(1)
+                .and_then(|p| p.parse().ok())
+                .unwrap_or(0);
+            pages * 4096
+        }
+        let t0: DateTime<Utc> = "2025-01-01T00:00:00Z".parse().unwrap();
+        let visitor = |i: usize| {
+            let ts = t0 + Duration::seconds(i as i64);
+            Event::pageview("w", format!("{i:08x}-1111-2222-3333-444455556666"), ts, "a.com", "/")
+        };
+        let n = 1_000_000;
+        let mut s = Sessionizer::default();
+        let before = rss();
+        for i in 0..n {
+            s.assign(&mut visitor(i));
+            s.forget_idle_attrs(0);
+        }
+        let held = rss();
+        let evicted = s.evict_idle(0, |_| {});
+        let after = rss();
+        eprintln!(
+            "{n} visitor states: {} B each; after evicting {evicted}: {} B each still resident",
+            (held - before) / n,
+            after.saturating_sub(before) / n
+        );
+        for i in n..2 * n {
+            s.assign(&mut visitor(i));
+            s.forget_idle_attrs(0);
+            s.evict_idle(100_000, |_| {});
+        }
+        assert!(s.visitors() <= 100_000);
+        eprintln!(
+            "{n} more under a limit of 100,000: {} held, resident {} MB (was {} MB)",
+            s.visitors(),
+            rss().saturating_sub(before) >> 20,
+            after.saturating_sub(before) >> 20
+        );
+    }
 }
