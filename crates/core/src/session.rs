@@ -597,7 +597,13 @@ mod tests {
         let t0: DateTime<Utc> = "2025-01-01T00:00:00Z".parse().unwrap();
         let visitor = |i: usize| {
             let ts = t0 + Duration::seconds(i as i64);
-            Event::pageview("w", format!("{i:08x}-1111-2222-3333-444455556666"), ts, "a.com", "/")
+            Event::pageview(
+                "w",
+                format!("{i:08x}-1111-2222-3333-444455556666"),
+                ts,
+                "a.com",
+                "/",
+            )
         };
         let n = 1_000_000;
         let mut s = Sessionizer::default();
