@@ -6,6 +6,7 @@ use std::sync::Arc;
 use chrono::Duration;
 use tally_core::datafusion::physical_plan::metrics::MetricValue;
 use tally_core::datafusion::physical_plan::{ExecutionPlan, collect, displayable};
+use tally_core::datafusion::prelude::DataFrame;
 use tally_core::{Dimension, Engine, Event, Filter, FilterOp, Query, Website};
 
 use crate::support::{fixture_engine, utc};
@@ -37,16 +38,27 @@ fn pruning(plan: &Arc<dyn ExecutionPlan>, name: &str) -> (usize, usize) {
 /// Plans and runs the query's event selection; returns the executed plan (with its metrics) and
 /// the number of rows it produced.
 async fn run_selection(engine: &Engine, q: &Query) -> (Arc<dyn ExecutionPlan>, usize) {
-    let plan = engine
-        .selected_events(q)
-        .unwrap()
-        .create_physical_plan()
-        .await
-        .unwrap();
+    run(engine, engine.selected_events(q).unwrap()).await
+}
+
+/// Plans and runs `frame`; returns the executed plan (with its metrics) and its rows.
+async fn run(engine: &Engine, frame: DataFrame) -> (Arc<dyn ExecutionPlan>, usize) {
+    let plan = frame.create_physical_plan().await.unwrap();
     let batches = collect(Arc::clone(&plan), engine.session_context().task_ctx())
         .await
         .unwrap();
     (plan, batches.iter().map(|b| b.num_rows()).sum())
+}
+
+/// An engine in `dir` whose website "big" holds `events`, flushed into one segment.
+async fn big_website(dir: &std::path::Path, events: Vec<Event>) -> Engine {
+    let engine = Engine::open(dir).await.unwrap();
+    engine
+        .create_website(Website::new("big", "example.com"))
+        .unwrap();
+    engine.ingest(events).await.unwrap();
+    engine.flush().await.unwrap();
+    engine
 }
 
 #[tokio::test]
@@ -78,11 +90,6 @@ async fn the_filter_is_the_parquet_scan_predicate() {
 
 #[tokio::test]
 async fn a_selective_filter_skips_the_row_groups_it_cannot_match() {
-    let dir = tempfile::tempdir().unwrap();
-    let engine = Engine::open(dir.path()).await.unwrap();
-    engine
-        .create_website(Website::new("big", "example.com"))
-        .unwrap();
     // 150k page views over three row groups (64k rows each): the first 75k from France, the
     // rest from Japan. Sorted by time, the last row group holds only Japan.
     let t0 = utc("2025-01-01T00:00:00Z");
@@ -99,8 +106,8 @@ async fn a_selective_filter_skips_the_row_groups_it_cannot_match() {
             e
         })
         .collect();
-    engine.ingest(events).await.unwrap();
-    engine.flush().await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let engine = big_website(dir.path(), events).await;
 
     let q = Query::new("big")
         .with_filter(Filter::new(Dimension::Country, FilterOp::Is, vec!["FR".into()]).unwrap());
@@ -122,11 +129,6 @@ async fn a_selective_filter_skips_the_row_groups_it_cannot_match() {
 async fn a_one_visitor_lookup_reads_only_the_row_groups_its_bloom_filter_admits() {
     use tally_core::datafusion::prelude::{col, lit};
     use tally_core::schema::{col as c, visitor_hash};
-    let dir = tempfile::tempdir().unwrap();
-    let engine = Engine::open(dir.path()).await.unwrap();
-    engine
-        .create_website(Website::new("big", "example.com"))
-        .unwrap();
     // 150k page views over three row groups, each of its own visitor but for "returning",
     // who comes only in the first hour (the first row group). Visitor hashes are spread at
     // random, so min/max statistics cannot tell the row groups apart; the Bloom filter can.
@@ -148,10 +150,10 @@ async fn a_one_visitor_lookup_reads_only_the_row_groups_its_bloom_filter_admits(
             )
         })
         .collect();
-    engine.ingest(events).await.unwrap();
-    engine.flush().await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let engine = big_website(dir.path(), events).await;
 
-    let plan = engine
+    let lookup = engine
         .selected_events(&Query::new("big"))
         .unwrap()
         .filter(
@@ -159,14 +161,9 @@ async fn a_one_visitor_lookup_reads_only_the_row_groups_its_bloom_filter_admits(
                 .eq(lit(visitor_hash("returning")))
                 .and(col(c::VISITOR_ID).eq(lit("returning"))),
         )
-        .unwrap()
-        .create_physical_plan()
-        .await
         .unwrap();
-    let batches = collect(Arc::clone(&plan), engine.session_context().task_ctx())
-        .await
-        .unwrap();
-    assert_eq!(batches.iter().map(|b| b.num_rows()).sum::<usize>(), 6);
+    let (plan, rows) = run(&engine, lookup).await;
+    assert_eq!(rows, 6);
     let (pruned, matched) = pruning(&plan, "row_groups_pruned_bloom_filter");
     assert_eq!(
         (pruned, matched),
