@@ -11,7 +11,6 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use chrono::TimeDelta;
-use datafusion::arrow::array::StringArray;
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use datafusion::prelude::{DataFrame, SessionConfig, SessionContext};
@@ -72,7 +71,7 @@ pub struct EngineConfig {
     /// memory. Past it, those of visitors idle for longer than a session are dropped, and read
     /// back from storage when a goal or payment joins such a visitor's old session.
     pub session_attrs_in_memory: usize,
-    /// Visitors per website whose state (current session, visit count, profile: about 200
+    /// Visitors per website whose state (current session, visit count, profile: about 250
     /// bytes each) ingest keeps in memory. Past it, the states of visitors idle for longer than
     /// a session are evicted (their ids kept in a Bloom filter, about 1.2 bytes each), and read
     /// back from storage when an event of theirs comes.
@@ -632,22 +631,7 @@ impl Engine {
                 saved
             } else {
                 let mut saved = saved;
-                // Visitors evicted from the saved state come back before their later rows.
-                let segments = || {
-                    let files = snap.segments.iter();
-                    let files = files.map(|s| self.store.segment_file(s)).collect();
-                    EventsTable::new(events_schema(), Vec::new(), files)
-                };
-                let logged_visitors = snap
-                    .hot
-                    .iter()
-                    .map(|b| {
-                        crate::schema::column::<StringArray>(b, crate::schema::col::VISITOR_ID)
-                    })
-                    .collect::<Result<Vec<_>>>()?;
-                let ids = logged_visitors.iter().flat_map(|a| a.iter().flatten());
-                self.read_back_evicted_into(&mut saved, segments, ids)
-                    .await?;
+                self.read_back_logged_visitors(&mut saved, &snap).await?;
                 let unflushed = EventsTable::new(events_schema(), snap.hot, Vec::new());
                 restore_onto(saved, self.ctx.read_table(Arc::new(unflushed))?).await?
             };

@@ -15,6 +15,7 @@
 use std::collections::HashSet;
 use std::sync::Arc;
 
+use datafusion::arrow::array::StringArray;
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::prelude::{col, lit};
 
@@ -22,8 +23,9 @@ use crate::engine::Engine;
 use crate::error::Result;
 use crate::event::{Event, EventKind, SessionAttrs, TRACKER_TRANSACTION_PREFIX};
 use crate::ingest::{IngestState, REPLAYED_COLUMNS};
-use crate::schema::{col as c, visitor_hash};
+use crate::schema::{col as c, column, events_schema, visitor_hash};
 use crate::session::StoredAttrs;
+use crate::store::Snapshot;
 use crate::store::table::EventsTable;
 
 impl Engine {
@@ -87,20 +89,25 @@ impl Engine {
         Ok(())
     }
 
-    /// Reads back into `state` (a saved state of the segments in `segments`) the evicted
-    /// visitors among `visitor_ids`, from those segments, before the rows logged after it are
-    /// replayed onto it.
-    pub(crate) async fn read_back_evicted_into<'a>(
+    /// Reads back into `state`, a saved state of `snap`'s segments, the evicted visitors that
+    /// `snap`'s hot rows (logged after it was saved) name, from those segments: before the hot
+    /// rows are replayed onto it, as they follow the visitor's stored ones.
+    pub(crate) async fn read_back_logged_visitors(
         &self,
         state: &mut IngestState,
-        segments: impl Fn() -> EventsTable,
-        visitor_ids: impl Iterator<Item = &'a str>,
+        snap: &Snapshot,
     ) -> Result<()> {
         if !state.sessions.has_evicted() {
             return Ok(());
         }
-        for visitor_id in evicted_visitors(state, visitor_ids) {
-            let rows = self.stored_visitor_rows(segments(), &visitor_id).await?;
+        let logged = (snap.hot.iter())
+            .map(|b| column::<StringArray>(b, c::VISITOR_ID))
+            .collect::<Result<Vec<_>>>()?;
+        let ids = logged.iter().flat_map(|a| a.iter().flatten());
+        for visitor_id in evicted_visitors(state, ids) {
+            let files = snap.segments.iter().map(|s| self.store.segment_file(s));
+            let segments = EventsTable::new(events_schema(), Vec::new(), files.collect());
+            let rows = self.stored_visitor_rows(segments, &visitor_id).await?;
             replay_visitor(state, &visitor_id, &rows)?;
         }
         Ok(())
