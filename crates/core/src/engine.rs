@@ -493,7 +493,8 @@ impl Engine {
                         Err(err) => report.rejected.push((i, err)),
                     }
                 }
-                ingest.evict_past(self.state_limits());
+                ingest.loading |= durability == Durability::AtFlush;
+                ingest.evict_unless_loading(self.state_limits());
                 ingest
                     .sessions
                     .forget_idle_attrs(self.config.session_attrs_in_memory);
@@ -666,6 +667,11 @@ impl Engine {
             let mut guard = self.store.write()?;
             let mut jobs = Vec::new();
             for (site, data) in guard.sites.iter_mut() {
+                // A bulk load is over when a flush finds no bulk write since the last one.
+                if let Some(ingest) = data.ingest.as_mut() {
+                    ingest.evict_unless_loading(self.state_limits());
+                    ingest.loading = false;
+                }
                 if data.hot.rows() == 0 {
                     continue;
                 }
@@ -942,6 +948,15 @@ impl Engine {
             .get(website_id)
             .and_then(|d| d.ingest.as_ref())
             .is_some_and(|i| i.sessions.has_viewed(visitor_id)))
+    }
+
+    /// How many visitors' states ingest holds in memory for `site` (0 before its state is
+    /// loaded): at most [`EngineConfig::visitor_states_in_memory`] plus those active in the
+    /// last 30 minutes, once no bulk load is under way.
+    pub fn visitor_states(&self, site: &str) -> Result<usize> {
+        let st = self.store.read()?;
+        let ingest = st.sites.get(site).and_then(|d| d.ingest.as_ref());
+        Ok(ingest.map_or(0, |i| i.sessions.visitors()))
     }
 
     /// How much of a website's ingest state memory holds.

@@ -30,6 +30,10 @@ pub(crate) struct IngestState {
     /// Who the visitors that paid or identified themselves are (those whose state is in
     /// `sessions`: a profile is evicted with its visitor, and read back with it).
     pub profiles: HashMap<String, VisitorProfile>,
+    /// A bulk load has written since the last flush: nothing is evicted meanwhile (see
+    /// [`IngestState::evict_unless_loading`]).
+    #[serde(skip)]
+    pub loading: bool,
 }
 
 /// How much of a website's ingest state memory holds; past it, the rest is read back from
@@ -43,6 +47,16 @@ pub(crate) struct StateLimits {
 }
 
 impl IngestState {
+    /// [`IngestState::evict_past`], unless a bulk load (an import) is under way: evicted
+    /// midway, every visitor that comes back later in its file would cost a scan of storage.
+    /// A load is over once a flush finds no bulk write since the one before; until then its
+    /// visitors stay in memory, as every visitor did before these limits.
+    pub fn evict_unless_loading(&mut self, limits: StateLimits) {
+        if !self.loading {
+            self.evict_past(limits);
+        }
+    }
+
     /// Evicts what is past `limits`: idle visitors' states and profiles, and transaction ids.
     pub fn evict_past(&mut self, limits: StateLimits) {
         let profiles = &mut self.profiles;

@@ -55,15 +55,15 @@ impl Engine {
                 .collect();
             (visitors, transactions)
         };
-        for visitor_id in visitors {
-            self.read_back_visitor(site, &visitor_id).await?;
+        self.read_back_visitors(site, visitors).await?;
+        if transactions.is_empty() {
+            return Ok(());
         }
-        for tx in transactions {
-            if self.transaction_stored(site, &tx).await? {
-                let mut st = self.store.write()?;
-                if let Some(ingest) = st.sites.get_mut(site).and_then(|d| d.ingest.as_mut()) {
-                    ingest.transactions.insert(&tx);
-                }
+        let stored = self.stored_transactions(site, &transactions).await?;
+        let mut st = self.store.write()?;
+        if let Some(ingest) = st.sites.get_mut(site).and_then(|d| d.ingest.as_mut()) {
+            for tx in stored {
+                ingest.transactions.insert(&tx);
             }
         }
         Ok(())
@@ -77,14 +77,25 @@ impl Engine {
             let ingest = st.sites.get(site).and_then(|d| d.ingest.as_ref());
             ingest.is_some_and(|i| i.sessions.may_be_evicted(visitor_id))
         };
-        if !evicted {
+        if evicted {
+            self.read_back_visitors(site, vec![visitor_id.to_owned()])
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// Reads back the states of `visitor_ids`, evicted visitors of `site`, in one scan of its
+    /// storage (a bulk write's evicted visitors cost one scan, not one each). The caller holds
+    /// the ingest lock.
+    async fn read_back_visitors(&self, site: &str, visitor_ids: Vec<String>) -> Result<()> {
+        if visitor_ids.is_empty() {
             return Ok(());
         }
         let table = self.events_table_us(site, i64::MIN, i64::MAX)?;
-        let rows = self.stored_visitor_rows(table, visitor_id).await?;
+        let rows = self.stored_visitor_rows(table, &visitor_ids).await?;
         let mut st = self.store.write()?;
         if let Some(ingest) = st.sites.get_mut(site).and_then(|d| d.ingest.as_mut()) {
-            replay_visitor(ingest, visitor_id, &rows)?;
+            rows.iter().try_for_each(|b| ingest.replay(b))?;
         }
         Ok(())
     }
@@ -104,46 +115,36 @@ impl Engine {
             .map(|b| column::<StringArray>(b, c::VISITOR_ID))
             .collect::<Result<Vec<_>>>()?;
         let ids = logged.iter().flat_map(|a| a.iter().flatten());
-        for visitor_id in evicted_visitors(state, ids) {
-            let files = snap.segments.iter().map(|s| self.store.segment_file(s));
-            let segments = EventsTable::new(events_schema(), Vec::new(), files.collect());
-            let rows = self.stored_visitor_rows(segments, &visitor_id).await?;
-            replay_visitor(state, &visitor_id, &rows)?;
+        let evicted = evicted_visitors(state, ids);
+        if evicted.is_empty() {
+            return Ok(());
         }
-        Ok(())
+        let files = snap.segments.iter().map(|s| self.store.segment_file(s));
+        let segments = EventsTable::new(events_schema(), Vec::new(), files.collect());
+        let rows = self.stored_visitor_rows(segments, &evicted).await?;
+        rows.iter().try_for_each(|b| state.replay(b))
     }
 
-    /// The rows of `visitor_id` in `table` that [`IngestState::replay`] reads, in time order.
+    /// The rows of `visitor_ids` in `table` that [`IngestState::replay`] reads, in time order.
     async fn stored_visitor_rows(
         &self,
         table: EventsTable,
-        visitor_id: &str,
+        visitor_ids: &[String],
     ) -> Result<Vec<RecordBatch>> {
+        let hashes = visitor_ids.iter().map(|v| lit(visitor_hash(v))).collect();
+        let ids = visitor_ids.iter().map(|v| lit(v.as_str())).collect();
         Ok(self
             .ctx
             .read_table(Arc::new(table))?
             .filter(
                 col(c::VISITOR_HASH)
-                    .eq(lit(visitor_hash(visitor_id)))
-                    .and(col(c::VISITOR_ID).eq(lit(visitor_id))),
+                    .in_list(hashes, false)
+                    .and(col(c::VISITOR_ID).in_list(ids, false)),
             )?
             .select_columns(&REPLAYED_COLUMNS)?
             .sort(vec![col(c::TS).sort(true, true)])?
             .collect()
             .await?)
-    }
-
-    /// Whether `site` stores a payment with transaction id `tx`.
-    async fn transaction_stored(&self, site: &str, tx: &str) -> Result<bool> {
-        let found = self
-            .ctx
-            .read_table(Arc::new(self.events_table_us(site, i64::MIN, i64::MAX)?))?
-            .filter(col(c::TRANSACTION_ID).eq(lit(tx)))?
-            .select_columns(&[c::TS])?
-            .limit(0, Some(1))?
-            .collect()
-            .await?;
-        Ok(found.iter().any(|b| b.num_rows() > 0))
     }
 
     /// Gives back to `site`'s visitor states the session attributes that
@@ -217,6 +218,28 @@ impl Engine {
             .find(|b| b.num_rows() > 0)
             .map(|b| crate::schema::attrs_at(b, 0)))
     }
+
+    /// Which of `transactions` `site` stores a payment with, in one scan.
+    async fn stored_transactions(
+        &self,
+        site: &str,
+        transactions: &[String],
+    ) -> Result<HashSet<String>> {
+        let ids = transactions.iter().map(|t| lit(t.as_str())).collect();
+        let found = self
+            .ctx
+            .read_table(Arc::new(self.events_table_us(site, i64::MIN, i64::MAX)?))?
+            .filter(col(c::TRANSACTION_ID).in_list(ids, false))?
+            .select_columns(&[c::TRANSACTION_ID])?
+            .collect()
+            .await?;
+        let mut stored = HashSet::new();
+        for b in &found {
+            let ids = column::<StringArray>(b, c::TRANSACTION_ID)?;
+            stored.extend(ids.iter().flatten().map(str::to_owned));
+        }
+        Ok(stored)
+    }
 }
 
 /// The distinct ids among `visitor_ids` whose state `state` may have evicted.
@@ -229,13 +252,4 @@ fn evicted_visitors<'a>(
         .filter(|v| seen.insert(v) && state.sessions.may_be_evicted(v))
         .map(str::to_owned)
         .collect()
-}
-
-/// Replays an evicted visitor's stored `rows` onto `state`, unless the visitor is back in it
-/// already. No rows: the filter's false positive, a visitor never stored.
-fn replay_visitor(state: &mut IngestState, visitor_id: &str, rows: &[RecordBatch]) -> Result<()> {
-    if !state.sessions.may_be_evicted(visitor_id) {
-        return Ok(());
-    }
-    rows.iter().try_for_each(|b| state.replay(b))
 }

@@ -116,3 +116,35 @@ async fn evicted_visitors_and_payments_are_read_back_as_they_were_across_a_resta
     engine.flush().await.unwrap();
     assert_eq!(everything(&engine, &events).await, want);
 }
+
+#[tokio::test]
+async fn a_bulk_load_keeps_its_visitors_until_a_flush_finds_it_over() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = open(dir.path(), keep_none()).await;
+    let mut events = fixture_events();
+    events.retain(|e| e.website_id == "fixture");
+    let visitors = {
+        let mut ids: Vec<&str> = events.iter().map(|e| e.visitor_id.as_str()).collect();
+        ids.sort();
+        ids.dedup();
+        ids.len()
+    };
+    // Evicted midway, a visitor coming back later in the file would cost a scan each.
+    engine.ingest_bulk(events.clone()).await.unwrap();
+    assert_eq!(engine.visitor_states("fixture").unwrap(), visitors);
+    // The flush right after the load still counts it as under way ...
+    engine.flush().await.unwrap();
+    assert_eq!(engine.visitor_states("fixture").unwrap(), visitors);
+    // ... the next one finds it over: only visitors active in the last 30 minutes stay.
+    engine.flush().await.unwrap();
+    let left = engine.visitor_states("fixture").unwrap();
+    assert!(left < visitors / 2, "{left} of {visitors}");
+    // And what left memory comes back when needed.
+    let kept = tempfile::tempdir().unwrap();
+    let keeps_all = open(kept.path(), EngineConfig::default()).await;
+    keeps_all.ingest_bulk(events.clone()).await.unwrap();
+    assert_eq!(
+        everything(&engine, &events).await,
+        everything(&keeps_all, &events).await
+    );
+}
