@@ -645,7 +645,7 @@ impl Engine {
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let table = self.events_table(site, None)?.in_time_order();
         let events = self.ctx.read_table(Arc::new(table))?;
-        let mut restored = restore(events).await?;
+        let mut restored = restore(events, self.state_limits()).await?;
         restored.evict_past(self.state_limits());
         let mut st = self.store.write()?;
         st.sites

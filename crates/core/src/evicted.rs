@@ -1,6 +1,9 @@
-//! Ids whose ingest state was evicted from memory, kept as a Bloom filter (about 1.2 bytes an
-//! id, against the 100-odd bytes of the state itself) so that ingest knows when to read a state
-//! back from storage: an id the filter has never seen is certainly new, and needs no lookup.
+//! Ids whose ingest state was evicted from memory, kept as a Bloom filter of their 64-bit
+//! hashes (about 1.2 bytes an id, against the hundreds of bytes of the state itself) so that
+//! ingest knows when to read a state back from storage: an id the filter has never seen is
+//! certainly new, and needs no lookup. Callers hash ids (visitors by
+//! [`crate::schema::visitor_hash`], the hash stored with their events, so that a rebuild can
+//! mark visitors it never loads).
 
 use growable_bloom_filter::GrowableBloom;
 use serde::{Deserialize, Serialize};
@@ -19,16 +22,17 @@ pub(crate) struct EvictedIds {
 }
 
 impl EvictedIds {
-    /// Remembers that `id`'s state left memory.
-    pub fn insert(&mut self, id: &str) {
+    /// Remembers that the state of the id hashed to `hash` left memory.
+    pub fn insert(&mut self, hash: u64) {
         self.filter
             .get_or_insert_with(|| GrowableBloom::new(FALSE_POSITIVE_RATE, FIRST_CAPACITY))
-            .insert(id);
+            .insert(hash);
     }
 
-    /// Whether `id`'s state may have left memory: `false` means it certainly did not.
-    pub fn may_contain(&self, id: &str) -> bool {
-        self.filter.as_ref().is_some_and(|f| f.contains(id))
+    /// Whether the state of the id hashed to `hash` may have left memory: `false` means it
+    /// certainly did not.
+    pub fn may_contain(&self, hash: u64) -> bool {
+        self.filter.as_ref().is_some_and(|f| f.contains(hash))
     }
 
     /// Whether nothing was ever evicted.
@@ -43,14 +47,15 @@ mod tests {
 
     #[test]
     fn evicted_ids_are_always_found_and_others_rarely() {
+        let hash = |id: String| crate::schema::visitor_hash(&id);
         let mut ids = EvictedIds::default();
-        assert!(ids.is_empty() && !ids.may_contain("a"));
+        assert!(ids.is_empty() && !ids.may_contain(hash("a".into())));
         for i in 0..200_000 {
-            ids.insert(&format!("evicted-{i}"));
+            ids.insert(hash(format!("evicted-{i}")));
         }
-        assert!((0..200_000).all(|i| ids.may_contain(&format!("evicted-{i}"))));
+        assert!((0..200_000).all(|i| ids.may_contain(hash(format!("evicted-{i}")))));
         let false_positives = (0..100_000)
-            .filter(|i| ids.may_contain(&format!("never-{i}")))
+            .filter(|i| ids.may_contain(hash(format!("never-{i}"))))
             .count();
         // 1% asked for; far below 2% unless the filter is broken.
         assert!(false_positives < 2_000, "{false_positives}");

@@ -1,10 +1,12 @@
 //! From a validated [`Event`] to a [`StoredEvent`]: referrer classification, session
 //! assignment, currency conversion, event ids and payment de-duplication.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 
-use datafusion::arrow::array::{Array, BooleanArray, StringArray, TimestampMicrosecondArray};
+use datafusion::arrow::array::{
+    Array, BooleanArray, StringArray, TimestampMicrosecondArray, UInt64Array,
+};
 use datafusion::arrow::record_batch::RecordBatch;
 
 use crate::error::Result;
@@ -70,6 +72,13 @@ impl IngestState {
     /// rows before them): the visitors' sessions, profiles and the transaction ids. The
     /// session attributes are left unknown.
     pub fn replay(&mut self, b: &RecordBatch) -> Result<()> {
+        self.replay_some(b, None)
+    }
+
+    /// [`IngestState::replay`] of the visitors whose hashes `loaded` holds (all when `None`);
+    /// the others' rows give only their transaction ids.
+    fn replay_some(&mut self, b: &RecordBatch, loaded: Option<&VisitorHashes>) -> Result<()> {
+        let hashes = column::<UInt64Array>(b, c::VISITOR_HASH)?;
         let s = |name: &str| column::<StringArray>(b, name);
         let ts = column::<TimestampMicrosecondArray>(b, c::TS)?;
         let (visitor, session, kind_col, tx) = (
@@ -88,13 +97,16 @@ impl IngestState {
             a.is_valid(r).then(|| a.value(r))
         }
         for r in 0..b.num_rows() {
+            if tx.is_valid(r) {
+                self.transactions.insert(tx.value(r));
+            }
+            if loaded.is_some_and(|l| !l.contains(&hashes.value(r))) {
+                continue;
+            }
             let v = visitor.value(r);
             let k = kind_col.value(r);
             self.sessions
                 .replay(v, session.value(r), ts.value(r), k == kind::PAGEVIEW);
-            if tx.is_valid(r) {
-                self.transactions.insert(tx.value(r));
-            }
             if k == kind::PAYMENT || k == kind::IDENTIFY {
                 self.profiles
                     .entry(v.to_owned())
@@ -114,9 +126,10 @@ impl IngestState {
 }
 
 /// The columns [`IngestState::replay`] reads.
-pub(crate) const REPLAYED_COLUMNS: [&str; 9] = [
+pub(crate) const REPLAYED_COLUMNS: [&str; 10] = [
     c::TS,
     c::VISITOR_ID,
+    c::VISITOR_HASH,
     c::SESSION_ID,
     c::KIND,
     c::TRANSACTION_ID,
@@ -346,21 +359,91 @@ fn properties_json(props: &BTreeMap<String, String>) -> Option<String> {
     (!props.is_empty()).then(|| serde_json::to_string(props).unwrap_or_default())
 }
 
+/// Visitors by [`crate::schema::visitor_hash`].
+type VisitorHashes = HashSet<u64, ahash::RandomState>;
+
 /// Rebuilds a website's ingest state from its stored events (`events`: the website's whole
 /// table), so that a reopened engine continues sessions and still refuses repeated payments.
 ///
 /// Two passes, so that only narrow columns are ever sorted or held: the ids, times and
 /// customer columns in time order give each visitor's sessions, transactions and profile; then
 /// the session attributes are streamed once and kept for each visitor's latest session only.
-pub(crate) async fn restore(events: datafusion::prelude::DataFrame) -> Result<IngestState> {
-    restore_onto(IngestState::default(), events).await
+///
+/// With more visitors than `limits` lets memory hold, a first pass finds each visitor's latest
+/// event (a DataFusion aggregation over the hashes, 16 bytes a visitor held here); only the
+/// most recent are loaded, and the others are marked evicted, as if they had left memory.
+pub(crate) async fn restore(
+    events: datafusion::prelude::DataFrame,
+    limits: StateLimits,
+) -> Result<IngestState> {
+    let mut state = IngestState::default();
+    let loaded = visitors_to_load(&events, limits, &mut state).await?;
+    replay_all(state, events, loaded.as_ref()).await
+}
+
+/// The visitors a rebuild loads when there are more than `limits.visitors` (`None`: every
+/// one): those of the last 30 minutes, and the latest active up to three quarters of the limit,
+/// as an eviction would keep. The others are marked evicted in `state`.
+async fn visitors_to_load(
+    events: &datafusion::prelude::DataFrame,
+    limits: StateLimits,
+    state: &mut IngestState,
+) -> Result<Option<VisitorHashes>> {
+    use datafusion::functions_aggregate::expr_fn::max;
+    use datafusion::prelude::col;
+
+    let latest = events
+        .clone()
+        .aggregate(
+            vec![col(c::VISITOR_HASH)],
+            vec![max(col(c::TS)).alias("latest")],
+        )?
+        .collect()
+        .await?;
+    let mut visitors: Vec<(i64, u64)> = Vec::new();
+    for b in &latest {
+        let hashes = column::<UInt64Array>(b, c::VISITOR_HASH)?;
+        let ts = column::<TimestampMicrosecondArray>(b, "latest")?;
+        visitors.extend(
+            ts.values()
+                .iter()
+                .copied()
+                .zip(hashes.values().iter().copied()),
+        );
+    }
+    if visitors.len() <= limits.visitors {
+        return Ok(None);
+    }
+    visitors.sort_unstable_by(|a, b| b.cmp(a));
+    let idle_before = visitors[0]
+        .0
+        .saturating_sub(crate::session::SESSION_TIMEOUT_US);
+    let keep = limits.visitors - limits.visitors / 4;
+    let mut loaded = VisitorHashes::default();
+    for (i, &(ts, hash)) in visitors.iter().enumerate() {
+        if i < keep || ts >= idle_before {
+            loaded.insert(hash);
+        } else {
+            state.sessions.mark_evicted(hash);
+        }
+    }
+    Ok(Some(loaded))
 }
 
 /// [`restore`] continued from `state`, the state of the events stored before `events` (a
 /// saved state, and the rows logged after it was taken).
 pub(crate) async fn restore_onto(
+    state: IngestState,
+    events: datafusion::prelude::DataFrame,
+) -> Result<IngestState> {
+    replay_all(state, events, None).await
+}
+
+/// Replays `events` onto `state`: the visitors `loaded` holds (all when `None`).
+async fn replay_all(
     mut state: IngestState,
     events: datafusion::prelude::DataFrame,
+    loaded: Option<&VisitorHashes>,
 ) -> Result<IngestState> {
     use datafusion::prelude::col;
     use futures::StreamExt;
@@ -381,7 +464,7 @@ pub(crate) async fn restore_onto(
         .await?;
     // Pass 1: sessions, transactions and profiles, the attributes left unknown.
     while let Some(b) = batches.next().await {
-        state.replay(&b?)?;
+        state.replay_some(&b?, loaded)?;
     }
     // Pass 2: the attributes of the latest event of each visitor seen within a session's
     // length of the last event (a session's attributes can change once, when a page view lands

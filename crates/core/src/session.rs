@@ -17,6 +17,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::event::{Event, EventKind, SessionAttrs};
 use crate::evicted::EvictedIds;
+use crate::schema::visitor_hash;
 
 /// Inactivity after which a page view starts a new session.
 pub const SESSION_TIMEOUT_US: i64 = 30 * 60 * 1_000_000;
@@ -246,7 +247,7 @@ impl Sessionizer {
                 return true;
             }
             held_attrs += usize::from(v.attrs.is_some());
-            evicted.insert(id);
+            evicted.insert(visitor_hash(id));
             on_evict(id);
             false
         });
@@ -262,7 +263,14 @@ impl Sessionizer {
     /// storage before an event of theirs is assigned): `false` for a visitor in memory, and
     /// for one certainly never seen.
     pub fn may_be_evicted(&self, visitor_id: &str) -> bool {
-        !self.visitors.contains_key(visitor_id) && self.evicted.may_contain(visitor_id)
+        !self.visitors.contains_key(visitor_id)
+            && self.evicted.may_contain(visitor_hash(visitor_id))
+    }
+
+    /// Records that the visitor whose id hashes to `hash` ([`visitor_hash`]) has a state in
+    /// storage only (a rebuild that does not load it).
+    pub fn mark_evicted(&mut self, hash: u64) {
+        self.evicted.insert(hash);
     }
 
     /// Whether any visitor's state was ever evicted.

@@ -35,7 +35,7 @@ impl TransactionIds {
 
     /// Whether `id` may be the id of a stored payment that memory no longer holds.
     pub fn may_be_evicted(&self, id: &str) -> bool {
-        !self.recent.contains(id) && self.older.may_contain(id)
+        !self.recent.contains(id) && self.older.may_contain(hash(id))
     }
 
     /// Forgets a deleted payment's id (an evicted one stays in the filter, and a lookup then
@@ -51,12 +51,17 @@ impl TransactionIds {
             return 0;
         }
         for id in &self.recent {
-            self.older.insert(id);
+            self.older.insert(hash(id));
         }
         let moved = self.recent.len();
         self.recent = HashSet::default();
         moved
     }
+}
+
+/// The hash a transaction id is filed under in the filter.
+fn hash(id: &str) -> u64 {
+    xxhash_rust::xxh3::xxh3_64(id.as_bytes())
 }
 
 #[cfg(test)]
