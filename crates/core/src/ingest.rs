@@ -9,7 +9,7 @@ use datafusion::arrow::array::{
 };
 use datafusion::arrow::record_batch::RecordBatch;
 
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::event::{Event, EventKind, TRACKER_TRANSACTION_PREFIX};
 use crate::referrer;
 use crate::schema::{StoredEvent, StoredIdentity, StoredPayment, kind};
@@ -376,9 +376,33 @@ pub(crate) async fn restore(
     events: datafusion::prelude::DataFrame,
     limits: StateLimits,
 ) -> Result<IngestState> {
+    // Most websites have fewer visitors than the limit: replayed once, as they are. A replay
+    // that passes the limit is given up, and the visitors to load picked first.
+    let whole = Replay {
+        loaded: None,
+        stop_past: Some(limits.visitors),
+    };
+    if let Some(state) = replay_all(IngestState::default(), events.clone(), whole).await? {
+        return Ok(state);
+    }
     let mut state = IngestState::default();
     let loaded = visitors_to_load(&events, limits, &mut state).await?;
-    replay_all(state, events, loaded.as_ref()).await
+    let some = Replay {
+        loaded: loaded.as_ref(),
+        stop_past: None,
+    };
+    replay_all(state, events, some)
+        .await?
+        .ok_or_else(|| Error::Internal("a replay without a limit stopped".into()))
+}
+
+/// Which visitors [`replay_all`] loads.
+#[derive(Clone, Copy)]
+struct Replay<'a> {
+    /// Those whose hashes it holds (all when `None`).
+    loaded: Option<&'a VisitorHashes>,
+    /// Give up once more than this many visitors are loaded.
+    stop_past: Option<usize>,
 }
 
 /// The visitors a rebuild loads when there are more than `limits.visitors` (`None`: every
@@ -436,15 +460,21 @@ pub(crate) async fn restore_onto(
     state: IngestState,
     events: datafusion::prelude::DataFrame,
 ) -> Result<IngestState> {
-    replay_all(state, events, None).await
+    let all = Replay {
+        loaded: None,
+        stop_past: None,
+    };
+    replay_all(state, events, all)
+        .await?
+        .ok_or_else(|| Error::Internal("a replay without a limit stopped".into()))
 }
 
-/// Replays `events` onto `state`: the visitors `loaded` holds (all when `None`).
+/// Replays `events` onto `state` as `how` says; `None` when it gave up past its limit.
 async fn replay_all(
     mut state: IngestState,
     events: datafusion::prelude::DataFrame,
-    loaded: Option<&VisitorHashes>,
-) -> Result<IngestState> {
+    how: Replay<'_>,
+) -> Result<Option<IngestState>> {
     use datafusion::prelude::col;
     use futures::StreamExt;
 
@@ -464,7 +494,10 @@ async fn replay_all(
         .await?;
     // Pass 1: sessions, transactions and profiles, the attributes left unknown.
     while let Some(b) = batches.next().await {
-        state.replay_some(&b?, loaded)?;
+        state.replay_some(&b?, how.loaded)?;
+        if how.stop_past.is_some_and(|n| state.sessions.visitors() > n) {
+            return Ok(None);
+        }
     }
     // Pass 2: the attributes of the latest event of each visitor seen within a session's
     // length of the last event (a session's attributes can change once, when a page view lands
@@ -496,5 +529,5 @@ async fn replay_all(
             }
         }
     }
-    Ok(state)
+    Ok(Some(state))
 }
