@@ -406,8 +406,8 @@ struct Replay<'a> {
 }
 
 /// The visitors a rebuild loads when there are more than `limits.visitors` (`None`: every
-/// one): those of the last 30 minutes, and the latest active up to three quarters of the limit,
-/// as an eviction would keep. The others are marked evicted in `state`.
+/// one): those of the last 30 minutes, and the latest active up to what a sweep keeps
+/// ([`crate::session::kept_by_sweep`]), as an eviction would. The others are marked evicted in `state`.
 async fn visitors_to_load(
     events: &datafusion::prelude::DataFrame,
     limits: StateLimits,
@@ -442,7 +442,7 @@ async fn visitors_to_load(
     let idle_before = visitors[0]
         .0
         .saturating_sub(crate::session::SESSION_TIMEOUT_US);
-    let keep = limits.visitors - limits.visitors / 4;
+    let keep = crate::session::kept_by_sweep(limits.visitors);
     let mut loaded = VisitorHashes::default();
     for (i, &(ts, hash)) in visitors.iter().enumerate() {
         if i < keep || ts >= idle_before {
