@@ -8,9 +8,11 @@
 //!   ([`crate::session::Sessionizer::forget_idle_attrs`]), when an event joins such a
 //!   visitor's old session.
 //!
-//! Each read is one scan of a website's storage for one id. A write of one event (a tracker
-//! or API request) causes at most one of each, so their number is bounded by the request rate
-//! limits; a write's distinct visitors bound them for bulk writes.
+//! A write's evicted visitors are read back in one scan of the website's storage, and its
+//! evicted payment ids in another; dropped attributes cost a scan of one session's time span
+//! each. A write of one event (a tracker or API request) causes at most one of each, so their
+//! number is bounded by the request rate limits. Segments' Bloom filters on the visitor hash
+//! and the transaction id let a scan skip the row groups without the ids.
 
 use std::collections::HashSet;
 use std::sync::Arc;
