@@ -62,6 +62,25 @@ struct Cli {
         env = "TALLY_QUERY_MEMORY_MB"
     )]
     query_memory_mb: usize,
+    /// Visitors per website whose ingest state (current session, visit count, profile: about
+    /// 250 bytes each) stays in memory. Past it, those idle longest leave memory and are read
+    /// back from storage when they come back.
+    #[arg(
+        long,
+        global = true,
+        default_value_t = 1_000_000,
+        env = "TALLY_VISITOR_STATES"
+    )]
+    visitor_states: usize,
+    /// Transaction ids per website kept in memory to refuse repeated payments. Past it, a
+    /// payment whose id may repeat an older one is looked up in storage.
+    #[arg(
+        long,
+        global = true,
+        default_value_t = 1_000_000,
+        env = "TALLY_TRANSACTION_IDS"
+    )]
+    transaction_ids: usize,
     #[command(subcommand)]
     command: Command,
 }
@@ -247,6 +266,8 @@ async fn main() -> anyhow::Result<()> {
         resident_budget_bytes: resident_mb.saturating_mul(1 << 20),
         answer_cache_bytes: answer_cache_mb.saturating_mul(1 << 20),
         query_memory_bytes: cli.query_memory_mb.saturating_mul(1 << 20),
+        visitor_states_in_memory: cli.visitor_states,
+        transaction_ids_in_memory: cli.transaction_ids,
         // An import saves the state once, after its last flush; nothing it wrote is
         // acknowledged before that.
         checkpoint_max_pause: match cli.command {
