@@ -387,13 +387,7 @@ pub(crate) async fn restore(
     }
     let mut state = IngestState::default();
     let loaded = visitors_to_load(&events, limits, &mut state).await?;
-    let some = Replay {
-        loaded: loaded.as_ref(),
-        stop_past: None,
-    };
-    replay_all(state, events, some)
-        .await?
-        .ok_or_else(|| Error::Internal("a replay without a limit stopped".into()))
+    replay_every(state, events, loaded.as_ref()).await
 }
 
 /// Which visitors [`replay_all`] loads.
@@ -460,11 +454,20 @@ pub(crate) async fn restore_onto(
     state: IngestState,
     events: datafusion::prelude::DataFrame,
 ) -> Result<IngestState> {
-    let all = Replay {
-        loaded: None,
+    replay_every(state, events, None).await
+}
+
+/// [`replay_all`] without a limit: of the visitors `loaded` holds (all when `None`).
+async fn replay_every(
+    state: IngestState,
+    events: datafusion::prelude::DataFrame,
+    loaded: Option<&VisitorHashes>,
+) -> Result<IngestState> {
+    let how = Replay {
+        loaded,
         stop_past: None,
     };
-    replay_all(state, events, all)
+    replay_all(state, events, how)
         .await?
         .ok_or_else(|| Error::Internal("a replay without a limit stopped".into()))
 }
