@@ -38,6 +38,10 @@ pub(crate) struct IngestState {
     pub loading: bool,
 }
 
+/// How many times the visitor limit a bulk load may hold before it evicts anyway (4M visitors,
+/// about 1 GB, at the default limit).
+pub(crate) const LOADING_HEADROOM: usize = 4;
+
 /// How much of a website's ingest state memory holds; past it, the rest is read back from
 /// storage when a write needs it (see `crate::read_back`).
 #[derive(Debug, Clone, Copy)]
@@ -52,9 +56,11 @@ impl IngestState {
     /// [`IngestState::evict_past`], unless a bulk load (an import) is under way: evicted
     /// midway, every visitor that comes back later in its file would cost a scan of storage.
     /// A load is over once a flush finds no bulk write since the one before; until then its
-    /// visitors stay in memory, as every visitor did before these limits.
+    /// visitors stay in memory, up to [`LOADING_HEADROOM`] times the limit, so that a caller
+    /// whose every write is a bulk one still has its memory bounded.
     pub fn evict_unless_loading(&mut self, limits: StateLimits) {
-        if !self.loading {
+        let ceiling = limits.visitors.saturating_mul(LOADING_HEADROOM);
+        if !self.loading || self.sessions.visitors() > ceiling {
             self.evict_past(limits);
         }
     }

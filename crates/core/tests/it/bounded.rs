@@ -137,7 +137,12 @@ async fn evicted_visitors_and_payments_are_read_back_as_they_were_across_a_resta
 #[tokio::test]
 async fn a_bulk_load_keeps_its_visitors_until_a_flush_finds_it_over() {
     let dir = tempfile::tempdir().unwrap();
-    let engine = open(dir.path(), keep_none()).await;
+    // Room for 3 visitors: a load may hold four times that (the fixture's 11) before it evicts.
+    let room_for_three = EngineConfig {
+        visitor_states_in_memory: 3,
+        ..keep_none()
+    };
+    let engine = open(dir.path(), room_for_three).await;
     let mut events = fixture_events();
     events.retain(|e| e.website_id == "fixture");
     let visitors = {
@@ -156,6 +161,19 @@ async fn a_bulk_load_keeps_its_visitors_until_a_flush_finds_it_over() {
     engine.flush().await.unwrap();
     let left = engine.visitor_states("fixture").unwrap();
     assert!(left < visitors / 2, "{left} of {visitors}");
+    // A caller whose every write is a bulk one is still bounded: past four times the limit,
+    // a load evicts as any write does.
+    let tight = tempfile::tempdir().unwrap();
+    let always_bulk = open(
+        tight.path(),
+        EngineConfig {
+            visitor_states_in_memory: 1,
+            ..keep_none()
+        },
+    )
+    .await;
+    always_bulk.ingest_bulk(events.clone()).await.unwrap();
+    assert!(always_bulk.visitor_states("fixture").unwrap() < visitors);
     // And what left memory comes back when needed.
     let kept = tempfile::tempdir().unwrap();
     let keeps_all = open(kept.path(), EngineConfig::default()).await;
