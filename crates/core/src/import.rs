@@ -2,12 +2,14 @@
 //!
 //! [`parse_line`] turns one line into a validated [`Event`]; [`parse_ndjson`] reads a whole
 //! document, keeping the good lines and reporting each bad one with its line number and reason,
-//! so that one typo never loses a file's worth of data.
+//! so that one typo never loses a file's worth of data. A [`LineParser`] parses many lines and
+//! remembers the page URLs and referrers it has parsed, since a file repeats them.
 
 use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
+use quick_cache::unsync::Cache;
 use serde::Deserialize;
 use url::Url;
 
@@ -84,11 +86,15 @@ pub struct ParsedNdjson {
 /// Reads every non-blank line of `text`; `website_id` is used for lines that do not name one.
 pub fn parse_ndjson(text: &str, website_id: Option<&str>) -> ParsedNdjson {
     let mut out = ParsedNdjson::default();
+    let mut parser = LineParser::default();
     for (i, line) in text.lines().enumerate() {
         if line.trim().is_empty() {
             continue;
         }
-        match parse_line(line, website_id) {
+        match parser
+            .parse_event(line, website_id)
+            .and_then(|e| e.validate().map(|()| e))
+        {
             Ok(e) => out.events.push(e),
             Err(e) => out.rejected.push(RejectedLine {
                 line: i + 1,
@@ -110,103 +116,164 @@ pub fn parse_line(line: &str, website_id: Option<&str>) -> Result<Event> {
 /// once ([`crate::ValidEvents::check`]) or hands the events to [`crate::Engine::ingest`] or
 /// [`crate::Engine::ingest_bulk`], which validate every event (with the same messages).
 pub fn parse_event(line: &str, website_id: Option<&str>) -> Result<Event> {
-    let l: Line = serde_json::from_str(line).map_err(|e| Error::invalid("line", e.to_string()))?;
-    let website_id = l
-        .website_id
-        .as_deref()
-        .map(str::to_owned)
-        .or_else(|| website_id.map(str::to_owned))
-        .ok_or_else(|| {
-            Error::invalid(
-                "website_id",
-                "missing, and no website was given for the import",
-            )
-        })?;
-    let kind_name = l
-        .kind
-        .as_deref()
-        .ok_or_else(|| Error::invalid("type", "missing"))?;
-    let ts = parse_timestamp(
-        l.timestamp
+    LineParser::default().parse_event(line, website_id)
+}
+
+/// How many distinct page URLs, and referrers, a [`LineParser`] remembers.
+const REMEMBERED_URLS: usize = 4096;
+
+/// Parses lines like [`parse_event`], remembering the parts of the last few thousand distinct
+/// page URLs and referrers (a file repeats them, and URL parsing was a sixth of an import's
+/// parsing time). Memory stays bounded whatever the input.
+pub struct LineParser {
+    pages: Cache<String, PageParts>,
+    referrers: Cache<String, Option<String>>,
+}
+
+impl Default for LineParser {
+    fn default() -> Self {
+        Self {
+            pages: Cache::new(REMEMBERED_URLS),
+            referrers: Cache::new(REMEMBERED_URLS),
+        }
+    }
+}
+
+/// What an event keeps of its page URL.
+#[derive(Clone)]
+struct PageParts {
+    hostname: String,
+    path: String,
+    campaign: Campaign,
+}
+
+impl LineParser {
+    /// [`parse_event`], with the page URL and referrer parsed once per distinct value.
+    pub fn parse_event(&mut self, line: &str, website_id: Option<&str>) -> Result<Event> {
+        let l: Line =
+            serde_json::from_str(line).map_err(|e| Error::invalid("line", e.to_string()))?;
+        let website_id = l
+            .website_id
             .as_deref()
-            .ok_or_else(|| Error::invalid("timestamp", "missing"))?,
-    )?;
-    let visitor_id = l
-        .visitor_id
-        .clone()
-        .ok_or_else(|| Error::invalid("visitor_id", "missing"))?;
-    let kind = match kind_name {
-        "pageview" => EventKind::Pageview,
-        "goal" => EventKind::Goal {
-            name: l
-                .name
-                .clone()
-                .ok_or_else(|| Error::invalid("name", "missing (a goal needs a name)"))?,
-            metadata: metadata_strings(l.metadata.clone().unwrap_or_default()),
-        },
-        "payment" => EventKind::Payment(Payment {
-            amount: l
-                .amount
-                .ok_or_else(|| Error::invalid("amount", "missing (a payment needs an amount)"))?,
-            currency: l
-                .currency
-                .clone()
-                .ok_or_else(|| Error::invalid("currency", "missing"))?,
-            transaction_id: l
-                .transaction_id
-                .clone()
-                .ok_or_else(|| Error::invalid("transaction_id", "missing"))?,
-            renewal: l.renewal.unwrap_or(false),
-            refunded: l.refunded.unwrap_or(false),
-            email: l.email.clone(),
-            name: l.name.clone(),
-            customer_id: l.customer_id.clone(),
-        }),
-        other => {
-            return Err(Error::invalid(
-                "type",
-                format!("`{other}` is not pageview, goal or payment"),
-            ));
+            .map(str::to_owned)
+            .or_else(|| website_id.map(str::to_owned))
+            .ok_or_else(|| {
+                Error::invalid(
+                    "website_id",
+                    "missing, and no website was given for the import",
+                )
+            })?;
+        let kind_name = l
+            .kind
+            .as_deref()
+            .ok_or_else(|| Error::invalid("type", "missing"))?;
+        let ts = parse_timestamp(
+            l.timestamp
+                .as_deref()
+                .ok_or_else(|| Error::invalid("timestamp", "missing"))?,
+        )?;
+        let visitor_id = l
+            .visitor_id
+            .clone()
+            .ok_or_else(|| Error::invalid("visitor_id", "missing"))?;
+        let kind = match kind_name {
+            "pageview" => EventKind::Pageview,
+            "goal" => EventKind::Goal {
+                name: l
+                    .name
+                    .clone()
+                    .ok_or_else(|| Error::invalid("name", "missing (a goal needs a name)"))?,
+                metadata: metadata_strings(l.metadata.clone().unwrap_or_default()),
+            },
+            "payment" => EventKind::Payment(Payment {
+                amount: l.amount.ok_or_else(|| {
+                    Error::invalid("amount", "missing (a payment needs an amount)")
+                })?,
+                currency: l
+                    .currency
+                    .clone()
+                    .ok_or_else(|| Error::invalid("currency", "missing"))?,
+                transaction_id: l
+                    .transaction_id
+                    .clone()
+                    .ok_or_else(|| Error::invalid("transaction_id", "missing"))?,
+                renewal: l.renewal.unwrap_or(false),
+                refunded: l.refunded.unwrap_or(false),
+                email: l.email.clone(),
+                name: l.name.clone(),
+                customer_id: l.customer_id.clone(),
+            }),
+            other => {
+                return Err(Error::invalid(
+                    "type",
+                    format!("`{other}` is not pageview, goal or payment"),
+                ));
+            }
+        };
+        let mut attrs = SessionAttrs {
+            referrer: l.referrer.as_deref().and_then(|r| self.referrer_host(r)),
+            country_code: l.country.map(|c| c.to_ascii_uppercase()),
+            region: l.region,
+            region_code: l.region_code.map(|c| c.to_ascii_uppercase()),
+            city: l.city,
+            latitude: l.latitude,
+            longitude: l.longitude,
+            browser: l.browser,
+            browser_version: l.browser_version,
+            os: l.os,
+            os_version: l.os_version,
+            device: l.device,
+            device_vendor: l.device_vendor,
+            device_model: l.device_model,
+            ..SessionAttrs::default()
+        };
+        let (hostname, path) = match l.url.as_deref() {
+            Some(u) => {
+                let page = self.page(u)?;
+                page.campaign.set(&mut attrs);
+                (Some(page.hostname), Some(page.path))
+            }
+            None => (None, None),
+        };
+        Ok(Event {
+            website_id,
+            ts,
+            visitor_id,
+            session_id: l.session_id,
+            event_id: l.event_id,
+            kind,
+            hostname,
+            path,
+            viewport_width: l.viewport_width,
+            viewport_height: l.viewport_height,
+            attrs,
+        })
+    }
+
+    /// The parts of page URL `u`, parsed once while remembered.
+    fn page(&mut self, u: &str) -> Result<PageParts> {
+        if let Some(p) = self.pages.get(u) {
+            return Ok(p.clone());
         }
-    };
-    let mut attrs = SessionAttrs {
-        referrer: l.referrer.as_deref().and_then(referrer_host),
-        country_code: l.country.map(|c| c.to_ascii_uppercase()),
-        region: l.region,
-        region_code: l.region_code.map(|c| c.to_ascii_uppercase()),
-        city: l.city,
-        latitude: l.latitude,
-        longitude: l.longitude,
-        browser: l.browser,
-        browser_version: l.browser_version,
-        os: l.os,
-        os_version: l.os_version,
-        device: l.device,
-        device_vendor: l.device_vendor,
-        device_model: l.device_model,
-        ..SessionAttrs::default()
-    };
-    let (hostname, path) = match l.url.as_deref() {
-        Some(u) => {
-            let page = parse_page_url(u)?;
-            page.set_campaign(&mut attrs);
-            (Some(page.hostname), Some(page.path))
+        let page = parse_page_url(u)?;
+        let parts = PageParts {
+            campaign: Campaign::of(&page),
+            hostname: page.hostname,
+            path: page.path,
+        };
+        self.pages.insert(u.to_owned(), parts.clone());
+        Ok(parts)
+    }
+
+    /// [`referrer_host`] of `r`, parsed once while remembered.
+    fn referrer_host(&mut self, r: &str) -> Option<String> {
+        if let Some(h) = self.referrers.get(r) {
+            return h.clone();
         }
-        None => (None, None),
-    };
-    Ok(Event {
-        website_id,
-        ts,
-        visitor_id,
-        session_id: l.session_id,
-        event_id: l.event_id,
-        kind,
-        hostname,
-        path,
-        viewport_width: l.viewport_width,
-        viewport_height: l.viewport_height,
-        attrs,
-    })
+        let host = referrer_host(r);
+        self.referrers.insert(r.to_owned(), host.clone());
+        host
+    }
 }
 
 /// An RFC 3339 timestamp with offset (`2025-04-11T03:38:49.154Z`).
@@ -243,14 +310,50 @@ impl PageUrl {
 
     /// Copies the campaign parameters (UTM fields, `ref`, `source`, `via`) into `attrs`.
     pub fn set_campaign(&self, attrs: &mut SessionAttrs) {
-        attrs.utm_source = self.param("utm_source");
-        attrs.utm_medium = self.param("utm_medium");
-        attrs.utm_campaign = self.param("utm_campaign");
-        attrs.utm_term = self.param("utm_term");
-        attrs.utm_content = self.param("utm_content");
-        attrs.ref_ = self.param("ref");
-        attrs.source = self.param("source");
-        attrs.via = self.param("via");
+        Campaign::of(self).set(attrs);
+    }
+}
+
+/// The query parameters a session takes its campaign from, in [`Campaign`]'s order.
+const CAMPAIGN_PARAMS: [&str; 8] = [
+    "utm_source",
+    "utm_medium",
+    "utm_campaign",
+    "utm_term",
+    "utm_content",
+    "ref",
+    "source",
+    "via",
+];
+
+/// The campaign parameters of a page URL.
+#[derive(Clone)]
+struct Campaign([Option<String>; 8]);
+
+impl Campaign {
+    fn of(page: &PageUrl) -> Self {
+        Self(CAMPAIGN_PARAMS.map(|key| page.param(key)))
+    }
+
+    fn set(self, attrs: &mut SessionAttrs) {
+        let [
+            utm_source,
+            utm_medium,
+            utm_campaign,
+            utm_term,
+            utm_content,
+            ref_,
+            source,
+            via,
+        ] = self.0;
+        attrs.utm_source = utm_source;
+        attrs.utm_medium = utm_medium;
+        attrs.utm_campaign = utm_campaign;
+        attrs.utm_term = utm_term;
+        attrs.utm_content = utm_content;
+        attrs.ref_ = ref_;
+        attrs.source = source;
+        attrs.via = via;
     }
 }
 
@@ -345,6 +448,35 @@ mod tests {
             parsed.rejected[0]
         );
         assert_eq!(parsed.rejected[1].line, 4);
+    }
+
+    #[test]
+    fn a_line_parser_answers_what_a_fresh_parse_does_and_remembers_a_bounded_number() {
+        let line = |url: &str, referrer: &str| {
+            format!(
+                r#"{{"type":"pageview","timestamp":"2025-01-01T00:00:00Z","visitor_id":"v","url":"{url}","referrer":"{referrer}"}}"#
+            )
+        };
+        let lines = [
+            line("https://a.com/x?utm_source=news&ref=p", "google.com"),
+            line("https://a.com/x", "https://Google.com/search"),
+            line("https://a.com/x?utm_source=news&ref=p", "google.com"),
+            line("https://B.com/y?via=z&utm_medium=", ""),
+            line("not a url", "google.com"),
+            line("https://a.com/x", "https://Google.com/search"),
+        ];
+        let mut parser = LineParser::default();
+        for l in &lines {
+            let remembered = parser.parse_event(l, Some("w")).map_err(|e| e.to_string());
+            let fresh = parse_event(l, Some("w")).map_err(|e| e.to_string());
+            assert_eq!(remembered, fresh, "{l}");
+        }
+        for i in 0..3 * REMEMBERED_URLS {
+            let url = format!("https://a.com/{i}");
+            parser.parse_event(&line(&url, &url), Some("w")).unwrap();
+        }
+        assert!(parser.pages.len() <= REMEMBERED_URLS);
+        assert!(parser.referrers.len() <= REMEMBERED_URLS);
     }
 
     #[test]

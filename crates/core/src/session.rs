@@ -440,7 +440,10 @@ pub(crate) fn kept_by_sweep(limit: usize) -> usize {
 
 /// The id of a session the engine starts for a visitor at `ts_us`.
 pub fn derived_session_id(ts_us: i64) -> String {
-    format!("auto-{ts_us}")
+    use std::fmt::Write;
+    let mut id = String::with_capacity(28);
+    let _ = write!(id, "auto-{ts_us}");
+    id
 }
 
 #[cfg(test)]

@@ -548,6 +548,7 @@ fn parse_file(
     tx: &tokio::sync::mpsc::Sender<Parsed>,
 ) -> std::io::Result<()> {
     let mut reader = BufReader::with_capacity(1 << 20, file);
+    let mut parser = tally_core::import::LineParser::default();
     let mut bytes = Vec::new();
     let mut number = 0usize;
     let (mut lines, mut batch) = (Vec::new(), Vec::with_capacity(IMPORT_BATCH));
@@ -566,7 +567,7 @@ fn parse_file(
         let rejected = match std::str::from_utf8(&bytes) {
             Err(e) => Some(format!("line {number}: not UTF-8 ({e})")),
             Ok(line) if line.trim().is_empty() => None,
-            Ok(line) => match tally_core::import::parse_event(line.trim_end(), Some(website)) {
+            Ok(line) => match parser.parse_event(line.trim_end(), Some(website)) {
                 Ok(e) if e.website_id == website => {
                     lines.push(number);
                     batch.push(e);

@@ -143,6 +143,12 @@ impl SegmentWriter {
             .set_column_bloom_filter_enabled(col::TRANSACTION_ID.into(), true)
             .set_column_bloom_filter_fpp(col::TRANSACTION_ID.into(), 0.01)
             .set_column_bloom_filter_max_ndv(col::TRANSACTION_ID.into(), ROW_GROUP_ROWS as u64)
+            .set_column_dictionary_enabled(col::TS.into(), false)
+            .set_column_dictionary_enabled(col::EVENT_ID.into(), false)
+            .set_column_dictionary_enabled(col::VISITOR_ID.into(), false)
+            .set_column_dictionary_enabled(col::SESSION_ID.into(), false)
+            .set_column_dictionary_enabled(col::VISITOR_HASH.into(), false)
+            .set_column_dictionary_enabled(col::SESSION_HASH.into(), false)
             .build();
         let dir = path
             .parent()
