@@ -7,7 +7,7 @@
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -19,6 +19,7 @@ use tally_collect::{Collector, GeoDb};
 use tally_core::{Engine, Website};
 use tally_server::admin;
 use tally_server::app::{AppState, Limits, router};
+use tally_server::import_file::{BLOCK_BYTES, Parsed, read_file};
 use tally_server::keys::{KeyStore, Role, Scope};
 
 /// Where `tally serve` remembers bot visitors across restarts, in the data directory.
@@ -523,99 +524,6 @@ fn website(
     })
 }
 
-/// Events handed from `tally import`'s parsing thread to the engine at a time. Small enough
-/// that a batch (about 1.3 MB of events) stays in cache through the engine's passes over it
-/// (building the Arrow batch reads every event once per column): 2Ki events a batch import
-/// 4M lines in 0.72x the time of 16Ki (benches/README.md). Each goes into the hot buffer as
-/// one Arrow batch (a bulk write always does).
-const IMPORT_BATCH: usize = 2 * 1024;
-
-/// What `tally import`'s parsing thread hands over.
-enum Parsed {
-    /// Parsed lines: their numbers, and the valid ones' events (each knows its place among
-    /// them).
-    Batch(Vec<usize>, tally_core::ValidEvents),
-    /// A bad line, as the message to print.
-    Rejected(String),
-}
-
-/// Reads and parses `file` on the calling thread, sending batches of events of `website` (and
-/// each bad line's message) to `tx`; a line that is not UTF-8 is one bad line.
-fn parse_file(
-    file: std::fs::File,
-    website: &str,
-    bar: &indicatif::ProgressBar,
-    tx: &tokio::sync::mpsc::Sender<Parsed>,
-) -> std::io::Result<()> {
-    let mut reader = BufReader::with_capacity(1 << 20, file);
-    let mut parser = tally_core::import::LineParser::default();
-    let mut bytes = Vec::new();
-    let mut number = 0usize;
-    let (mut lines, mut batch) = (Vec::new(), Vec::with_capacity(IMPORT_BATCH));
-    // The progress bar moves a batch at a time: per line it cost more than the line's parsing
-    // share would suggest.
-    let mut unread = 0u64;
-    let send = |p: Parsed| tx.blocking_send(p).is_ok();
-    loop {
-        bytes.clear();
-        let n = reader.read_until(b'\n', &mut bytes)?;
-        if n == 0 {
-            break;
-        }
-        number += 1;
-        unread += n as u64;
-        let rejected = match std::str::from_utf8(&bytes) {
-            Err(e) => Some(format!("line {number}: not UTF-8 ({e})")),
-            Ok(line) if line.trim().is_empty() => None,
-            Ok(line) => match parser.parse_event(line.trim_end(), Some(website)) {
-                Ok(e) if e.website_id == website => {
-                    lines.push(number);
-                    batch.push(e);
-                    None
-                }
-                Ok(e) => Some(format!(
-                    "line {number}: website_id `{}` is not the imported website",
-                    e.website_id
-                )),
-                Err(e) => Some(format!("line {number}: {e}")),
-            },
-        };
-        if let Some(why) = rejected
-            && !send(Parsed::Rejected(why))
-        {
-            return Ok(());
-        }
-        if batch.len() >= IMPORT_BATCH {
-            bar.inc(std::mem::take(&mut unread));
-            let full = std::mem::replace(&mut batch, Vec::with_capacity(IMPORT_BATCH));
-            if !send_checked(tx, std::mem::take(&mut lines), full) {
-                return Ok(());
-            }
-        }
-    }
-    bar.inc(unread);
-    send_checked(tx, lines, batch);
-    Ok(())
-}
-
-/// Validates a batch here, on the parsing thread (the engine's thread has the most work of an
-/// import), and sends each invalid line's message, then the batch's line numbers with its
-/// valid events (which keep their places in it). False once the receiver is gone.
-fn send_checked(
-    tx: &tokio::sync::mpsc::Sender<Parsed>,
-    lines: Vec<usize>,
-    events: Vec<tally_core::Event>,
-) -> bool {
-    let (valid, refused) = tally_core::ValidEvents::check(events);
-    for (i, why) in &refused {
-        let message = format!("line {}: {why}", lines[*i]);
-        if tx.blocking_send(Parsed::Rejected(message)).is_err() {
-            return false;
-        }
-    }
-    tx.blocking_send(Parsed::Batch(lines, valid)).is_ok()
-}
-
 async fn import(
     engine: &Engine,
     website: &str,
@@ -635,12 +543,20 @@ async fn import(
         indicatif::ProgressStyle::with_template("{bar:40} {bytes}/{total_bytes} {msg}")
             .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
     );
-    // A thread parses the next batch while the engine stores this one; two batches in flight
-    // bound the memory whatever the file's size.
+    // Threads read and parse the next batches while the engine stores this one; a few batches
+    // in flight bound the memory whatever the file's size.
     let (tx, mut rx) = tokio::sync::mpsc::channel(2);
     let parser = {
         let (website, bar) = (website.to_owned(), bar.clone());
-        std::thread::spawn(move || parse_file(f, &website, &bar, &tx))
+        std::thread::spawn(move || {
+            read_file(
+                f,
+                &website,
+                BLOCK_BYTES,
+                |n| bar.inc(n),
+                |p| tx.blocking_send(p).is_ok(),
+            )
+        })
     };
     let (mut imported, mut rejected) = (0usize, 0usize);
     while let Some(parsed) = rx.recv().await {
