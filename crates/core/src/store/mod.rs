@@ -267,6 +267,34 @@ impl Store {
         Ok(SegmentMeta::written(id, site, file, w))
     }
 
+    /// Joins `segments` of `site`, which follow one another in time in this order, into a new
+    /// segment by copying their row groups as stored ([`segment::SegmentWriter::append_segment`]),
+    /// and describes it; the caller records it in the catalog.
+    pub(crate) async fn join_segments(
+        &self,
+        site: &str,
+        segments: &[SegmentMeta],
+    ) -> Result<SegmentMeta> {
+        let (id, file, path) = self.new_segment_file(site)?;
+        let sources: Vec<(PathBuf, SegmentMeta)> = segments
+            .iter()
+            .map(|s| (self.dir.join(&s.file), s.clone()))
+            .collect();
+        let w = tokio::task::spawn_blocking(move || {
+            let mut w = segment::SegmentWriter::create(&path, &events_schema())?;
+            for (source, s) in &sources {
+                if let Err(e) = w.append_segment(source, s.rows, s.min_ts_us, s.max_ts_us) {
+                    w.abandon();
+                    return Err(e);
+                }
+            }
+            w.finish()
+        })
+        .await
+        .map_err(|e| Error::Internal(format!("segment writer task failed: {e}")))??;
+        Ok(SegmentMeta::written(id, site, file, w))
+    }
+
     /// [`Store::write_segment`] for more rows than should be held at once (compaction):
     /// `rows` yields batches in time order, handed to the writing thread through a channel of
     /// two, so memory stays a few batches and a row group whatever the segment's size.

@@ -5,6 +5,8 @@
 //! [`ROW_GROUP_ROWS`] rows with page-level statistics let a time range or a selective dimension
 //! filter skip most of a file. A row group's columns are encoded on two threads (half the
 //! columns each) and then written in order, so a flush takes about half the time on two cores.
+//! Segments that follow one another in time are joined by copying their row groups as stored
+//! ([`SegmentWriter::append_segment`]).
 
 use std::fs::{self, File};
 use std::path::Path;
@@ -19,7 +21,9 @@ use parquet::arrow::arrow_writer::{
     ArrowColumnChunk, ArrowColumnWriter, ArrowRowGroupWriterFactory, compute_leaves,
 };
 use parquet::basic::{Compression, ZstdLevel};
-use parquet::file::metadata::SortingColumn;
+use parquet::bloom_filter::Sbbf;
+use parquet::column::writer::ColumnCloseResult;
+use parquet::file::metadata::{PageIndexPolicy, ParquetMetaDataReader, SortingColumn};
 use parquet::file::properties::{EnabledStatistics, WriterProperties};
 use parquet::file::writer::SerializedFileWriter;
 
@@ -253,6 +257,64 @@ impl SegmentWriter {
         Ok(())
     }
 
+    /// Appends the row groups of the segment at `source` as they are stored, without decoding
+    /// them (their pages, page indexes and Bloom filters are copied), for a compaction whose
+    /// segments do not overlap in time. Its events, `rows` of them from `min_ts_us` to
+    /// `max_ts_us`, must not be earlier than those written before.
+    pub fn append_segment(
+        &mut self,
+        source: &Path,
+        rows: usize,
+        min_ts_us: i64,
+        max_ts_us: i64,
+    ) -> Result<()> {
+        if min_ts_us < self.max_ts_us {
+            return Err(Error::Internal(
+                "a segment's batches must come in time order".into(),
+            ));
+        }
+        if self.pending_rows > 0 {
+            self.write_row_group()?;
+        }
+        let file = File::open(source).map_err(|e| Error::io(source, e))?;
+        let metadata = ParquetMetaDataReader::new()
+            .with_page_index_policy(PageIndexPolicy::Optional)
+            .parse_and_finish(&file)?;
+        if metadata.file_metadata().schema_descr().root_schema()
+            != self.writer.schema_descr().root_schema()
+        {
+            return Err(Error::Internal(format!(
+                "{} does not have the events' Parquet schema",
+                source.display()
+            )));
+        }
+        let (column_indexes, offset_indexes) = (metadata.column_index(), metadata.offset_index());
+        for (g, group) in metadata.row_groups().iter().enumerate() {
+            let mut out = self.writer.next_row_group()?;
+            for (c, column) in group.columns().iter().enumerate() {
+                out.append_column(
+                    &file,
+                    ColumnCloseResult {
+                        bytes_written: u64::try_from(column.compressed_size()).unwrap_or(0),
+                        rows_written: u64::try_from(group.num_rows()).unwrap_or(0),
+                        metadata: column.clone(),
+                        bloom_filter: Sbbf::read_from_column_chunk(column, &file)?,
+                        column_index: at(column_indexes, g, c),
+                        offset_index: at(offset_indexes, g, c),
+                    },
+                )?;
+            }
+            out.close()?;
+            self.row_groups += 1;
+        }
+        if rows > 0 {
+            self.min_ts_us.get_or_insert(min_ts_us);
+            self.max_ts_us = max_ts_us;
+            self.rows += rows;
+        }
+        Ok(())
+    }
+
     /// Gives the segment up: the temporary file is removed and nothing appears at its path.
     pub fn abandon(self) {
         drop(self.writer);
@@ -290,6 +352,11 @@ impl SegmentWriter {
             bytes,
         })
     }
+}
+
+/// The page index of column `c` of row group `g`, when the file has page indexes.
+fn at<T: Clone>(indexes: Option<&Vec<Vec<T>>>, g: usize, c: usize) -> Option<T> {
+    indexes.and_then(|all| all.get(g)?.get(c).cloned())
 }
 
 /// Makes a rename or create inside `dir` durable.
@@ -383,6 +450,76 @@ mod tests {
             .unwrap()
             .unwrap();
         assert_eq!(batch, rows_at(&times[..batch.num_rows()]));
+    }
+
+    #[test]
+    fn segments_that_follow_one_another_are_joined_with_their_pages_indexes_and_bloom_filters() {
+        use parquet::arrow::arrow_reader::{ArrowReaderOptions, ParquetRecordBatchReaderBuilder};
+        use parquet::file::reader::{FileReader, SerializedFileReader};
+        use parquet::file::serialized_reader::ReadOptionsBuilder;
+        let dir = tempfile::tempdir().unwrap();
+        let schema = events_schema();
+        let pieces: [&[i64]; 3] = [&[1, 2, 2], &[2, 5, 7], &[9]];
+        let mut sources = Vec::new();
+        for (i, times) in pieces.iter().enumerate() {
+            let path = dir.path().join(format!("{i}.parquet"));
+            let mut w = SegmentWriter::create(&path, &schema).unwrap();
+            w.write(&rows_at(times)).unwrap();
+            sources.push((path, w.finish().unwrap()));
+        }
+        let joined = dir.path().join("joined.parquet");
+        let mut w = SegmentWriter::create(&joined, &schema).unwrap();
+        for (path, s) in &sources {
+            w.append_segment(path, s.rows, s.min_ts_us, s.max_ts_us)
+                .unwrap();
+        }
+        let written = w.finish().unwrap();
+        assert_eq!(
+            (written.rows, written.min_ts_us, written.max_ts_us),
+            (7, 1, 9)
+        );
+
+        let options = ArrowReaderOptions::new().with_page_index_policy(PageIndexPolicy::Required);
+        let reader = ParquetRecordBatchReaderBuilder::try_new_with_options(
+            File::open(&joined).unwrap(),
+            options,
+        )
+        .unwrap();
+        let meta = reader.metadata().clone();
+        assert_eq!(meta.num_row_groups(), 3);
+        assert!(meta.column_index().is_some() && meta.offset_index().is_some());
+        assert_eq!(reader.schema().fields(), schema.fields());
+        let batches: Vec<RecordBatch> = reader.build().unwrap().map(Result::unwrap).collect();
+        let all = concat_batches(&schema, &batches).unwrap();
+        assert_eq!(all, rows_at(&[1, 2, 2, 2, 5, 7, 9]));
+        let file = SerializedFileReader::new_with_options(
+            File::open(&joined).unwrap(),
+            ReadOptionsBuilder::new()
+                .with_reader_properties(
+                    parquet::file::properties::ReaderProperties::builder()
+                        .set_read_bloom_filter(true)
+                        .build(),
+                )
+                .build(),
+        )
+        .unwrap();
+        let hash_column = schema.index_of(col::VISITOR_HASH).unwrap();
+        for g in 0..3 {
+            let group = file.get_row_group(g).unwrap();
+            assert!(group.get_column_bloom_filter(hash_column).is_some());
+        }
+
+        // One that starts before the end of what was written is refused.
+        let mut w = SegmentWriter::create(&dir.path().join("x.parquet"), &schema).unwrap();
+        let (second, s) = &sources[1];
+        w.append_segment(second, s.rows, s.min_ts_us, s.max_ts_us)
+            .unwrap();
+        let (first, s) = &sources[0];
+        assert!(
+            w.append_segment(first, s.rows, s.min_ts_us, s.max_ts_us)
+                .is_err()
+        );
+        w.abandon();
     }
 
     fn times_of(batch: &RecordBatch) -> Vec<i64> {
