@@ -558,13 +558,14 @@ async fn import(
             )
         })
     };
-    let (mut imported, mut rejected) = (0usize, 0usize);
+    let (mut imported, mut rejected, mut duplicates) = (0usize, 0usize, 0usize);
     while let Some(parsed) = rx.recv().await {
         match parsed {
             Parsed::Batch(lines, events) => {
-                let (i, r) = ingest_batch(engine, &lines, events, &bar, out).await?;
-                imported += i;
-                rejected += r;
+                let counts = ingest_batch(engine, &lines, events, &bar, out).await?;
+                imported += counts.imported;
+                rejected += counts.rejected;
+                duplicates += counts.duplicates;
             }
             Parsed::Rejected(why) => {
                 rejected += 1;
@@ -579,8 +580,13 @@ async fn import(
     engine.flush().await?;
     engine.save_ingest_states().await?;
     bar.finish_and_clear();
-    out.stdout(json!({ "imported": imported, "rejected": rejected }).to_string())
-        .await;
+    if duplicates > 0 {
+        let note =
+            format!("{duplicates} payments repeated a stored transaction id and were skipped");
+        out.stderr(&bar, note).await;
+    }
+    let report = json!({ "imported": imported, "rejected": rejected, "duplicates": duplicates });
+    out.stdout(report.to_string()).await;
     std::io::stdout().flush()?;
     Ok(())
 }
@@ -601,20 +607,25 @@ async fn ingest_batch(
     events: tally_core::ValidEvents,
     bar: &indicatif::ProgressBar,
     out: &admin::Output,
-) -> anyhow::Result<(usize, usize)> {
+) -> anyhow::Result<BatchCounts> {
     // Acknowledged only after the final flush: the rows need not go through the log.
     let report = engine.ingest_bulk_valid(events).await?;
     for (i, e) in &report.rejected {
         out.stderr(bar, format!("line {}: {e}", lines[*i])).await;
     }
-    if report.duplicates > 0 {
-        let note = format!(
-            "{} payments repeated a stored transaction id and were skipped",
-            report.duplicates
-        );
-        out.stderr(bar, note).await;
-    }
-    Ok((report.accepted, report.rejected.len()))
+    Ok(BatchCounts {
+        imported: report.accepted,
+        rejected: report.rejected.len(),
+        duplicates: report.duplicates,
+    })
+}
+
+/// What became of a batch's lines.
+struct BatchCounts {
+    imported: usize,
+    rejected: usize,
+    /// Payments whose transaction id was already stored: skipped, reported once at the end.
+    duplicates: usize,
 }
 
 async fn serve(

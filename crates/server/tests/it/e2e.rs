@@ -120,6 +120,11 @@ fn import_serve_and_query_over_http() {
     );
     assert_eq!(report["rejected"], 3);
     assert_eq!(report["imported"], 40); // 41 lines, one repeated transaction skipped
+    assert_eq!(report["duplicates"], 1);
+    assert!(
+        stderr.contains("1 payments repeated a stored transaction id and were skipped"),
+        "{stderr}"
+    );
 
     let q = tally(dir.path(), &["query", "overview", "--website", &site]);
     assert_eq!(q["data"][0]["visitors"], 10);
