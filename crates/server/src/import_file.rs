@@ -4,7 +4,8 @@
 //!
 //! Parsing is the largest part of an import's work; split over two threads it runs beside the
 //! engine's storing on a two-core machine instead of setting the pace. Memory stays bounded
-//! whatever the file's size: a few blocks are in flight at a time.
+//! whatever the file's size: a few blocks are in flight at a time, and a line past
+//! [`MAX_LINE_BYTES`] is rejected without being held.
 
 use std::io::Read;
 use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
@@ -20,6 +21,11 @@ pub const BLOCK_BYTES: usize = 512 * 1024;
 /// Threads that parse blocks.
 const PARSERS: usize = 2;
 
+/// The longest line read. A valid event is a few KiB at most (its fields are bounded, the
+/// tracker's bodies are 64 KiB at most); a longer line is rejected unread, so that a file
+/// without newlines cannot make the import hold all of it.
+pub const MAX_LINE_BYTES: usize = 1 << 20;
+
 /// What reading the file hands over, in the file's order.
 #[derive(Debug)]
 pub enum Parsed {
@@ -30,10 +36,12 @@ pub enum Parsed {
     Rejected(String),
 }
 
-/// A block of whole lines and the number of its first line.
+/// A block of whole lines and the number of its first line, or (`overlong`) one line past
+/// [`MAX_LINE_BYTES`], skipped.
 struct Block {
     first_line: usize,
     bytes: Vec<u8>,
+    overlong: bool,
 }
 
 /// Reads `file` in blocks of about `block_bytes` and calls `send` with the batches of events of
@@ -80,7 +88,9 @@ pub fn read_file(
 }
 
 /// Reads `file` into blocks of whole lines (the last may lack its newline) and gives each to
-/// `give` with its turn (0, 1, 2, …); stops early when `give` returns false.
+/// `give` with its turn (0, 1, 2, …); a line past [`MAX_LINE_BYTES`] is given as an overlong
+/// block of its own, its bytes skipped. Stops early when `give` returns false. Holds at most a
+/// block and a line.
 fn cut_blocks(
     mut file: impl Read,
     block_bytes: usize,
@@ -88,30 +98,63 @@ fn cut_blocks(
     mut give: impl FnMut(usize, Block) -> bool,
 ) -> std::io::Result<()> {
     let (mut carry, mut first_line, mut turn) = (Vec::new(), 1usize, 0usize);
+    // Skipping the rest of a line past `MAX_LINE_BYTES`, up to its newline.
+    let mut skipping = false;
     loop {
         let mut bytes = std::mem::take(&mut carry);
-        let before = bytes.len();
+        let mut before = bytes.len();
         bytes.reserve(block_bytes);
         let read = (&mut file)
             .take(block_bytes as u64)
             .read_to_end(&mut bytes)?;
         progress((bytes.len() - before) as u64);
-        if read == 0 && bytes.is_empty() {
-            return Ok(());
+        if skipping {
+            match memchr::memchr(b'\n', &bytes) {
+                None if read > 0 => continue,
+                None => bytes.clear(),
+                Some(i) => bytes.drain(..=i).for_each(drop),
+            }
+            skipping = false;
+            let overlong = Block {
+                first_line,
+                bytes: Vec::new(),
+                overlong: true,
+            };
+            if !give(turn, overlong) {
+                return Ok(());
+            }
+            (first_line, turn, before) = (first_line + 1, turn + 1, 0);
+        }
+        if bytes.is_empty() {
+            if read == 0 {
+                return Ok(());
+            }
+            continue;
         }
         if read > 0 {
             // A block ends after its last newline; the rest starts the next one. A line longer
-            // than a block grows this one until its newline comes.
+            // than a block grows this one until its newline comes, up to `MAX_LINE_BYTES`.
             match memchr::memrchr(b'\n', &bytes[before..]) {
                 Some(i) => carry = bytes.split_off(before + i + 1),
+                None if bytes.len() > MAX_LINE_BYTES => {
+                    skipping = true;
+                    continue;
+                }
                 None => {
                     carry = bytes;
                     continue;
                 }
             }
         }
-        let lines = memchr::memchr_iter(b'\n', &bytes).count() + usize::from(read == 0);
-        if !give(turn, Block { first_line, bytes }) {
+        // Whole lines, and at the end of the file perhaps a last one without its newline.
+        let lines =
+            memchr::memchr_iter(b'\n', &bytes).count() + usize::from(!bytes.ends_with(b"\n"));
+        let block = Block {
+            first_line,
+            bytes,
+            overlong: false,
+        };
+        if !give(turn, block) {
             return Ok(());
         }
         first_line += lines;
@@ -137,6 +180,13 @@ fn parse_blocks(blocks: &Receiver<Block>, results: &SyncSender<Vec<Parsed>>, web
 
 /// The bad lines of `block` (in order) and then its batch.
 fn parse_block(parser: &mut LineParser, block: &Block, website: &str) -> Vec<Parsed> {
+    if block.overlong {
+        let why = format!(
+            "line {}: longer than {MAX_LINE_BYTES} bytes, not read",
+            block.first_line
+        );
+        return vec![Parsed::Rejected(why)];
+    }
     let mut out = Vec::new();
     let (mut numbers, mut events) = (Vec::new(), Vec::new());
     let text = block.bytes.strip_suffix(b"\n").unwrap_or(&block.bytes);
@@ -236,6 +286,25 @@ mod tests {
             assert_eq!(bad.len(), bad_lines, "block of {block} bytes");
             assert!(bad[0].starts_with("line 3: "), "{}", bad[0]);
             assert!(bad[1].starts_with("line 5: not UTF-8"), "{}", bad[1]);
+            assert_eq!(read, text.len() as u64);
+        }
+    }
+
+    #[test]
+    fn a_line_past_the_limit_is_rejected_unread_and_the_next_ones_go_in() {
+        let long = vec![b'x'; MAX_LINE_BYTES + MAX_LINE_BYTES / 2];
+        let mut text = format!("{}\n", pageview(1)).into_bytes();
+        text.extend_from_slice(&long);
+        text.extend_from_slice(format!("\n{}\n", pageview(3)).as_bytes());
+        text.extend_from_slice(&long);
+        for block in [100_000, BLOCK_BYTES] {
+            let (numbers, bad, read) = read(&text, block);
+            assert_eq!(numbers, vec![1, 3], "block of {block} bytes");
+            assert_eq!(bad.len(), 2, "{bad:?}");
+            for (why, line) in bad.iter().zip([2, 4]) {
+                let expected = format!("line {line}: longer than {MAX_LINE_BYTES} bytes");
+                assert!(why.starts_with(&expected), "{why}");
+            }
             assert_eq!(read, text.len() as u64);
         }
     }
