@@ -11,6 +11,7 @@
 //! benches/compare.sh 4000000        # events; TALLY_COMPARE_RUNS=5, TALLY_COMPARE_THREADS=2
 //! TALLY_GROUP_COUNTING=bitsets benches/compare.sh   # or ranges, pairs: one way of counting groups
 //! TALLY_COMPARE_ONLY=overview benches/compare.sh    # one question of Tally alone, for profiling
+//!                                                   # (also regions, cities, browsers, referrers, campaigns)
 //! ```
 
 use std::path::{Path, PathBuf};
@@ -201,6 +202,20 @@ async fn main() -> Res<()> {
             "countries" => time(runs, async || countries_of(e).await).await?.0,
             "timeseries" => time(runs, async || series_of(e).await).await?.0,
             "pages" => time(runs, async || pages_of(e).await).await?.0,
+            // Breakdowns with more groups than countries, to see how group counting scales.
+            "regions" | "cities" | "browsers" | "referrers" | "campaigns" => {
+                let by = match only.as_str() {
+                    "regions" => Breakdown::Region,
+                    "cities" => Breakdown::City,
+                    "browsers" => Breakdown::Browser,
+                    "campaigns" => Breakdown::Campaign(tally_core::CampaignField::ALL.to_vec()),
+                    _ => Breakdown::Referrer,
+                };
+                let paging = Paging::new(10, 0)?;
+                time(runs, async || e.breakdown(&all, &by, paging).await)
+                    .await?
+                    .0
+            }
             other => return Err(format!("TALLY_COMPARE_ONLY: no question `{other}`").into()),
         };
         println!("tally {only}: {t:.2} ms");
