@@ -116,7 +116,9 @@ pub fn events_between(
 
 /// `n` events of `website_id` over `span` from `from`, in time order, from visitors numbered
 /// `0..visitors`: the generator of [`events_between`], for data sets built in slices (a slice
-/// a few days long each, all drawing on one population of visitors).
+/// a few days long each, all drawing on one population of visitors). A visitor's place and
+/// system (country, region, city, browser, OS, device) depend only on the visitor's number and
+/// `visitors`, so the slices of one data set agree about each visitor.
 pub fn events_in(
     website_id: &str,
     from: DateTime<Utc>,
@@ -133,8 +135,9 @@ pub fn events_in(
     while out.len() < n {
         visit += 1;
         let v = rng.below(visitors);
-        // visitor attributes are a function of the visitor, so their visits look consistent
-        let mut vr = Rng(v.wrapping_mul(0x2545_F491_4F6C_DD1D) ^ seed);
+        // Visitor attributes are a function of the visitor and the population, not of the
+        // slice's seed, so that a visitor's visits agree in every slice of one data set.
+        let mut vr = Rng(v.wrapping_mul(0x2545_F491_4F6C_DD1D) ^ visitors);
         let (country, region, region_code, city) = COUNTRIES[vr.skewed(COUNTRIES.len())];
         let (browser, os, device) = SYSTEMS[vr.skewed(SYSTEMS.len())];
         let referrer = REFERRERS[rng.skewed(REFERRERS.len())];
