@@ -14,7 +14,8 @@ if [ ! -x "$venv/bin/python" ]; then
   "$venv/bin/pip" install --quiet "duckdb==1.4.2"
 fi
 cargo build --release -p tally-server -p tally-benches --bin tally --bin gen_ndjson
-file="$target/compare/events-$n.ndjson"
+# g2: tally_core::synthetic::GENERATION, so that a file of an older generator is not reused.
+file="$target/compare/events-$n-g2.ndjson"
 mkdir -p "$target/compare"
 [ -f "$file" ] || "$target/release/gen_ndjson" "$n" "$file"
 dir="$(mktemp -d)"

@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 
 use axum::body::Bytes;
 use http_body_util::Empty;
-use tally_benches::{WEBSITE, prepare_data_dir};
+use tally_benches::{WEBSITE, data_dir, prepare_data_dir};
 use tally_collect::Collector;
 use tally_core::Engine;
 use tally_server::app::{AppState, Limits};
@@ -53,7 +53,7 @@ fn main() {
         |_| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/compare"),
         PathBuf::from,
     );
-    let dir = root.join(format!("events-{events}"));
+    let dir = data_dir(&root, events);
     let ingest_rate = env_or("TALLY_LOAD_INGEST", 0);
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

@@ -4,15 +4,21 @@
 //! with DuckDB (`src/bin/compare.rs`), over the deterministic synthetic data set of
 //! [`tally_core::synthetic`], re-exported here.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use chrono::Duration;
-pub use tally_core::synthetic::{DAYS, WEBSITE, events, events_in, start, website};
+pub use tally_core::synthetic::{DAYS, GENERATION, WEBSITE, events, events_in, start, website};
 use tally_core::{Engine, Event, EventKind};
 
 /// Events generated and ingested at a time by [`prepare_data_dir`].
 const SLICE: usize = 1_000_000;
+
+/// Where the data set of `n` events is kept under `root`: named with the generator's
+/// [`GENERATION`], so that a data set of an older generator is not reused.
+pub fn data_dir(root: &Path, n: usize) -> PathBuf {
+    root.join(format!("events-{n}-g{GENERATION}"))
+}
 
 /// Imports `n` generated events of [`WEBSITE`] into the data directory `dir`, unless it already
 /// holds them: slices of a million events, each a stretch of the [`DAYS`] days, all drawing on

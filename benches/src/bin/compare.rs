@@ -20,7 +20,7 @@ use std::time::Instant;
 use chrono::NaiveDate;
 use chrono_tz::Tz;
 use serde_json::Value;
-use tally_benches::{WEBSITE, prepare_data_dir};
+use tally_benches::{WEBSITE, data_dir, prepare_data_dir};
 use tally_core::query::time::local_days;
 use tally_core::{
     Breakdown, BreakdownResult, Dimension, Engine, EngineConfig, Filter, FilterOp, GroupCounting,
@@ -124,7 +124,7 @@ async fn main() -> Res<()> {
     let root = PathBuf::from(
         std::env::var("TALLY_COMPARE_DIR").unwrap_or_else(|_| "target/compare".into()),
     );
-    let dir = root.join(format!("events-{n}"));
+    let dir = data_dir(&root, n);
     prepare_data_dir(&dir, n).await?;
 
     // The scan figures: no answer cache, so every run scans every event as DuckDB does.
