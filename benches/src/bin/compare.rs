@@ -10,6 +10,7 @@
 //! ```sh
 //! benches/compare.sh 4000000        # events; TALLY_COMPARE_RUNS=5, TALLY_COMPARE_THREADS=2
 //! TALLY_GROUP_COUNTING=bitsets benches/compare.sh   # or ranges, pairs: one way of counting groups
+//! TALLY_CLUSTER_VISITORS=0 benches/compare.sh         # visitors numbered as first seen
 //! TALLY_COMPARE_ONLY=overview benches/compare.sh    # one question of Tally alone, for profiling
 //!                                                   # (also regions, cities, browsers, referrers, campaigns)
 //! ```
@@ -146,6 +147,7 @@ async fn main() -> Res<()> {
             EngineConfig::default().resident_chunk_rows,
         ),
         answer_cache_bytes: 0,
+        cluster_visitors: std::env::var("TALLY_CLUSTER_VISITORS").as_deref() != Ok("0"),
         ..EngineConfig::default()
     };
     let engine = Engine::open_with(&dir, config.clone()).await?;

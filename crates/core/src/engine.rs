@@ -58,6 +58,10 @@ pub struct EngineConfig {
     /// this size keep the slots within the processor's cache. Tests set it small to check
     /// sessions that continue across chunks.
     pub resident_chunk_rows: usize,
+    /// Whether a website's visitors are numbered by country when its columns are first
+    /// loaded, so that per-country visitor bits lie together (see `resident::cluster`). On
+    /// unless a measurement compares.
+    pub cluster_visitors: bool,
     /// Memory for partial answers of recent questions over resident columns, so that asking
     /// again scans only the rows ingested since (0 turns it off).
     pub answer_cache_bytes: usize,
@@ -97,6 +101,7 @@ impl Default for EngineConfig {
             group_bitsets_bytes: 64 << 20,
             group_counting: GroupCounting::Auto,
             resident_chunk_rows: crate::resident::DEFAULT_CHUNK_ROWS,
+            cluster_visitors: true,
             answer_cache_bytes: 128 << 20,
             query_memory_bytes: 1 << 30,
             conversion_model_ttl: crate::live::MODEL_TTL,
@@ -200,13 +205,7 @@ impl Engine {
             flush_lock: tokio::sync::Mutex::new(()),
             models: Arc::default(),
             model_count: tokio::sync::Mutex::new(()),
-            resident: Arc::new(ResidentStore::new(
-                config.resident_budget_bytes,
-                config.group_bitsets_bytes,
-                config.group_counting,
-                config.resident_chunk_rows,
-                config.answer_cache_bytes,
-            )),
+            resident: Arc::new(ResidentStore::new(&config)),
             rebuilds: std::sync::atomic::AtomicU64::new(0),
             checkpoints: std::sync::Mutex::default(),
         };

@@ -1,8 +1,10 @@
 //! Append-only dictionaries of one website: strings to small codes, and the 64-bit visitor and
 //! session hashes to dense numbers.
 //!
-//! Codes never change once given, so a chunk decoded today stays valid as the dictionaries grow.
-//! Code 0 of a string dictionary stands for "no value" (null).
+//! String codes never change once given, so a chunk decoded today stays valid as the
+//! dictionaries grow. Code 0 of a string dictionary stands for "no value" (null). Visitor
+//! numbers are given again once, when a website's columns are first loaded
+//! (`resident::cluster`), before any query reads them.
 
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
@@ -125,7 +127,7 @@ impl Hasher for Mix64 {
     }
 }
 
-/// 64-bit hashes numbered `0..` in order of first sight.
+/// 64-bit hashes numbered `0..` in order of first sight (or as [`DenseIds::renumber`] says).
 #[derive(Debug, Default)]
 pub(crate) struct DenseIds {
     ids: HashMap<u64, u32, BuildHasherDefault<PassThrough>>,
@@ -136,6 +138,13 @@ impl DenseIds {
     pub(crate) fn id(&mut self, hash: u64) -> u32 {
         let next = u32::try_from(self.ids.len()).unwrap_or(u32::MAX);
         *self.ids.entry(hash).or_insert(next)
+    }
+
+    /// Gives each hash the number `renumber[old number]` (a permutation of `0..len`).
+    pub(crate) fn renumber(&mut self, renumber: &[u32]) {
+        for n in self.ids.values_mut() {
+            *n = renumber[*n as usize];
+        }
     }
 
     /// How many numbers were given: every number is below it.

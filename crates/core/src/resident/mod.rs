@@ -15,6 +15,7 @@
 mod answers;
 pub(crate) mod cache;
 pub(crate) mod chunk;
+pub(crate) mod cluster;
 pub(crate) mod codes;
 pub(crate) mod dict;
 pub(crate) mod exec;
@@ -124,6 +125,8 @@ pub(crate) struct ResidentStore {
     counting: GroupCounting,
     /// Most rows of a chunk decoded from a segment.
     chunk_rows: usize,
+    /// Whether visitors are numbered by country when a website is first built.
+    cluster_visitors: bool,
     used: AtomicUsize,
     sites: Mutex<HashMap<String, Arc<Mutex<SiteResident>>>>,
     /// Base parts of recent questions.
@@ -154,26 +157,22 @@ fn lock<T>(m: &Mutex<T>) -> Result<MutexGuard<'_, T>> {
 }
 
 impl ResidentStore {
-    /// A store that holds at most `budget` bytes (0 turns resident answers off), whose answers
-    /// hold at most `bitset_bytes` of group bitsets each, that decodes segments into chunks of
-    /// at most `chunk_rows` rows, and keeps up to `parts_bytes` of partial answers.
-    pub(crate) fn new(
-        budget: usize,
-        bitset_bytes: usize,
-        counting: GroupCounting,
-        chunk_rows: usize,
-        parts_bytes: usize,
-    ) -> Self {
+    /// A store as `config` sets it: it holds at most `resident_budget_bytes` (0 turns resident
+    /// answers off), its answers hold at most `group_bitsets_bytes` of group bitsets each, it
+    /// decodes segments into chunks of at most `resident_chunk_rows` rows, and keeps up to
+    /// `answer_cache_bytes` of partial answers.
+    pub(crate) fn new(config: &crate::EngineConfig) -> Self {
         let cores = std::thread::available_parallelism().map_or(1, |c| c.get());
         ResidentStore {
             gate: Arc::new(tokio::sync::Semaphore::new(cores)),
-            budget,
-            bitset_bytes,
-            counting,
-            chunk_rows: chunk_rows.max(1),
+            budget: config.resident_budget_bytes,
+            bitset_bytes: config.group_bitsets_bytes,
+            counting: config.group_counting,
+            chunk_rows: config.resident_chunk_rows.max(1),
+            cluster_visitors: config.cluster_visitors,
             used: AtomicUsize::new(0),
             sites: Mutex::new(HashMap::new()),
-            parts: Arc::new(PartCache::new(parts_bytes)),
+            parts: Arc::new(PartCache::new(config.answer_cache_bytes)),
         }
     }
 
@@ -257,10 +256,10 @@ impl ResidentStore {
         if self.used_bytes() + missing_rows * ROW_BYTES > self.budget {
             return Ok(None);
         }
-        let mut chunks = Vec::with_capacity(segments.len() + hot.len());
+        // Built from nothing: nobody holds a chunk yet, so visitors can be numbered anew.
+        let first_build = st.segments.is_empty() && st.hot.is_empty();
         for seg in segments {
-            if let Some(have) = st.segments.get(&seg.file) {
-                chunks.extend(have.iter().cloned());
+            if st.segments.contains_key(&seg.file) {
                 continue;
             }
             let Some(built) =
@@ -268,21 +267,38 @@ impl ResidentStore {
             else {
                 return Ok(None);
             };
-            chunks.extend(built.iter().cloned());
             st.segments.insert(seg.file.clone(), built);
         }
         for b in hot {
             let key = batch_key(b);
-            if let Some((_, c)) = st.hot.iter().find(|(h, _)| batch_key(h) == key) {
-                chunks.push(Arc::clone(c));
+            if st.hot.iter().any(|(h, _)| batch_key(h) == key) {
                 continue;
             }
             let Some(chunk) = self.build(st, b.num_rows(), || Ok(vec![b.clone()]))? else {
                 return Ok(None);
             };
-            let chunk = one_chunk(chunk)?;
-            st.hot.push((b.clone(), Arc::clone(&chunk)));
-            chunks.push(chunk);
+            st.hot.push((b.clone(), one_chunk(chunk)?));
+        }
+        if first_build && self.cluster_visitors {
+            let mut all: Vec<&mut Arc<Chunk>> = st
+                .segments
+                .values_mut()
+                .flatten()
+                .chain(st.hot.iter_mut().map(|(_, c)| c))
+                .collect();
+            cluster::cluster(&mut all, &mut st.dicts)?;
+        }
+        let mut chunks = Vec::with_capacity(segments.len() + hot.len());
+        for seg in segments {
+            if let Some(have) = st.segments.get(&seg.file) {
+                chunks.extend(have.iter().cloned());
+            }
+        }
+        for b in hot {
+            let key = batch_key(b);
+            if let Some((_, c)) = st.hot.iter().find(|(h, _)| batch_key(h) == key) {
+                chunks.push(Arc::clone(c));
+            }
         }
         let visitors = st.dicts.visitors.len() as usize;
         let sessions = st.dicts.sessions.len() as usize;
