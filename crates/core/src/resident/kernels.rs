@@ -303,7 +303,7 @@ pub(crate) fn overview(v: &View, keep: Keep) -> OverviewPart {
     let owned = owned_sessions(v.chunks);
     // Rows whose session another chunk owns: folded first, merged when the owner is counted.
     let mut visitors = BitSet::new(v.visitors);
-    let mut foreign: Fast<u32, SessionState> = HashMap::default();
+    let mut foreign_rows: Vec<(u32, SessionState)> = Vec::new();
     for (c, chunk) in v.chunks.iter().enumerate() {
         let (lo, hi) = owned[c];
         if chunk.sessions.0 >= lo && chunk.sessions.1 <= hi {
@@ -318,10 +318,9 @@ pub(crate) fn overview(v: &View, keep: Keep) -> OverviewPart {
             if selected {
                 visitors.insert(chunk.visitor[r] as usize);
             }
-            foreign
-                .entry(s)
-                .or_default()
-                .add(chunk.ts[r], chunk.kind[r], selected);
+            let mut state = SessionState::default();
+            state.add(chunk.ts[r], chunk.kind[r], selected);
+            foreign_rows.push((s, state));
         };
         if lo <= chunk.new_sessions_from && chunk.sessions.1 <= hi {
             // It owns every session that began in it: only the others' rows can be foreign.
@@ -334,10 +333,18 @@ pub(crate) fn overview(v: &View, keep: Keep) -> OverviewPart {
             });
         }
     }
-    // Sorted by session, so that each owner walks its band's foreign states in step with its
-    // slots instead of looking every session up.
-    let mut foreign: Vec<(u32, SessionState)> = foreign.into_iter().collect();
-    foreign.sort_unstable_by_key(|(s, _)| *s);
+    // Sorted by session (a radix sort: there are many, as chunks hold a fixed number of rows,
+    // so a busier website has both more chunk boundaries and more sessions crossing each one:
+    // 57,783 sessions at 40M events against 518 at 4M), then one state per session, so that
+    // each owner walks its band's foreign states in step with its slots.
+    radsort::sort_by_key(&mut foreign_rows, |(s, _)| *s);
+    let mut foreign: Vec<(u32, SessionState)> = Vec::with_capacity(foreign_rows.len());
+    for (s, state) in foreign_rows {
+        match foreign.last_mut() {
+            Some((last, folded)) if *last == s => folded.merge(&state),
+            _ => foreign.push((s, state)),
+        }
+    }
     // Each chunk counts the sessions it owns, the cores taking chunks in turn.
     let threads = v.threads.min(v.chunks.len()).max(1);
     let (foreign, owned) = (foreign.as_slice(), &owned);
