@@ -110,7 +110,8 @@ static NEXT_CHUNK_ID: AtomicU64 = AtomicU64::new(0);
 /// Compact columns of a batch of events.
 #[derive(Debug)]
 pub(crate) struct Chunk {
-    /// Unique in the process: no two chunks ever share it.
+    /// Unique in the process: no two chunks ever share it. Renewed when the chunk's visitors
+    /// are numbered again, so that a cached part never meets the new numbers.
     pub(crate) id: u64,
     /// Event time, µs since the epoch.
     pub(crate) ts: Vec<i64>,
@@ -143,6 +144,11 @@ pub(crate) struct Chunk {
 }
 
 impl Chunk {
+    /// Gives the chunk a new id, for when its contents change (see [`Chunk::id`]).
+    pub(crate) fn renew_id(&mut self) {
+        self.id = NEXT_CHUNK_ID.fetch_add(1, Ordering::Relaxed);
+    }
+
     /// Rows held.
     pub(crate) fn len(&self) -> usize {
         self.ts.len()

@@ -1,6 +1,8 @@
-//! Numbering a website's visitors by country: once a website's columns are first loaded, its
+//! Numbering a website's visitors by country: once, at the first snapshot of a website's
+//! columns in which no chunk is held elsewhere (normally the first, which loads them all), its
 //! dense visitor numbers are given again so that the visitors of one country (by the first row
-//! each was seen in) hold consecutive numbers, in their old order.
+//! each was seen in) hold consecutive numbers, in their old order. Visitors first seen later
+//! are numbered after them, until the next process loads the columns again.
 //!
 //! Distinct visitors are counted by setting bits in per-group visitor bitsets. Numbered in
 //! order of first sight, a country's visitors are spread over the whole number range, so each
@@ -64,8 +66,11 @@ pub(crate) fn by_country(chunks: &[&Chunk], visitors: usize) -> Result<Vec<u32>>
         .collect())
 }
 
-/// Gives `chunk`'s visitors their numbers in `renumber`.
+/// Gives `chunk`'s visitors their numbers in `renumber`, and the chunk a new id: a part of an
+/// answer scanned from it before (`resident::cache`) holds the old numbers and must not be
+/// merged with scans of it.
 pub(crate) fn renumber(chunk: &mut Chunk, renumber: &[u32]) {
+    chunk.renew_id();
     for v in &mut chunk.visitor {
         *v = renumber[*v as usize];
     }
@@ -74,11 +79,12 @@ pub(crate) fn renumber(chunk: &mut Chunk, renumber: &[u32]) {
     }
 }
 
-/// Numbers the visitors of `chunks` (every chunk of the website) and of `dicts` by country.
-/// Leaves them as they are when a chunk is shared: a snapshot being read holds it.
-pub(crate) fn cluster(chunks: &mut [&mut Arc<Chunk>], dicts: &mut SiteDicts) -> Result<()> {
+/// Numbers the visitors of `chunks` (every chunk of the website) and of `dicts` by country;
+/// whether it did. Leaves them as they are when a chunk is shared: a snapshot being read
+/// holds it.
+pub(crate) fn cluster(chunks: &mut [&mut Arc<Chunk>], dicts: &mut SiteDicts) -> Result<bool> {
     if chunks.iter_mut().any(|c| Arc::get_mut(c).is_none()) {
-        return Ok(());
+        return Ok(false);
     }
     let visitors = dicts.visitors.len() as usize;
     let order = {
@@ -89,7 +95,7 @@ pub(crate) fn cluster(chunks: &mut [&mut Arc<Chunk>], dicts: &mut SiteDicts) -> 
         renumber(chunk, &order);
     }
     dicts.visitors.renumber(&order);
-    Ok(())
+    Ok(true)
 }
 
 #[cfg(test)]
@@ -157,8 +163,11 @@ mod tests {
         let mut built = chunks(&mut dicts);
         assert_eq!(built[0].visitor, [0, 1, 2]);
         assert_eq!(built[1].visitor, [3, 1, 2]);
+        let ids = [built[0].id, built[1].id];
         let mut all: Vec<&mut Arc<Chunk>> = built.iter_mut().collect();
-        cluster(&mut all, &mut dicts).unwrap();
+        assert!(cluster(&mut all, &mut dicts).unwrap());
+        // Parts scanned from the chunks before name their old ids, so they are not reused.
+        assert!(!ids.contains(&built[0].id) && !ids.contains(&built[1].id));
         // Countries by code (first seen first): US a, c; DE b (its first row); FR d.
         assert_eq!(built[0].visitor, [0, 2, 1]);
         assert_eq!(built[1].visitor, [3, 2, 1]);
@@ -177,7 +186,7 @@ mod tests {
         let mut built = chunks(&mut dicts);
         let held = Arc::clone(&built[1]);
         let mut all: Vec<&mut Arc<Chunk>> = built.iter_mut().collect();
-        cluster(&mut all, &mut dicts).unwrap();
+        assert!(!cluster(&mut all, &mut dicts).unwrap());
         assert_eq!(built[0].visitor, [0, 1, 2]);
         assert_eq!(held.visitor, [3, 1, 2]);
         assert_eq!(dicts.visitors.id(visitor_hash("b")), 1);

@@ -104,6 +104,8 @@ struct SiteResident {
     hot: Vec<(RecordBatch, Arc<Chunk>)>,
     /// Bytes this website has counted against the budget.
     bytes: usize,
+    /// Whether its visitors have been numbered by country ([`cluster`]).
+    visitors_clustered: bool,
 }
 
 /// A sealed batch's identity: the address of its first column, which clones share.
@@ -256,8 +258,6 @@ impl ResidentStore {
         if self.used_bytes() + missing_rows * ROW_BYTES > self.budget {
             return Ok(None);
         }
-        // Built from nothing: nobody holds a chunk yet, so visitors can be numbered anew.
-        let first_build = st.segments.is_empty() && st.hot.is_empty();
         for seg in segments {
             if st.segments.contains_key(&seg.file) {
                 continue;
@@ -279,14 +279,15 @@ impl ResidentStore {
             };
             st.hot.push((b.clone(), one_chunk(chunk)?));
         }
-        if first_build && self.cluster_visitors {
+        // Once, when nobody holds a chunk (usually the first snapshot, which built them all).
+        if self.cluster_visitors && !st.visitors_clustered {
             let mut all: Vec<&mut Arc<Chunk>> = st
                 .segments
                 .values_mut()
                 .flatten()
                 .chain(st.hot.iter_mut().map(|(_, c)| c))
                 .collect();
-            cluster::cluster(&mut all, &mut st.dicts)?;
+            st.visitors_clustered = cluster::cluster(&mut all, &mut st.dicts)?;
         }
         let mut chunks = Vec::with_capacity(segments.len() + hot.len());
         for seg in segments {
