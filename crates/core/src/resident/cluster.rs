@@ -1,8 +1,9 @@
-//! Numbering a website's visitors by country: once, at the first snapshot of a website's
-//! columns in which no chunk is held elsewhere (normally the first, which loads them all), its
-//! dense visitor numbers are given again so that the visitors of one country (by the first row
-//! each was seen in) hold consecutive numbers, in their old order. Visitors first seen later
-//! are numbered after them, until the next process loads the columns again.
+//! Numbering a website's visitors by country: at the first snapshot of a website's columns in
+//! which no chunk is held elsewhere (normally the first, which loads them all), its dense
+//! visitor numbers are given again so that the visitors of one country (by the first row each
+//! was seen in) hold consecutive numbers, in their old order. Visitors first seen later are
+//! numbered after them; once they are a quarter as many as those numbered by country
+//! ([`due`]), the next snapshot in which no chunk is held numbers them all again.
 //!
 //! Distinct visitors are counted by setting bits in per-group visitor bitsets. Numbered in
 //! order of first sight, a country's visitors are spread over the whole number range, so each
@@ -18,6 +19,17 @@ use std::sync::Arc;
 use crate::error::{Error, Result};
 use crate::resident::chunk::{Chunk, SiteDicts, coded_index};
 use crate::schema::col as c;
+
+/// New visitors since the last numbering by country before the next one, at least: fewer
+/// touch too few cache lines to matter, and each numbering costs a pass over every row.
+const RENUMBER_AFTER_MIN: u32 = 65_536;
+
+/// Whether a website with `visitors` numbered, `clustered` of them when last numbered by
+/// country (`None`: never), is due to be numbered again: first, then once the visitors seen
+/// since are a quarter of those (at least [`RENUMBER_AFTER_MIN`]).
+pub(crate) fn due(clustered: Option<u32>, visitors: u32) -> bool {
+    clustered.is_none_or(|n| visitors.saturating_sub(n) >= (n / 4).max(RENUMBER_AFTER_MIN))
+}
 
 /// The new number of each old visitor number below `visitors`: visitors ordered by the country
 /// code of the first row each appears in (chunks in the given order), ties by old number.
@@ -178,6 +190,33 @@ mod tests {
             [0, 2, 1, 3]
         );
         assert_eq!(dicts.visitors.len(), 4);
+    }
+
+    #[test]
+    fn visitors_seen_later_join_their_country_at_the_next_numbering() {
+        let mut dicts = SiteDicts::default();
+        let mut built = chunks(&mut dicts);
+        let mut all: Vec<&mut Arc<Chunk>> = built.iter_mut().collect();
+        assert!(cluster(&mut all, &mut dicts).unwrap());
+        let rows = [row("e", "US", 7, false), row("f", "DE", 8, false)];
+        let later = Chunk::build(&[to_batch(&rows).unwrap()], &mut dicts).unwrap();
+        built.push(Arc::new(later));
+        assert_eq!(built[2].visitor, [4, 5]);
+        let mut all: Vec<&mut Arc<Chunk>> = built.iter_mut().collect();
+        assert!(cluster(&mut all, &mut dicts).unwrap());
+        // US a, c, e; DE b, f; FR d.
+        assert_eq!(built[0].visitor, [0, 3, 1]);
+        assert_eq!(built[1].visitor, [5, 3, 1]);
+        assert_eq!(built[2].visitor, [2, 4]);
+    }
+
+    #[test]
+    fn numbering_is_due_first_then_after_a_quarter_more_visitors() {
+        assert!(due(None, 0));
+        assert!(!due(Some(1_000_000), 1_200_000));
+        assert!(due(Some(1_000_000), 1_250_000));
+        assert!(!due(Some(10), 65_000));
+        assert!(due(Some(10), 65_546));
     }
 
     #[test]

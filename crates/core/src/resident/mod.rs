@@ -104,8 +104,9 @@ struct SiteResident {
     hot: Vec<(RecordBatch, Arc<Chunk>)>,
     /// Bytes this website has counted against the budget.
     bytes: usize,
-    /// Whether its visitors have been numbered by country ([`cluster`]).
-    visitors_clustered: bool,
+    /// How many visitors were numbered when they were last numbered by country ([`cluster`]),
+    /// `None` before.
+    clustered_visitors: Option<u32>,
 }
 
 /// A sealed batch's identity: the address of its first column, which clones share.
@@ -279,15 +280,19 @@ impl ResidentStore {
             };
             st.hot.push((b.clone(), one_chunk(chunk)?));
         }
-        // Once, when nobody holds a chunk (usually the first snapshot, which built them all).
-        if self.cluster_visitors && !st.visitors_clustered {
+        // When nobody holds a chunk: the first snapshot (which built them all), then again
+        // once enough visitors were first seen since (see `cluster::due`).
+        let visitors = st.dicts.visitors.len();
+        if self.cluster_visitors && cluster::due(st.clustered_visitors, visitors) {
             let mut all: Vec<&mut Arc<Chunk>> = st
                 .segments
                 .values_mut()
                 .flatten()
                 .chain(st.hot.iter_mut().map(|(_, c)| c))
                 .collect();
-            st.visitors_clustered = cluster::cluster(&mut all, &mut st.dicts)?;
+            if cluster::cluster(&mut all, &mut st.dicts)? {
+                st.clustered_visitors = Some(visitors);
+            }
         }
         let mut chunks = Vec::with_capacity(segments.len() + hot.len());
         for seg in segments {
