@@ -128,7 +128,8 @@ pub(crate) struct ResidentStore {
     counting: GroupCounting,
     /// Most rows of a chunk decoded from a segment.
     chunk_rows: usize,
-    /// Whether visitors are numbered by country when a website is first built.
+    /// Whether visitors are numbered by country (when a website is first built, and again as
+    /// new visitors come: [`cluster::due`]).
     cluster_visitors: bool,
     used: AtomicUsize,
     sites: Mutex<HashMap<String, Arc<Mutex<SiteResident>>>>,
@@ -282,8 +283,8 @@ impl ResidentStore {
         }
         // When nobody holds a chunk: the first snapshot (which built them all), then again
         // once enough visitors were first seen since (see `cluster::due`).
-        let visitors = st.dicts.visitors.len();
-        if self.cluster_visitors && cluster::due(st.clustered_visitors, visitors) {
+        let numbered = st.dicts.visitors.len();
+        if self.cluster_visitors && cluster::due(st.clustered_visitors, numbered) {
             let mut all: Vec<&mut Arc<Chunk>> = st
                 .segments
                 .values_mut()
@@ -291,7 +292,7 @@ impl ResidentStore {
                 .chain(st.hot.iter_mut().map(|(_, c)| c))
                 .collect();
             if cluster::cluster(&mut all, &mut st.dicts)? {
-                st.clustered_visitors = Some(visitors);
+                st.clustered_visitors = Some(numbered);
             }
         }
         let mut chunks = Vec::with_capacity(segments.len() + hot.len());
