@@ -17,8 +17,10 @@ use datafusion::prelude::{DataFrame, SessionConfig, SessionContext};
 
 use crate::checkpoint::Checkpoints;
 use crate::error::{Error, Result};
-use crate::event::{Event, ValidEvents};
+use crate::event::{Event, EventKind, ValidEvents};
+use crate::packed::PackedEvents;
 use crate::ingest::{IngestState, Outcome, enrich, restore, restore_onto};
+use crate::session::EventKey;
 use crate::query::plan::Scope;
 use crate::query::result::{
     BreakdownResult, Bucket, Overview, SeriesTotals, Timeseries, conversion_rate,
@@ -417,11 +419,64 @@ impl Engine {
         self.ingest_with(events, refused, Durability::AtFlush).await
     }
 
-    /// [`Engine::ingest_bulk`] of events validated already ([`ValidEvents::check`]); the
-    /// report's places are those in the list that was checked.
-    pub async fn ingest_bulk_valid(&self, events: ValidEvents) -> Result<IngestReport> {
-        self.ingest_with(events, Vec::new(), Durability::AtFlush)
-            .await
+    /// [`Engine::ingest_bulk`] of events packed already ([`PackedEvents::pack`]): the same
+    /// rows are stored, for less work on this thread. The report's places are those in the
+    /// list that was checked.
+    pub async fn ingest_packed(&self, mut events: PackedEvents) -> Result<IngestReport> {
+        let _serial = self.ingest_lock.lock().await;
+        let mut report = IngestReport::default();
+        let site = events.site().to_owned();
+        let website = match self.website(&site) {
+            Ok(w) => w,
+            Err(Error::NotFound { what, id }) => {
+                report.rejected = events
+                    .places()
+                    .iter()
+                    .map(|&i| (i, Error::NotFound { what, id: id.clone() }))
+                    .collect();
+                return Ok(report);
+            }
+            Err(other) => return Err(other),
+        };
+        self.ensure_ingest_state_locked(&site).await?;
+        events.sort_by_time();
+        {
+            let keys = events.keys();
+            self.read_back_evicted(&site, &keys, &events.payment_ids())
+                .await?;
+            self.read_back_dropped_attrs(&site, &keys).await?;
+        }
+        let batch = {
+            let mut st = self.store.write()?;
+            let data = st.sites.entry(site.clone()).or_default();
+            let Some(ingest) = data.ingest.as_mut() else {
+                return Ok(report);
+            };
+            let batch = events.store(&website, ingest, &mut report)?;
+            ingest.loading = true;
+            ingest.evict_unless_loading(self.state_limits());
+            ingest
+                .sessions
+                .forget_idle_attrs(self.config.session_attrs_in_memory);
+            batch
+        };
+        report.rejected.sort_by_key(|(i, _)| *i);
+        let Some(batch) = batch else {
+            return Ok(report);
+        };
+        report.accepted = batch.num_rows();
+        let hot_rows = {
+            let mut st = self.store.write()?;
+            let hot = &mut st.sites.entry(site).or_default().hot;
+            hot.push_batch(batch)?;
+            hot.rows()
+        };
+        drop(_serial);
+        // Only a flush makes these rows durable: the bulk load must hear of a failed one.
+        if hot_rows >= self.config.flush_rows {
+            self.flush().await?;
+        }
+        Ok(report)
     }
 
     /// Stores `events`; `refused` are the write's invalid events, reported as they are.
@@ -476,8 +531,12 @@ impl Engine {
         {
             self.ensure_ingest_state_locked(&site).await?;
             let (index, events) = in_time_order(index, events);
-            self.read_back_evicted(&site, &events).await?;
-            self.read_back_dropped_attrs(&site, &events).await?;
+            {
+                let keys: Vec<EventKey> = events.iter().map(EventKey::of).collect();
+                self.read_back_evicted(&site, &keys, &payment_ids(&events))
+                    .await?;
+                self.read_back_dropped_attrs(&site, &keys).await?;
+            }
             let mut rows = Vec::with_capacity(events.len());
             {
                 let mut st = self.store.write()?;
@@ -1056,6 +1115,17 @@ impl SiteEvents {
 
 /// `events` (with their places `index`) in time order. Writes mostly arrive in time order:
 /// checking is cheap, moving large events is not.
+/// The transaction ids of the payments among `events`.
+fn payment_ids(events: &[Event]) -> Vec<&str> {
+    events
+        .iter()
+        .filter_map(|e| match &e.kind {
+            EventKind::Payment(p) => Some(p.transaction_id.as_str()),
+            _ => None,
+        })
+        .collect()
+}
+
 fn in_time_order(index: Vec<usize>, events: Vec<Event>) -> (Vec<usize>, Vec<Event>) {
     if events.is_sorted_by_key(|e| e.ts) {
         return (index, events);

@@ -197,8 +197,9 @@ impl EventKind {
 
 /// Events that passed [`Event::validate`], in their order, each with its place in the list
 /// [`ValidEvents::check`] was given. Only `check` makes one, so
-/// [`crate::Engine::ingest_bulk_valid`] takes them without validating again: a caller that
-/// parses on one thread and ingests on another validates on the parsing one.
+/// [`crate::PackedEvents::pack`] and [`crate::Engine::ingest_packed`] take them without
+/// validating again: a caller that parses on one thread and ingests on another validates on
+/// the parsing one.
 #[derive(Debug, Default)]
 pub struct ValidEvents {
     events: Vec<Event>,

@@ -10,11 +10,11 @@ use datafusion::arrow::array::{
 use datafusion::arrow::record_batch::RecordBatch;
 
 use crate::error::{Error, Result};
-use crate::event::{Event, EventKind, TRACKER_TRANSACTION_PREFIX};
+use crate::event::{Event, EventKind, SessionAttrs, TRACKER_TRANSACTION_PREFIX};
 use crate::referrer;
 use crate::schema::{StoredEvent, StoredIdentity, StoredPayment, kind};
 use crate::schema::{col as c, column};
-use crate::session::Sessionizer;
+use crate::session::{EventKey, Sessionizer};
 use crate::transactions::TransactionIds;
 use crate::website::Website;
 
@@ -234,19 +234,23 @@ pub(crate) enum Outcome {
     Duplicate,
 }
 
-/// Classifies the referrer of `event`'s own attributes for `website`. Names of external hosts
-/// are remembered in `names`: a site sees few distinct referrers, and the list lookup tries
-/// every parent domain.
 /// Referrer hosts whose names a website's ingest state remembers; past it new hosts are
 /// classified each time (a lookup of a few slices, bounded by the host's length).
 const MAX_REFERRER_NAMES: usize = 65_536;
 
-fn classify_referrer(event: &mut Event, website: &Website, names: &mut HashMap<String, String>) {
+/// Classifies the referrer of an event's own attributes `a` for `website`, the event's page
+/// being on `hostname`. Names of external hosts are remembered in `names`: a site sees few
+/// distinct referrers, and the list lookup tries every parent domain.
+pub(crate) fn classify_referrer(
+    a: &mut SessionAttrs,
+    hostname: Option<&str>,
+    website: &Website,
+    names: &mut HashMap<String, String>,
+) {
     let mut hosts = website.site_hosts();
-    if let Some(h) = event.hostname.as_deref() {
+    if let Some(h) = hostname {
         hosts.push(h);
     }
-    let a = &mut event.attrs;
     let name = match a.referrer.as_deref() {
         Some(r) if referrer::is_same_site(r, &hosts) => {
             a.referrer = None;
@@ -298,8 +302,15 @@ pub(crate) fn enrich(
         }
         _ => None,
     };
-    classify_referrer(&mut event, website, &mut state.referrer_names);
-    let assigned = state.sessions.assign(&mut event);
+    // Classified only when they become the session's: the other events' are dropped.
+    let assigned = {
+        let (key, attrs, hostname) = EventKey::split(&mut event);
+        let names = &mut state.referrer_names;
+        state.sessions.assign_key(key, || {
+            classify_referrer(attrs, hostname, website, names);
+            std::mem::take(attrs)
+        })
+    };
     if let Some(p) = &payment {
         state.transactions.insert(&p.transaction_id);
     }
@@ -338,7 +349,7 @@ pub(crate) fn enrich(
         ts_us,
         kind: kind_name,
         visitor_id: event.visitor_id,
-        session_id: assigned.session_id,
+        session_id: assigned.session_id.to_string(),
         event_id,
         hostname,
         path,
@@ -545,12 +556,17 @@ async fn replay_all(
 /// Written digit by digit: `format!` took a twentieth of an import's work on the engine's
 /// thread for it.
 fn event_id(ts_us: i64, seq: u64) -> String {
-    // `{:x}` of an `i64` writes its two's complement, as this does.
     let mut id = String::with_capacity(33);
-    push_hex(&mut id, ts_us as u64);
-    id.push('-');
-    push_hex(&mut id, seq);
+    push_event_id(&mut id, ts_us, seq);
     id
+}
+
+/// Appends the id [`event_id`] gives.
+pub(crate) fn push_event_id(out: &mut String, ts_us: i64, seq: u64) {
+    // `{:x}` of an `i64` writes its two's complement, as this does.
+    push_hex(out, ts_us as u64);
+    out.push('-');
+    push_hex(out, seq);
 }
 
 /// Appends `v` in lower-case hex without leading zeros, as `{:x}` does.

@@ -42,6 +42,7 @@
 //! The meaning of every number is defined in the project's `DESIGN.md` §4 and checked against
 //! a plain-Rust reference model by property tests.
 
+mod batch_builder;
 mod checkpoint;
 pub mod engine;
 pub mod error;
@@ -50,6 +51,7 @@ mod evicted;
 pub mod import;
 mod ingest;
 pub mod live;
+pub mod packed;
 pub mod query;
 pub mod rates;
 mod read_back;
@@ -68,6 +70,7 @@ pub use datafusion::arrow;
 pub use engine::{Engine, EngineConfig, FlushReport, IngestReport};
 pub use error::{Error, Result};
 pub use event::{Event, EventKind, Identity, Payment, SessionAttrs, ValidEvents};
+pub use packed::PackedEvents;
 pub use live::{EventRow, Live, LiveVisitor, VisitorActivity, VisitorProfile};
 pub use query::result::{
     BreakdownResult, BreakdownRow, Bucket, Overview, Revenue, SeriesTotals, Timeseries,

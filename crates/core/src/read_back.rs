@@ -23,34 +23,36 @@ use datafusion::prelude::{col, lit};
 
 use crate::engine::Engine;
 use crate::error::Result;
-use crate::event::{Event, EventKind, SessionAttrs, TRACKER_TRANSACTION_PREFIX};
+use crate::event::{SessionAttrs, TRACKER_TRANSACTION_PREFIX};
 use crate::ingest::{IngestState, REPLAYED_COLUMNS};
 use crate::schema::{col as c, column, events_schema, visitor_hash};
-use crate::session::StoredAttrs;
+use crate::session::{EventKey, StoredAttrs};
 use crate::store::Snapshot;
 use crate::store::table::EventsTable;
 
 impl Engine {
-    /// Reads back the evicted visitor states and transaction ids that writing `events` to
-    /// `site` needs, into its ingest state. The caller holds the ingest lock.
-    pub(crate) async fn read_back_evicted(&self, site: &str, events: &[Event]) -> Result<()> {
+    /// Reads back the evicted visitor states and transaction ids that writing the events
+    /// `keys` describe, whose payments have the transaction ids `paid`, to `site` needs, into
+    /// its ingest state. The caller holds the ingest lock.
+    pub(crate) async fn read_back_evicted(
+        &self,
+        site: &str,
+        keys: &[EventKey<'_>],
+        paid: &[&str],
+    ) -> Result<()> {
         let (visitors, transactions) = {
             let st = self.store.read()?;
             let Some(ingest) = st.sites.get(site).and_then(|d| d.ingest.as_ref()) else {
                 return Ok(());
             };
             let visitors = if ingest.sessions.has_evicted() {
-                evicted_visitors(ingest, events.iter().map(|e| e.visitor_id.as_str()))
+                evicted_visitors(ingest, keys.iter().map(|k| k.visitor_id))
             } else {
                 Vec::new()
             };
-            let transactions: Vec<String> = events
+            let transactions: Vec<String> = paid
                 .iter()
-                .filter_map(|e| match &e.kind {
-                    EventKind::Payment(p) => Some(p.transaction_id.as_str()),
-                    _ => None,
-                })
-                .flat_map(|tx| [Some(tx), tx.strip_prefix(TRACKER_TRANSACTION_PREFIX)])
+                .flat_map(|tx| [Some(*tx), tx.strip_prefix(TRACKER_TRANSACTION_PREFIX)])
                 .flatten()
                 .filter(|tx| ingest.transactions.may_be_evicted(tx))
                 .map(str::to_owned)
@@ -151,9 +153,13 @@ impl Engine {
 
     /// Gives back to `site`'s visitor states the session attributes that
     /// [`crate::session::Sessionizer::forget_idle_attrs`] dropped, for the visitors whose first
-    /// event in `events` needs them, from the visitor's latest stored event. The caller holds
+    /// event among `keys` needs them, from the visitor's latest stored event. The caller holds
     /// the ingest lock.
-    pub(crate) async fn read_back_dropped_attrs(&self, site: &str, events: &[Event]) -> Result<()> {
+    pub(crate) async fn read_back_dropped_attrs(
+        &self,
+        site: &str,
+        keys: &[EventKey<'_>],
+    ) -> Result<()> {
         let needed: Vec<StoredAttrs> = {
             let st = self.store.read()?;
             let ingest = st.sites.get(site).and_then(|d| d.ingest.as_ref());
@@ -163,10 +169,9 @@ impl Engine {
             // aHash: a lookup per event of every write while some visitor lacks attributes.
             let mut seen: std::collections::HashSet<&str, ahash::RandomState> =
                 std::collections::HashSet::default();
-            events
-                .iter()
-                .filter(|e| seen.insert(e.visitor_id.as_str()))
-                .filter_map(|e| ingest.sessions.stored_attrs_needed(e))
+            keys.iter()
+                .filter(|k| seen.insert(k.visitor_id))
+                .filter_map(|k| ingest.sessions.stored_attrs_needed(*k))
                 .collect()
         };
         for at in needed {

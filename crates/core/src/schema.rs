@@ -7,10 +7,6 @@
 
 use std::sync::{Arc, LazyLock};
 
-use datafusion::arrow::array::{
-    ArrayRef, BooleanBuilder, Float64Builder, StringBuilder, TimestampMicrosecondBuilder,
-    UInt32Builder, UInt64Builder,
-};
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use datafusion::arrow::record_batch::RecordBatch;
 
@@ -258,11 +254,21 @@ pub fn visitor_hash(visitor_id: &str) -> u64 {
 
 /// The stable 64-bit hash used for `session_hash`: session ids are scoped to their visitor.
 pub fn session_hash(visitor_id: &str, session_id: &str) -> u64 {
-    let mut buf = Vec::with_capacity(visitor_id.len() + session_id.len() + 1);
-    buf.extend_from_slice(visitor_id.as_bytes());
-    buf.push(0);
-    buf.extend_from_slice(session_id.as_bytes());
-    xxhash_rust::xxh3::xxh3_64(&buf)
+    let (v, s) = (visitor_id.as_bytes(), session_id.as_bytes());
+    let len = v.len() + 1 + s.len();
+    // Valid ids fit on the stack: a hash per stored row, without an allocation.
+    let mut stack = [0u8; 2 * crate::event::MAX_ID_LEN + 1];
+    let mut heap = Vec::new();
+    let buf = if len <= stack.len() {
+        &mut stack[..len]
+    } else {
+        heap.resize(len, 0);
+        &mut heap[..]
+    };
+    buf[..v.len()].copy_from_slice(v);
+    buf[v.len()] = 0;
+    buf[v.len() + 1..].copy_from_slice(s);
+    xxhash_rust::xxh3::xxh3_64(buf)
 }
 
 /// The payment columns of a stored payment.
@@ -338,7 +344,7 @@ pub struct StoredIdentity {
 }
 
 impl StoredEvent {
-    fn customer_email(&self) -> Option<&str> {
+    pub(crate) fn customer_email(&self) -> Option<&str> {
         match (&self.payment, &self.identity) {
             (Some(p), _) => p.email.as_deref(),
             (None, Some(i)) => i.email.as_deref(),
@@ -346,7 +352,7 @@ impl StoredEvent {
         }
     }
 
-    fn customer_name(&self) -> Option<&str> {
+    pub(crate) fn customer_name(&self) -> Option<&str> {
         match (&self.payment, &self.identity) {
             (Some(p), _) => p.name.as_deref(),
             (None, Some(i)) => i.name.as_deref(),
@@ -354,7 +360,7 @@ impl StoredEvent {
         }
     }
 
-    fn customer_id(&self) -> Option<&str> {
+    pub(crate) fn customer_id(&self) -> Option<&str> {
         match (&self.payment, &self.identity) {
             (Some(p), _) => p.customer_id.as_deref(),
             (None, Some(i)) => Some(&i.user_id),
@@ -365,82 +371,11 @@ impl StoredEvent {
 
 /// Builds one record batch of the events schema from stored events.
 pub fn to_batch(rows: &[StoredEvent]) -> Result<RecordBatch> {
-    let n = rows.len();
-    let strings = |get: &dyn Fn(&StoredEvent) -> Option<&str>| -> ArrayRef {
-        let mut b = StringBuilder::with_capacity(n, n * 8);
-        for r in rows {
-            b.append_option(get(r));
-        }
-        Arc::new(b.finish())
-    };
-    let floats = |get: &dyn Fn(&StoredEvent) -> Option<f64>| -> ArrayRef {
-        let mut b = Float64Builder::with_capacity(n);
-        for r in rows {
-            b.append_option(get(r));
-        }
-        Arc::new(b.finish())
-    };
-    let u32s = |get: &dyn Fn(&StoredEvent) -> Option<u32>| -> ArrayRef {
-        let mut b = UInt32Builder::with_capacity(n);
-        for r in rows {
-            b.append_option(get(r));
-        }
-        Arc::new(b.finish())
-    };
-    let u64s = |get: &dyn Fn(&StoredEvent) -> u64| -> ArrayRef {
-        let mut b = UInt64Builder::with_capacity(n);
-        for r in rows {
-            b.append_value(get(r));
-        }
-        Arc::new(b.finish())
-    };
-    let bools = |get: &dyn Fn(&StoredEvent) -> Option<bool>| -> ArrayRef {
-        let mut b = BooleanBuilder::with_capacity(n);
-        for r in rows {
-            b.append_option(get(r));
-        }
-        Arc::new(b.finish())
-    };
-    let mut ts = TimestampMicrosecondBuilder::with_capacity(n).with_timezone(TS_ZONE);
+    let mut b = crate::batch_builder::EventsBuilder::with_capacity(rows.len());
     for r in rows {
-        ts.append_value(r.ts_us);
+        b.append(&r.as_row());
     }
-    fn pay(r: &StoredEvent) -> Option<&StoredPayment> {
-        r.payment.as_ref()
-    }
-    let head: Vec<ArrayRef> = vec![
-        strings(&|r| Some(&r.website_id)),
-        Arc::new(ts.finish()),
-        strings(&|r| Some(r.kind)),
-        strings(&|r| Some(&r.visitor_id)),
-        u64s(&|r| visitor_hash(&r.visitor_id)),
-        strings(&|r| Some(&r.session_id)),
-        u64s(&|r| session_hash(&r.visitor_id, &r.session_id)),
-        strings(&|r| Some(&r.event_id)),
-        strings(&|r| r.hostname.as_deref()),
-        strings(&|r| r.path.as_deref()),
-    ];
-    let attrs = ATTRS.iter().map(|a| match a.value {
-        AttrValue::Text { field, .. } => strings(&|r| field(&r.attrs).as_deref()),
-        AttrValue::Float { field, .. } => floats(&|r| field(&r.attrs)),
-    });
-    let tail: Vec<ArrayRef> = vec![
-        u32s(&|r| r.viewport_w),
-        u32s(&|r| r.viewport_h),
-        strings(&|r| r.goal_name.as_deref()),
-        strings(&|r| r.goal_metadata.as_deref()),
-        floats(&|r| pay(r).map(|p| p.amount)),
-        floats(&|r| pay(r).map(|p| p.original_amount)),
-        strings(&|r| pay(r).map(|p| p.original_currency.as_str())),
-        bools(&|r| pay(r).map(|p| p.renewal)),
-        bools(&|r| pay(r).map(|p| p.refunded)),
-        strings(&|r| pay(r).map(|p| p.transaction_id.as_str())),
-        strings(&|r| r.customer_email()),
-        strings(&|r| r.customer_name()),
-        strings(&|r| r.customer_id()),
-    ];
-    let columns: Vec<ArrayRef> = head.into_iter().chain(attrs).chain(tail).collect();
-    Ok(RecordBatch::try_new(events_schema(), columns)?)
+    b.finish()
 }
 
 /// Column `name` of `batch` as the array type `T`; an internal error naming the column when it

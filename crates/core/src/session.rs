@@ -44,7 +44,7 @@ pub(crate) struct VisitorState {
 impl VisitorState {
     fn assigned(&self) -> Assigned {
         Assigned {
-            session_id: self.session_id.to_string(),
+            session_id: Arc::clone(&self.session_id),
             // Only when the stored attributes could not be read back (the row was deleted).
             attrs: self.attrs.clone().unwrap_or_default(),
         }
@@ -54,8 +54,50 @@ impl VisitorState {
 /// The session a new event was assigned to.
 #[derive(Debug, Clone)]
 pub(crate) struct Assigned {
-    pub session_id: String,
+    pub session_id: Arc<str>,
     pub attrs: Arc<SessionAttrs>,
+}
+
+/// What session assignment reads of an event.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct EventKey<'a> {
+    pub visitor_id: &'a str,
+    /// The tracker's session id, when it sent one.
+    pub session_id: Option<&'a str>,
+    pub ts_us: i64,
+    pub is_pageview: bool,
+}
+
+impl<'a> EventKey<'a> {
+    /// The key of `event`.
+    pub fn of(event: &'a Event) -> Self {
+        EventKey {
+            visitor_id: &event.visitor_id,
+            session_id: event.session_id.as_deref(),
+            ts_us: event.ts.timestamp_micros(),
+            is_pageview: matches!(event.kind, EventKind::Pageview),
+        }
+    }
+
+    /// The key of `event`, its own attributes to take, and its page's hostname.
+    pub fn split(event: &'a mut Event) -> (Self, &'a mut SessionAttrs, Option<&'a str>) {
+        let Event {
+            visitor_id,
+            session_id,
+            ts,
+            kind,
+            hostname,
+            attrs,
+            ..
+        } = event;
+        let key = EventKey {
+            visitor_id,
+            session_id: session_id.as_deref(),
+            ts_us: ts.timestamp_micros(),
+            is_pageview: matches!(kind, EventKind::Pageview),
+        };
+        (key, attrs, hostname.as_deref())
+    }
 }
 
 /// Where to find the attributes a visitor's state no longer holds: the visitor's event in
@@ -108,40 +150,56 @@ impl Sessionizer {
     /// Assigns `event` (whose attributes are already classified) to a session, taking the
     /// attributes out of it: they are the session's now, or dropped. Events must come in time
     /// order per visitor for the 30-minute rule to mean what it says.
+    #[cfg(test)]
     pub fn assign(&mut self, event: &mut Event) -> Assigned {
-        let ts = event.ts.timestamp_micros();
-        let is_pageview = matches!(event.kind, EventKind::Pageview);
-        let own_attrs = |event: &mut Event| Some(Arc::new(std::mem::take(&mut event.attrs)));
+        let (key, attrs, _) = EventKey::split(event);
+        self.assign_key(key, || std::mem::take(attrs))
+    }
+
+    /// [`Sessionizer::assign`] of the event `key` describes; `own_attrs` gives the event's own
+    /// (classified) attributes, and is called only when they become the session's.
+    pub fn assign_key(
+        &mut self,
+        key: EventKey<'_>,
+        own_attrs: impl FnOnce() -> SessionAttrs,
+    ) -> Assigned {
+        let EventKey {
+            visitor_id,
+            session_id,
+            ts_us: ts,
+            is_pageview,
+        } = key;
+        let own_attrs = || Some(Arc::new(own_attrs()));
         self.latest_ts_us = self.latest_ts_us.max(ts);
-        let Some(p) = self.visitors.get_mut(&event.visitor_id) else {
-            self.took_attrs(&event.visitor_id, ts);
-            let session_id: Arc<str> = match &event.session_id {
-                Some(s) => Arc::from(s.as_str()),
+        let Some(p) = self.visitors.get_mut(visitor_id) else {
+            self.took_attrs(visitor_id, ts);
+            let session_id: Arc<str> = match session_id {
+                Some(s) => Arc::from(s),
                 None => Arc::from(derived_session_id(ts).as_str()),
             };
             let state = VisitorState {
                 session_id,
                 last_ts_us: ts,
-                attrs: own_attrs(event),
+                attrs: own_attrs(),
                 landed: is_pageview,
                 viewed: is_pageview,
                 sessions: 1,
                 session_start_us: ts,
             };
             let assigned = state.assigned();
-            self.visitors.insert(event.visitor_id.clone(), state);
+            self.visitors.insert(visitor_id.to_owned(), state);
             return assigned;
         };
-        let new_session: Option<Arc<str>> = match &event.session_id {
-            Some(s) if **s == *p.session_id => None,
-            Some(s) => Some(Arc::from(s.as_str())),
+        let new_session: Option<Arc<str>> = match session_id {
+            Some(s) if *s == *p.session_id => None,
+            Some(s) => Some(Arc::from(s)),
             None if !is_pageview || ts - p.last_ts_us <= SESSION_TIMEOUT_US => None,
             None => Some(Arc::from(derived_session_id(ts).as_str())),
         };
         let takes_attrs = p.attrs.is_none();
         match new_session {
             None if is_pageview && !p.landed => {
-                p.attrs = own_attrs(event);
+                p.attrs = own_attrs();
                 p.last_ts_us = ts;
                 p.landed = true;
                 p.viewed = true;
@@ -152,7 +210,7 @@ impl Sessionizer {
             }
             Some(session_id) => {
                 let attrs = if is_pageview {
-                    own_attrs(event)
+                    own_attrs()
                 } else {
                     Some(p.attrs.clone().unwrap_or_default())
                 };
@@ -169,7 +227,7 @@ impl Sessionizer {
         }
         let (assigned, last_ts_us) = (p.assigned(), p.last_ts_us);
         if takes_attrs {
-            self.took_attrs(&event.visitor_id, last_ts_us);
+            self.took_attrs(visitor_id, last_ts_us);
         }
         assigned
     }
@@ -328,29 +386,28 @@ impl Sessionizer {
         }
     }
 
-    /// Where the attributes that assigning `event` would use are stored, when the visitor's
-    /// state no longer holds them: a goal or payment joining (or following) an old session, or
-    /// a page view continuing one. `None` when the state holds them or the event starts a
-    /// session of its own.
     /// Whether some visitor's state holds no attributes (so that an event may need
     /// [`Sessionizer::stored_attrs_needed`]).
     pub fn lacks_attrs(&self) -> bool {
         self.holding < self.visitors.len()
     }
 
-    pub fn stored_attrs_needed(&self, event: &Event) -> Option<StoredAttrs> {
-        let p = self.visitors.get(&event.visitor_id)?;
+    /// Where the attributes that assigning the event `key` describes would use are stored,
+    /// when the visitor's state no longer holds them: a goal or payment joining (or following)
+    /// an old session, or a page view continuing one. `None` when the state holds them or the
+    /// event starts a session of its own.
+    pub fn stored_attrs_needed(&self, key: EventKey<'_>) -> Option<StoredAttrs> {
+        let p = self.visitors.get(key.visitor_id)?;
         if p.attrs.is_some() {
             return None;
         }
-        let ts = event.ts.timestamp_micros();
-        let same_session = match &event.session_id {
-            Some(s) => **s == *p.session_id,
-            None => ts - p.last_ts_us <= SESSION_TIMEOUT_US,
+        let same_session = match key.session_id {
+            Some(s) => *s == *p.session_id,
+            None => key.ts_us - p.last_ts_us <= SESSION_TIMEOUT_US,
         };
-        let own = matches!(event.kind, EventKind::Pageview) && (!same_session || !p.landed);
+        let own = key.is_pageview && (!same_session || !p.landed);
         (!own).then(|| StoredAttrs {
-            visitor_id: event.visitor_id.clone(),
+            visitor_id: key.visitor_id.to_owned(),
             session_id: p.session_id.to_string(),
             session_start_us: p.session_start_us,
             last_ts_us: p.last_ts_us,
@@ -511,7 +568,7 @@ mod tests {
             metadata: Default::default(),
         };
         let at = s
-            .stored_attrs_needed(&goal)
+            .stored_attrs_needed(EventKey::of(&goal))
             .expect("a's attributes were dropped");
         assert_eq!(
             (at.visitor_id.as_str(), at.last_ts_us, at.session_start_us),
@@ -519,13 +576,13 @@ mod tests {
         );
         // A page view past the session's end starts a session of its own: nothing to read.
         assert_eq!(
-            s.stored_attrs_needed(&pv("a", t0 + Duration::days(2), "DE")),
+            s.stored_attrs_needed(EventKey::of(&pv("a", t0 + Duration::days(2), "DE"))),
             None
         );
         // Nor within it for a visitor whose state still holds them.
         let mut d_goal = goal.clone();
         d_goal.visitor_id = "d".into();
-        assert_eq!(s.stored_attrs_needed(&d_goal), None);
+        assert_eq!(s.stored_attrs_needed(EventKey::of(&d_goal)), None);
         let back = SessionAttrs {
             country_code: Some("US".into()),
             ..SessionAttrs::default()

@@ -10,7 +10,7 @@
 use std::io::Read;
 use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 
-use tally_core::ValidEvents;
+use tally_core::{PackedEvents, ValidEvents};
 use tally_core::import::LineParser;
 
 /// Bytes of whole lines a parsing thread takes at a time: about 2,000 events of the usual
@@ -29,9 +29,9 @@ pub const MAX_LINE_BYTES: usize = 1 << 20;
 /// What reading the file hands over, in the file's order.
 #[derive(Debug)]
 pub enum Parsed {
-    /// Parsed lines: their numbers, and the valid ones' events (each knows its place among
-    /// them).
-    Batch(Vec<usize>, ValidEvents),
+    /// Parsed lines: their numbers, and the valid ones' events, packed (each knows its place
+    /// among them).
+    Batch(Vec<usize>, PackedEvents),
     /// A bad line, as the message to print (it names the line).
     Rejected(String),
 }
@@ -210,13 +210,18 @@ fn parse_block(parser: &mut LineParser, block: &Block, website: &str) -> Vec<Par
         };
         out.extend(rejected.map(Parsed::Rejected));
     }
-    let (valid, refused) = ValidEvents::check(events);
+    let (valid, mut refused) = ValidEvents::check(events);
+    // Packed here, so that the engine's thread neither frees these events' strings nor
+    // allocates for them (tally_core::packed).
+    let (packed, other_site) = PackedEvents::pack(website, valid);
+    refused.extend(other_site);
+    refused.sort_by_key(|(i, _)| *i);
     out.extend(
         refused
             .iter()
             .map(|(i, why)| Parsed::Rejected(format!("line {}: {why}", numbers[*i]))),
     );
-    out.push(Parsed::Batch(numbers, valid));
+    out.push(Parsed::Batch(numbers, packed));
     out
 }
 

@@ -615,12 +615,12 @@ fn without_huge_pages() {
 async fn ingest_batch(
     engine: &Engine,
     lines: &[usize],
-    events: tally_core::ValidEvents,
+    events: tally_core::PackedEvents,
     bar: &indicatif::ProgressBar,
     out: &admin::Output,
 ) -> anyhow::Result<BatchCounts> {
     // Acknowledged only after the final flush: the rows need not go through the log.
-    let report = engine.ingest_bulk_valid(events).await?;
+    let report = engine.ingest_packed(events).await?;
     for (i, e) in &report.rejected {
         out.stderr(bar, format!("line {}: {e}", lines[*i])).await;
     }

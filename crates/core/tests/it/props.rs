@@ -631,3 +631,107 @@ proptest! {
         })?;
     }
 }
+
+/// Every stored row of `site`, every column, in time and id order.
+async fn stored_rows(engine: &Engine, site: &str) -> tally_core::arrow::record_batch::RecordBatch {
+    use tally_core::datafusion::prelude::col;
+    let rows = engine
+        .selected_events(&Query::new(site))
+        .unwrap()
+        .sort(vec![col("ts").sort(true, false), col("event_id").sort(true, false)])
+        .unwrap()
+        .collect()
+        .await
+        .unwrap();
+    tally_core::arrow::compute::concat_batches(&tally_core::schema::events_schema(), &rows).unwrap()
+}
+
+/// Generated event ids (`{time:x}-{counter:x}`) with each counter made relative to the
+/// smallest: an engine's counter starts from the clock, so two engines differ by an offset.
+fn generated_ids(ids: &tally_core::arrow::array::ArrayRef) -> Vec<(String, u64)> {
+    use tally_core::arrow::array::AsArray;
+    let parsed: Vec<(String, u64)> = ids
+        .as_string::<i32>()
+        .iter()
+        .map(|id| {
+            let (time, counter) = id.unwrap().split_once('-').unwrap();
+            (time.to_owned(), u64::from_str_radix(counter, 16).unwrap())
+        })
+        .collect();
+    let first = parsed.iter().map(|(_, c)| *c).min().unwrap_or(0);
+    parsed.into_iter().map(|(t, c)| (t, c - first)).collect()
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 32, ..ProptestConfig::default() })]
+
+    /// `tally import`'s path (events packed where they were parsed, `Engine::ingest_packed`)
+    /// stores what `Engine::ingest_bulk` stores, every column of every row: in batches of any
+    /// size, out of time order, with a flush between, and with every idle visitor's state,
+    /// session attributes and transaction ids evicted after each batch and read back.
+    #[test]
+    fn packed_loads_store_what_bulk_loads_store(
+        data in data(),
+        batch in 1usize..80,
+        reversed in any::<bool>(),
+        flush_after in 0usize..4,
+    ) {
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        rt.block_on(async {
+            let all = events(&data);
+            let sites = websites(data.renewals);
+            let keep_none = EngineConfig {
+                session_attrs_in_memory: 0,
+                visitor_states_in_memory: 0,
+                transaction_ids_in_memory: 0,
+                ..EngineConfig::default()
+            };
+            let (bulk_dir, packed_dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+            let bulk = Engine::open_with(bulk_dir.path(), keep_none.clone()).await.unwrap();
+            let packed = Engine::open_with(packed_dir.path(), keep_none).await.unwrap();
+            for w in &sites {
+                bulk.create_website(w.clone()).unwrap();
+                packed.create_website(w.clone()).unwrap();
+            }
+            let (mut bulk_counts, mut packed_counts) = ((0, 0), (0, 0));
+            for (i, chunk) in all.chunks(batch).enumerate() {
+                let mut chunk = chunk.to_vec();
+                if reversed {
+                    chunk.reverse();
+                }
+                let report = bulk.ingest_bulk(chunk.clone()).await.unwrap();
+                prop_assert!(report.rejected.is_empty(), "{:?}", report.rejected);
+                bulk_counts.0 += report.accepted;
+                bulk_counts.1 += report.duplicates;
+                for w in &sites {
+                    let of_site: Vec<Event> = chunk.iter().filter(|e| e.website_id == w.id).cloned().collect();
+                    let (valid, refused) = tally_core::ValidEvents::check(of_site);
+                    prop_assert!(refused.is_empty());
+                    let (events, other) = tally_core::PackedEvents::pack(&w.id, valid);
+                    prop_assert!(other.is_empty());
+                    let report = packed.ingest_packed(events).await.unwrap();
+                    prop_assert!(report.rejected.is_empty(), "{:?}", report.rejected);
+                    packed_counts.0 += report.accepted;
+                    packed_counts.1 += report.duplicates;
+                }
+                if i == flush_after {
+                    bulk.flush().await.unwrap();
+                    packed.flush().await.unwrap();
+                }
+            }
+            prop_assert_eq!(bulk_counts, packed_counts);
+            for w in &sites {
+                let (want, got) = (stored_rows(&bulk, &w.id).await, stored_rows(&packed, &w.id).await);
+                prop_assert_eq!(want.num_rows(), got.num_rows());
+                for (field, (a, b)) in want.schema().fields().iter().zip(want.columns().iter().zip(got.columns())) {
+                    if field.name() == "event_id" {
+                        prop_assert_eq!(generated_ids(a), generated_ids(b));
+                    } else {
+                        prop_assert_eq!(a, b, "column {}", field.name());
+                    }
+                }
+            }
+            Ok(())
+        })?;
+    }
+}

@@ -1,0 +1,219 @@
+//! Record batches of the events schema built a row at a time: [`RowRef`] is one row borrowed
+//! from wherever it lives (a [`StoredEvent`], or the text of a packed bulk load), and
+//! [`EventsBuilder`] appends rows to the schema's column builders, in [`events_schema`]'s order.
+
+use std::sync::Arc;
+
+use datafusion::arrow::array::{
+    ArrayRef, BooleanBuilder, Float64Builder, StringBuilder, TimestampMicrosecondBuilder,
+    UInt32Builder, UInt64Builder,
+};
+use datafusion::arrow::record_batch::RecordBatch;
+
+use crate::error::Result;
+use crate::event::SessionAttrs;
+use crate::schema::{
+    ATTRS, AttrValue, StoredEvent, StoredPayment, TS_ZONE, events_schema, session_hash,
+    visitor_hash,
+};
+
+/// One row of the events table, borrowed.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct RowRef<'a> {
+    pub website_id: &'a str,
+    pub ts_us: i64,
+    pub kind: &'static str,
+    pub visitor_id: &'a str,
+    pub session_id: &'a str,
+    pub event_id: &'a str,
+    pub hostname: Option<&'a str>,
+    pub path: Option<&'a str>,
+    pub attrs: &'a SessionAttrs,
+    pub viewport_w: Option<u32>,
+    pub viewport_h: Option<u32>,
+    pub goal_name: Option<&'a str>,
+    pub goal_metadata: Option<&'a str>,
+    pub payment: Option<&'a StoredPayment>,
+    pub customer_email: Option<&'a str>,
+    pub customer_name: Option<&'a str>,
+    pub customer_id: Option<&'a str>,
+}
+
+impl StoredEvent {
+    /// This row, borrowed.
+    pub(crate) fn as_row(&self) -> RowRef<'_> {
+        RowRef {
+            website_id: &self.website_id,
+            ts_us: self.ts_us,
+            kind: self.kind,
+            visitor_id: &self.visitor_id,
+            session_id: &self.session_id,
+            event_id: &self.event_id,
+            hostname: self.hostname.as_deref(),
+            path: self.path.as_deref(),
+            attrs: &self.attrs,
+            viewport_w: self.viewport_w,
+            viewport_h: self.viewport_h,
+            goal_name: self.goal_name.as_deref(),
+            goal_metadata: self.goal_metadata.as_deref(),
+            payment: self.payment.as_ref(),
+            customer_email: self.customer_email(),
+            customer_name: self.customer_name(),
+            customer_id: self.customer_id(),
+        }
+    }
+}
+
+/// The builder of one session attribute's column, with the attribute's field.
+enum AttrBuilder {
+    Text(StringBuilder, fn(&SessionAttrs) -> &Option<String>),
+    Float(Float64Builder, fn(&SessionAttrs) -> Option<f64>),
+}
+
+/// Column builders for a batch of the events schema.
+pub(crate) struct EventsBuilder {
+    website_id: StringBuilder,
+    ts: TimestampMicrosecondBuilder,
+    kind: StringBuilder,
+    visitor_id: StringBuilder,
+    visitor_hash: UInt64Builder,
+    session_id: StringBuilder,
+    session_hash: UInt64Builder,
+    event_id: StringBuilder,
+    hostname: StringBuilder,
+    path: StringBuilder,
+    /// In [`ATTRS`]' order.
+    attrs: Vec<AttrBuilder>,
+    viewport_w: UInt32Builder,
+    viewport_h: UInt32Builder,
+    goal_name: StringBuilder,
+    goal_metadata: StringBuilder,
+    amount: Float64Builder,
+    original_amount: Float64Builder,
+    original_currency: StringBuilder,
+    renewal: BooleanBuilder,
+    refunded: BooleanBuilder,
+    transaction_id: StringBuilder,
+    customer_email: StringBuilder,
+    customer_name: StringBuilder,
+    customer_id: StringBuilder,
+}
+
+impl EventsBuilder {
+    /// Builders with room for `rows` rows of usual sizes (they grow past it).
+    pub fn with_capacity(rows: usize) -> Self {
+        let text = |bytes_per_row: usize| StringBuilder::with_capacity(rows, rows * bytes_per_row);
+        let rare = || StringBuilder::with_capacity(rows, 0);
+        EventsBuilder {
+            website_id: text(16),
+            ts: TimestampMicrosecondBuilder::with_capacity(rows).with_timezone(TS_ZONE),
+            kind: text(8),
+            visitor_id: text(16),
+            visitor_hash: UInt64Builder::with_capacity(rows),
+            session_id: text(24),
+            session_hash: UInt64Builder::with_capacity(rows),
+            event_id: text(24),
+            hostname: text(16),
+            path: text(16),
+            attrs: ATTRS
+                .iter()
+                .map(|a| match a.value {
+                    AttrValue::Text { field, .. } => AttrBuilder::Text(text(8), field),
+                    AttrValue::Float { field, .. } => {
+                        AttrBuilder::Float(Float64Builder::with_capacity(rows), field)
+                    }
+                })
+                .collect(),
+            viewport_w: UInt32Builder::with_capacity(rows),
+            viewport_h: UInt32Builder::with_capacity(rows),
+            goal_name: rare(),
+            goal_metadata: rare(),
+            amount: Float64Builder::with_capacity(rows),
+            original_amount: Float64Builder::with_capacity(rows),
+            original_currency: rare(),
+            renewal: BooleanBuilder::with_capacity(rows),
+            refunded: BooleanBuilder::with_capacity(rows),
+            transaction_id: rare(),
+            customer_email: rare(),
+            customer_name: rare(),
+            customer_id: rare(),
+        }
+    }
+
+    /// Appends row `r`.
+    pub fn append(&mut self, r: &RowRef<'_>) {
+        self.website_id.append_value(r.website_id);
+        self.ts.append_value(r.ts_us);
+        self.kind.append_value(r.kind);
+        self.visitor_id.append_value(r.visitor_id);
+        self.visitor_hash.append_value(visitor_hash(r.visitor_id));
+        self.session_id.append_value(r.session_id);
+        self.session_hash
+            .append_value(session_hash(r.visitor_id, r.session_id));
+        self.event_id.append_value(r.event_id);
+        self.hostname.append_option(r.hostname);
+        self.path.append_option(r.path);
+        for builder in &mut self.attrs {
+            match builder {
+                AttrBuilder::Text(b, field) => b.append_option(field(r.attrs).as_deref()),
+                AttrBuilder::Float(b, field) => b.append_option(field(r.attrs)),
+            }
+        }
+        self.viewport_w.append_option(r.viewport_w);
+        self.viewport_h.append_option(r.viewport_h);
+        self.goal_name.append_option(r.goal_name);
+        self.goal_metadata.append_option(r.goal_metadata);
+        let p = r.payment;
+        self.amount.append_option(p.map(|p| p.amount));
+        self.original_amount
+            .append_option(p.map(|p| p.original_amount));
+        self.original_currency
+            .append_option(p.map(|p| p.original_currency.as_str()));
+        self.renewal.append_option(p.map(|p| p.renewal));
+        self.refunded.append_option(p.map(|p| p.refunded));
+        self.transaction_id
+            .append_option(p.map(|p| p.transaction_id.as_str()));
+        self.customer_email.append_option(r.customer_email);
+        self.customer_name.append_option(r.customer_name);
+        self.customer_id.append_option(r.customer_id);
+    }
+
+    /// The batch of the rows appended; the builders are left empty.
+    pub fn finish(&mut self) -> Result<RecordBatch> {
+        fn a(array: impl datafusion::arrow::array::Array + 'static) -> ArrayRef {
+            Arc::new(array)
+        }
+        let mut columns: Vec<ArrayRef> = vec![
+            a(self.website_id.finish()),
+            a(self.ts.finish()),
+            a(self.kind.finish()),
+            a(self.visitor_id.finish()),
+            a(self.visitor_hash.finish()),
+            a(self.session_id.finish()),
+            a(self.session_hash.finish()),
+            a(self.event_id.finish()),
+            a(self.hostname.finish()),
+            a(self.path.finish()),
+        ];
+        columns.extend(self.attrs.iter_mut().map(|b| match b {
+            AttrBuilder::Text(b, _) => a(b.finish()),
+            AttrBuilder::Float(b, _) => a(b.finish()),
+        }));
+        columns.extend([
+            a(self.viewport_w.finish()),
+            a(self.viewport_h.finish()),
+            a(self.goal_name.finish()),
+            a(self.goal_metadata.finish()),
+            a(self.amount.finish()),
+            a(self.original_amount.finish()),
+            a(self.original_currency.finish()),
+            a(self.renewal.finish()),
+            a(self.refunded.finish()),
+            a(self.transaction_id.finish()),
+            a(self.customer_email.finish()),
+            a(self.customer_name.finish()),
+            a(self.customer_id.finish()),
+        ]);
+        Ok(RecordBatch::try_new(events_schema(), columns)?)
+    }
+}

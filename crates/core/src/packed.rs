@@ -1,0 +1,341 @@
+//! Valid events packed for a bulk load ([`crate::Engine::ingest_packed`]).
+//!
+//! A page view's text (ids, page, session attributes) is copied into one buffer that the
+//! whole batch shares. Packing happens on the thread that parses, where the event's own
+//! strings are freed cheaply. On the engine's thread a packed page view then costs no
+//! allocation: its attributes become a [`SessionAttrs`] only when it starts a session (most
+//! page views continue one, and their attributes would be dropped), and its row goes straight
+//! into the batch's Arrow builders. Events of other kinds stay [`Event`]s and are stored as
+//! any write's are.
+//!
+//! What is stored is the same as for [`crate::Engine::ingest_bulk`] of the same events (a
+//! property test holds the two paths equal).
+
+use crate::batch_builder::{EventsBuilder, RowRef};
+use crate::engine::IngestReport;
+use crate::error::{Error, Result};
+use crate::event::{Event, EventKind, SessionAttrs, ValidEvents};
+use crate::ingest::{IngestState, Outcome, classify_referrer, enrich, push_event_id};
+use crate::schema::{ATTRS, AttrValue, kind};
+use crate::session::EventKey;
+use crate::website::Website;
+
+/// A string in [`PackedEvents`]' text: `len == NONE` stands for no value.
+#[derive(Debug, Clone, Copy)]
+struct Span {
+    start: u32,
+    len: u32,
+}
+
+impl Span {
+    const NONE: Span = Span {
+        start: 0,
+        len: u32::MAX,
+    };
+}
+
+/// A page view, its strings in the batch's text.
+#[derive(Debug)]
+struct Pageview {
+    ts_us: i64,
+    visitor_id: Span,
+    session_id: Span,
+    event_id: Span,
+    hostname: Span,
+    path: Span,
+    viewport_w: Option<u32>,
+    viewport_h: Option<u32>,
+    /// The text attributes, in [`ATTRS`]' order (a float attribute's entry is unused).
+    text_attrs: [Span; ATTRS.len()],
+    /// The float attributes, in [`ATTRS`]' order.
+    float_attrs: [Option<f64>; FLOAT_ATTRS],
+}
+
+/// How many of [`ATTRS`] are floats (latitude and longitude).
+const FLOAT_ATTRS: usize = 2;
+
+/// The float attributes among [`ATTRS`], in order.
+fn float_attr_list() -> impl Iterator<Item = &'static crate::schema::Attr> {
+    ATTRS
+        .iter()
+        .filter(|a| matches!(a.value, AttrValue::Float { .. }))
+}
+
+/// One event of the batch.
+#[derive(Debug)]
+// The page view is the common case, kept inline: boxing it would cost the allocation per
+// event that packing is there to avoid.
+#[allow(clippy::large_enum_variant)]
+enum Packed {
+    Pageview(Pageview),
+    /// Boxed: rare in a bulk load, and larger than a packed page view.
+    Other(Box<Event>),
+}
+
+/// Valid events of one website, packed; see the module docs. Only [`PackedEvents::pack`] makes
+/// one.
+#[derive(Debug)]
+pub struct PackedEvents {
+    site: String,
+    text: String,
+    events: Vec<Packed>,
+    /// Each event's place in the list that was checked.
+    places: Vec<usize>,
+}
+
+impl PackedEvents {
+    /// Packs the valid events of website `site`. An event of another website is refused, with
+    /// its place in the list that was checked.
+    pub fn pack(site: &str, valid: ValidEvents) -> (PackedEvents, Vec<(usize, Error)>) {
+        let (events, places) = valid.into_parts();
+        let mut packed = PackedEvents {
+            site: site.to_owned(),
+            text: String::new(),
+            events: Vec::with_capacity(events.len()),
+            places: Vec::with_capacity(places.len()),
+        };
+        let mut refused = Vec::new();
+        for (event, place) in events.into_iter().zip(places) {
+            if event.website_id != site {
+                let why = format!("`{}` is not the website of this load", event.website_id);
+                refused.push((place, Error::invalid("website_id", why)));
+                continue;
+            }
+            let row = match packed.pageview(&event) {
+                Some(p) => Packed::Pageview(p),
+                None => Packed::Other(Box::new(event)),
+            };
+            packed.events.push(row);
+            packed.places.push(place);
+        }
+        (packed, refused)
+    }
+
+    /// The website the events belong to.
+    pub fn site(&self) -> &str {
+        &self.site
+    }
+
+    /// How many events there are.
+    pub fn len(&self) -> usize {
+        self.events.len()
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.events.is_empty()
+    }
+
+    /// Each event's place in the list that was checked.
+    pub(crate) fn places(&self) -> &[usize] {
+        &self.places
+    }
+
+    /// `event` packed, when it is a page view and its text fits the offsets.
+    fn pageview(&mut self, event: &Event) -> Option<Pageview> {
+        if !matches!(event.kind, EventKind::Pageview) || self.text.len() > (u32::MAX / 2) as usize
+        {
+            return None;
+        }
+        let mut text_attrs = [Span::NONE; ATTRS.len()];
+        for (span, attr) in text_attrs.iter_mut().zip(&ATTRS) {
+            if let AttrValue::Text { field, .. } = attr.value {
+                *span = self.push(field(&event.attrs).as_deref());
+            }
+        }
+        let mut float_attrs = [None; FLOAT_ATTRS];
+        for (value, attr) in float_attrs.iter_mut().zip(float_attr_list()) {
+            if let AttrValue::Float { field, .. } = attr.value {
+                *value = field(&event.attrs);
+            }
+        }
+        Some(Pageview {
+            ts_us: event.ts.timestamp_micros(),
+            visitor_id: self.push(Some(&event.visitor_id)),
+            session_id: self.push(event.session_id.as_deref()),
+            event_id: self.push(event.event_id.as_deref()),
+            hostname: self.push(event.hostname.as_deref()),
+            path: self.push(event.path.as_deref()),
+            viewport_w: event.viewport_width,
+            viewport_h: event.viewport_height,
+            text_attrs,
+            float_attrs,
+        })
+    }
+
+    /// Appends `s` to the text.
+    fn push(&mut self, s: Option<&str>) -> Span {
+        let Some(s) = s else {
+            return Span::NONE;
+        };
+        let start = self.text.len() as u32;
+        self.text.push_str(s);
+        Span {
+            start,
+            len: s.len() as u32,
+        }
+    }
+
+    /// The events in time order, keeping the list's order among equal times (as
+    /// [`crate::Engine::ingest_bulk`] stores them).
+    pub(crate) fn sort_by_time(&mut self) {
+        let ts = |p: &Packed| match p {
+            Packed::Pageview(p) => p.ts_us,
+            Packed::Other(e) => e.ts.timestamp_micros(),
+        };
+        if self.events.is_sorted_by_key(ts) {
+            return;
+        }
+        let mut pairs: Vec<(Packed, usize)> =
+            self.events.drain(..).zip(self.places.drain(..)).collect();
+        pairs.sort_by_key(|(p, _)| ts(p));
+        (self.events, self.places) = pairs.into_iter().unzip();
+    }
+
+    /// What session assignment reads of each event.
+    pub(crate) fn keys(&self) -> Vec<EventKey<'_>> {
+        let text = Text(&self.text);
+        self.events
+            .iter()
+            .map(|p| match p {
+                Packed::Pageview(p) => p.key(text),
+                Packed::Other(e) => EventKey::of(e),
+            })
+            .collect()
+    }
+
+    /// The transaction ids of the payments.
+    pub(crate) fn payment_ids(&self) -> Vec<&str> {
+        self.events
+            .iter()
+            .filter_map(|p| match p {
+                Packed::Other(e) => match &e.kind {
+                    EventKind::Payment(p) => Some(p.transaction_id.as_str()),
+                    _ => None,
+                },
+                Packed::Pageview(_) => None,
+            })
+            .collect()
+    }
+
+    /// Stores the events (in time order, see [`PackedEvents::sort_by_time`]) of `website`:
+    /// assigns their sessions in `state` and returns their rows. A duplicate payment or a
+    /// refused event goes to `report` instead.
+    pub(crate) fn store(
+        self,
+        website: &Website,
+        state: &mut IngestState,
+        report: &mut IngestReport,
+    ) -> Result<Option<datafusion::arrow::record_batch::RecordBatch>> {
+        let text = Text(&self.text);
+        let mut rows = EventsBuilder::with_capacity(self.events.len());
+        let (mut stored, mut generated_id) = (0, String::with_capacity(33));
+        for (event, place) in self.events.into_iter().zip(self.places) {
+            let p = match event {
+                Packed::Pageview(p) => p,
+                Packed::Other(event) => {
+                    match enrich(*event, website, state) {
+                        Ok(Outcome::Stored(row)) => {
+                            rows.append(&row.as_row());
+                            stored += 1;
+                        }
+                        Ok(Outcome::Duplicate) => report.duplicates += 1,
+                        Err(err) => report.rejected.push((place, err)),
+                    }
+                    continue;
+                }
+            };
+            let hostname = text.get(p.hostname);
+            let names = &mut state.referrer_names;
+            let assigned = state.sessions.assign_key(p.key(text), || {
+                let mut attrs = p.attrs(text);
+                classify_referrer(&mut attrs, hostname, website, names);
+                attrs
+            });
+            let event_id = match text.get(p.event_id) {
+                Some(id) => id,
+                None => {
+                    state.next_event_seq += 1;
+                    generated_id.clear();
+                    push_event_id(&mut generated_id, p.ts_us, state.next_event_seq);
+                    &generated_id
+                }
+            };
+            rows.append(&RowRef {
+                website_id: &self.site,
+                ts_us: p.ts_us,
+                kind: kind::PAGEVIEW,
+                visitor_id: text.get(p.visitor_id).unwrap_or_default(),
+                session_id: &assigned.session_id,
+                event_id,
+                hostname,
+                path: text.get(p.path),
+                attrs: &assigned.attrs,
+                viewport_w: p.viewport_w,
+                viewport_h: p.viewport_h,
+                goal_name: None,
+                goal_metadata: None,
+                payment: None,
+                customer_email: None,
+                customer_name: None,
+                customer_id: None,
+            });
+            stored += 1;
+        }
+        if stored == 0 {
+            return Ok(None);
+        }
+        rows.finish().map(Some)
+    }
+}
+
+/// The text of a [`PackedEvents`], read by span.
+#[derive(Clone, Copy)]
+struct Text<'a>(&'a str);
+
+impl<'a> Text<'a> {
+    fn get(self, span: Span) -> Option<&'a str> {
+        if span.len == Span::NONE.len {
+            return None;
+        }
+        let start = span.start as usize;
+        self.0.get(start..start + span.len as usize)
+    }
+}
+
+impl Pageview {
+    fn key<'a>(&self, text: Text<'a>) -> EventKey<'a> {
+        EventKey {
+            visitor_id: text.get(self.visitor_id).unwrap_or_default(),
+            session_id: text.get(self.session_id),
+            ts_us: self.ts_us,
+            is_pageview: true,
+        }
+    }
+
+    /// Its own session attributes, as sent (not classified yet).
+    fn attrs(&self, text: Text<'_>) -> SessionAttrs {
+        let mut attrs = SessionAttrs::default();
+        for (span, attr) in self.text_attrs.iter().zip(&ATTRS) {
+            if let AttrValue::Text { field_mut, .. } = attr.value {
+                *field_mut(&mut attrs) = text.get(*span).map(str::to_owned);
+            }
+        }
+        for (value, attr) in self.float_attrs.iter().zip(float_attr_list()) {
+            if let AttrValue::Float { field_mut, .. } = attr.value {
+                *field_mut(&mut attrs) = *value;
+            }
+        }
+        attrs
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_float_attribute_has_its_place() {
+        assert_eq!(float_attr_list().count(), FLOAT_ATTRS);
+    }
+}
