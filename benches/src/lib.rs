@@ -120,14 +120,14 @@ pub fn ndjson_line(e: &Event) -> serde_json::Value {
         }
         set("url", url.into());
     }
-    set("referrer", a.referrer.clone().into());
-    set("country", a.country_code.clone().into());
-    set("region", a.region.clone().into());
-    set("region_code", a.region_code.clone().into());
-    set("city", a.city.clone().into());
-    set("browser", a.browser.clone().into());
-    set("os", a.os.clone().into());
-    set("device", a.device.clone().into());
+    set("referrer", a.referrer.as_deref().into());
+    set("country", a.country_code.as_deref().into());
+    set("region", a.region.as_deref().into());
+    set("region_code", a.region_code.as_deref().into());
+    set("city", a.city.as_deref().into());
+    set("browser", a.browser.as_deref().into());
+    set("os", a.os.as_deref().into());
+    set("device", a.device.as_deref().into());
     serde_json::Value::Object(line)
 }
 

@@ -6,7 +6,7 @@ use tally_core::live::{EventRow, LiveVisitor, VisitorActivity, VisitorProfile};
 use tally_core::query::model::Prediction as CorePrediction;
 use tally_core::referrer::DIRECT;
 use tally_core::schema::kind;
-use tally_core::{Engine, SessionAttrs};
+use tally_core::{CompactString, Engine, SessionAttrs};
 
 use crate::display::iso_millis;
 use crate::display::money::{Rounded, round_to};
@@ -61,7 +61,7 @@ pub async fn realtime_map(
             visitor_id: e.visitor_id.clone(),
             timestamp: iso_millis(e.ts),
             path: e.path.clone(),
-            country_code: e.attrs.country_code.clone(),
+            country_code: text(&e.attrs.country_code),
             extra_data: extra_data(e),
             referrer: referrer_name(&e.attrs),
             customer_name: e.customer_name.clone().or_else(|| {
@@ -127,7 +127,7 @@ pub async fn visitor(
 fn visitor_profile(v: &VisitorActivity, now: DateTime<Utc>) -> ProfileResponse {
     let latest = v.latest_pageview.as_ref();
     let a = latest.map(|p| &p.attrs);
-    let get = |f: fn(&SessionAttrs) -> &Option<String>| a.and_then(|a| f(a).clone());
+    let get = |f: fn(&SessionAttrs) -> &Option<CompactString>| a.and_then(|a| text(f(a)));
     let mut params = session_params(&v.first_session);
     params.via = None;
     ProfileResponse {
@@ -197,17 +197,17 @@ fn map_visitor(v: &LiveVisitor) -> MapVisitor {
     MapVisitor {
         visitor_id: v.visitor_id.clone(),
         location: MapLocation {
-            city: a.city.clone(),
-            region: a.region_code.clone(),
-            country_code: a.country_code.clone(),
+            city: text(&a.city),
+            region: text(&a.region_code),
+            country_code: text(&a.country_code),
         },
         system: MapSystem {
             browser: Named {
-                name: a.browser.clone(),
+                name: text(&a.browser),
             },
-            os: Named { name: a.os.clone() },
+            os: Named { name: text(&a.os) },
             device: DeviceType {
-                kind: a.device.clone(),
+                kind: text(&a.device),
             },
         },
         current_url: v.current_path.clone(),
@@ -256,20 +256,25 @@ fn likelihood(p: &CorePrediction) -> ConversionLikelihood {
 
 fn session_params(a: &SessionAttrs) -> SessionParams {
     SessionParams {
-        ref_: a.ref_.clone(),
-        source: a.source.clone(),
-        via: Some(a.via.clone()),
-        utm_source: a.utm_source.clone(),
-        utm_medium: a.utm_medium.clone(),
-        utm_campaign: a.utm_campaign.clone(),
-        utm_content: a.utm_content.clone(),
-        utm_term: a.utm_term.clone(),
+        ref_: text(&a.ref_),
+        source: text(&a.source),
+        via: Some(text(&a.via)),
+        utm_source: text(&a.utm_source),
+        utm_medium: text(&a.utm_medium),
+        utm_campaign: text(&a.utm_campaign),
+        utm_content: text(&a.utm_content),
+        utm_term: text(&a.utm_term),
     }
 }
 
 /// The session's referrer name, `null` for direct traffic.
+/// An attribute as the response's owned text.
+fn text(value: &Option<CompactString>) -> Option<String> {
+    value.as_deref().map(str::to_owned)
+}
+
 fn referrer_name(a: &SessionAttrs) -> Option<String> {
-    a.referrer_name.clone().filter(|r| r != DIRECT)
+    text(&a.referrer_name).filter(|r| r != DIRECT)
 }
 
 /// The tracker's name for a stored kind (`goal` was sent as `custom`).

@@ -10,7 +10,7 @@ use hmac::{Hmac, Mac};
 use sha2::Sha256;
 use tally_core::event::TRACKER_TRANSACTION_PREFIX;
 use tally_core::import::{parse_page_url, referrer_host};
-use tally_core::{Event, EventKind, Identity, Payment, SessionAttrs, Website};
+use tally_core::{CompactString, Event, EventKind, Identity, Payment, SessionAttrs, Website};
 
 use crate::agent::AgentParser;
 use crate::bot_log::BotLog;
@@ -196,21 +196,26 @@ impl Collector {
             (Some(db), Some(addr)) => db.locate(addr),
             _ => Location::default(),
         };
+        let text = |s: &Option<String>| s.as_deref().map(CompactString::from);
         let mut attrs = SessionAttrs {
-            referrer: payload.referrer.as_deref().and_then(referrer_host),
-            country_code: location.country_code,
-            region: location.region,
-            region_code: location.region_code,
-            city: location.city,
+            referrer: payload
+                .referrer
+                .as_deref()
+                .and_then(referrer_host)
+                .map(CompactString::from),
+            country_code: text(&location.country_code),
+            region: text(&location.region),
+            region_code: text(&location.region_code),
+            city: text(&location.city),
             latitude: location.latitude,
             longitude: location.longitude,
-            browser: agent.browser.clone(),
-            browser_version: agent.browser_version.clone(),
-            os: agent.os.clone(),
-            os_version: agent.os_version.clone(),
-            device: Some(agent.device.to_owned()),
-            device_vendor: agent.device_vendor.clone(),
-            device_model: agent.device_model.clone(),
+            browser: text(&agent.browser),
+            browser_version: text(&agent.browser_version),
+            os: text(&agent.os),
+            os_version: text(&agent.os_version),
+            device: Some(CompactString::from(agent.device)),
+            device_vendor: text(&agent.device_vendor),
+            device_model: text(&agent.device_model),
             ..SessionAttrs::default()
         };
         page.set_campaign(&mut attrs);

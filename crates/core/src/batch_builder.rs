@@ -13,7 +13,7 @@ use datafusion::arrow::record_batch::RecordBatch;
 use crate::error::Result;
 use crate::event::SessionAttrs;
 use crate::schema::{
-    ATTRS, AttrValue, StoredEvent, StoredPayment, TS_ZONE, events_schema, session_hash,
+    ATTRS, AttrValue, StoredEvent, StoredPayment, TS_ZONE, events_schema, session_hash_in,
     visitor_hash,
 };
 
@@ -66,7 +66,7 @@ impl StoredEvent {
 
 /// The builder of one session attribute's column, with the attribute's field.
 enum AttrBuilder {
-    Text(StringBuilder, fn(&SessionAttrs) -> &Option<String>),
+    Text(StringBuilder, fn(&SessionAttrs) -> &Option<compact_str::CompactString>),
     Float(Float64Builder, fn(&SessionAttrs) -> Option<f64>),
 }
 
@@ -97,6 +97,8 @@ pub(crate) struct EventsBuilder {
     customer_email: StringBuilder,
     customer_name: StringBuilder,
     customer_id: StringBuilder,
+    /// Reused for each row's session hash.
+    hash_input: Vec<u8>,
 }
 
 impl EventsBuilder {
@@ -137,6 +139,7 @@ impl EventsBuilder {
             customer_email: rare(),
             customer_name: rare(),
             customer_id: rare(),
+            hash_input: Vec::new(),
         }
     }
 
@@ -148,8 +151,8 @@ impl EventsBuilder {
         self.visitor_id.append_value(r.visitor_id);
         self.visitor_hash.append_value(visitor_hash(r.visitor_id));
         self.session_id.append_value(r.session_id);
-        self.session_hash
-            .append_value(session_hash(r.visitor_id, r.session_id));
+        let hash = session_hash_in(&mut self.hash_input, r.visitor_id, r.session_id);
+        self.session_hash.append_value(hash);
         self.event_id.append_value(r.event_id);
         self.hostname.append_option(r.hostname);
         self.path.append_option(r.path);

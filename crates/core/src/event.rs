@@ -9,6 +9,7 @@
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
+use compact_str::CompactString;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
@@ -129,53 +130,53 @@ pub struct Payment {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct SessionAttrs {
     /// Raw referrer host (`www.google.com`), `None` for direct or same-site traffic.
-    pub referrer: Option<String>,
+    pub referrer: Option<CompactString>,
     /// Classified referrer name (`Google`, `X`, `news.ycombinator.com`, `Direct/None`).
     /// Filled in at ingest from `referrer`.
-    pub referrer_name: Option<String>,
+    pub referrer_name: Option<CompactString>,
     /// `utm_source` of the landing page URL.
-    pub utm_source: Option<String>,
+    pub utm_source: Option<CompactString>,
     /// `utm_medium` of the landing page URL.
-    pub utm_medium: Option<String>,
+    pub utm_medium: Option<CompactString>,
     /// `utm_campaign` of the landing page URL.
-    pub utm_campaign: Option<String>,
+    pub utm_campaign: Option<CompactString>,
     /// `utm_term` of the landing page URL.
-    pub utm_term: Option<String>,
+    pub utm_term: Option<CompactString>,
     /// `utm_content` of the landing page URL.
-    pub utm_content: Option<String>,
+    pub utm_content: Option<CompactString>,
     /// `ref` of the landing page URL.
-    pub ref_: Option<String>,
+    pub ref_: Option<CompactString>,
     /// `source` of the landing page URL.
-    pub source: Option<String>,
+    pub source: Option<CompactString>,
     /// `via` of the landing page URL.
-    pub via: Option<String>,
+    pub via: Option<CompactString>,
     /// ISO 3166-1 alpha-2 country code, upper case.
-    pub country_code: Option<String>,
+    pub country_code: Option<CompactString>,
     /// Region or state name.
-    pub region: Option<String>,
+    pub region: Option<CompactString>,
     /// The region's ISO 3166-2 subdivision code (`US-CO`), shown by the realtime map and the
     /// visitor profile.
-    pub region_code: Option<String>,
+    pub region_code: Option<CompactString>,
     /// City name.
-    pub city: Option<String>,
+    pub city: Option<CompactString>,
     /// Latitude in degrees.
     pub latitude: Option<f64>,
     /// Longitude in degrees.
     pub longitude: Option<f64>,
     /// Browser name (`Chrome`).
-    pub browser: Option<String>,
+    pub browser: Option<CompactString>,
     /// Browser version.
-    pub browser_version: Option<String>,
+    pub browser_version: Option<CompactString>,
     /// Operating system name (`Mac OS`).
-    pub os: Option<String>,
+    pub os: Option<CompactString>,
     /// Operating system version.
-    pub os_version: Option<String>,
+    pub os_version: Option<CompactString>,
     /// `desktop`, `mobile` or `tablet`.
-    pub device: Option<String>,
+    pub device: Option<CompactString>,
     /// Device vendor (`Apple`).
-    pub device_vendor: Option<String>,
+    pub device_vendor: Option<CompactString>,
     /// Device model (`Macintosh`).
-    pub device_model: Option<String>,
+    pub device_model: Option<CompactString>,
 }
 
 /// Device types the engine accepts.

@@ -9,6 +9,7 @@ use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
+use compact_str::CompactString;
 use quick_cache::unsync::Cache;
 use serde::Deserialize;
 use url::Url;
@@ -37,19 +38,19 @@ struct Line<'a> {
     referrer: Option<Cow<'a, str>>,
     #[serde(borrow)]
     country: Option<Cow<'a, str>>,
-    region: Option<String>,
+    region: Option<CompactString>,
     #[serde(borrow)]
     region_code: Option<Cow<'a, str>>,
-    city: Option<String>,
+    city: Option<CompactString>,
     latitude: Option<f64>,
     longitude: Option<f64>,
-    browser: Option<String>,
-    browser_version: Option<String>,
-    os: Option<String>,
-    os_version: Option<String>,
-    device: Option<String>,
-    device_vendor: Option<String>,
-    device_model: Option<String>,
+    browser: Option<CompactString>,
+    browser_version: Option<CompactString>,
+    os: Option<CompactString>,
+    os_version: Option<CompactString>,
+    device: Option<CompactString>,
+    device_vendor: Option<CompactString>,
+    device_model: Option<CompactString>,
     viewport_width: Option<u32>,
     viewport_height: Option<u32>,
     // goal
@@ -127,7 +128,7 @@ const REMEMBERED_URLS: usize = 4096;
 /// parsing time). Memory stays bounded whatever the input.
 pub struct LineParser {
     pages: Cache<String, PageParts>,
-    referrers: Cache<String, Option<String>>,
+    referrers: Cache<String, Option<CompactString>>,
 }
 
 impl Default for LineParser {
@@ -212,9 +213,9 @@ impl LineParser {
         };
         let mut attrs = SessionAttrs {
             referrer: l.referrer.as_deref().and_then(|r| self.referrer_host(r)),
-            country_code: l.country.map(|c| c.to_ascii_uppercase()),
+            country_code: l.country.as_deref().map(upper),
             region: l.region,
-            region_code: l.region_code.map(|c| c.to_ascii_uppercase()),
+            region_code: l.region_code.as_deref().map(upper),
             city: l.city,
             latitude: l.latitude,
             longitude: l.longitude,
@@ -266,11 +267,11 @@ impl LineParser {
     }
 
     /// [`referrer_host`] of `r`, parsed once while remembered.
-    fn referrer_host(&mut self, r: &str) -> Option<String> {
+    fn referrer_host(&mut self, r: &str) -> Option<CompactString> {
         if let Some(h) = self.referrers.get(r) {
             return h.clone();
         }
-        let host = referrer_host(r);
+        let host = referrer_host(r).map(CompactString::from);
         self.referrers.insert(r.to_owned(), host.clone());
         host
     }
@@ -328,11 +329,16 @@ const CAMPAIGN_PARAMS: [&str; 8] = [
 
 /// The campaign parameters of a page URL.
 #[derive(Clone)]
-struct Campaign([Option<String>; 8]);
+struct Campaign([Option<CompactString>; 8]);
 
 impl Campaign {
     fn of(page: &PageUrl) -> Self {
-        Self(CAMPAIGN_PARAMS.map(|key| page.param(key)))
+        Self(CAMPAIGN_PARAMS.map(|key| {
+            page.query
+                .iter()
+                .find(|(k, v)| k == key && !v.is_empty())
+                .map(|(_, v)| CompactString::from(v.as_str()))
+        }))
     }
 
     fn set(self, attrs: &mut SessionAttrs) {
@@ -391,6 +397,13 @@ pub fn referrer_host(s: &str) -> Option<String> {
         .host_str()
         .filter(|h| !h.is_empty())
         .map(str::to_ascii_lowercase)
+}
+
+/// `s` in upper case.
+fn upper(s: &str) -> CompactString {
+    let mut s = CompactString::from(s);
+    s.make_ascii_uppercase();
+    s
 }
 
 fn metadata_strings(m: BTreeMap<String, serde_json::Value>) -> BTreeMap<String, String> {

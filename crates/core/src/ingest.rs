@@ -4,6 +4,8 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 
+use compact_str::CompactString;
+
 use datafusion::arrow::array::{
     Array, BooleanArray, StringArray, TimestampMicrosecondArray, UInt64Array,
 };
@@ -28,7 +30,7 @@ pub(crate) struct IngestState {
     pub next_event_seq: u64,
     /// Classified names of external referrer hosts seen so far (a memo, not saved).
     #[serde(skip)]
-    pub referrer_names: HashMap<String, String>,
+    pub referrer_names: HashMap<String, CompactString>,
     /// Who the visitors that paid or identified themselves are (those whose state is in
     /// `sessions`: a profile is evicted with its visitor, and read back with it).
     pub profiles: HashMap<String, VisitorProfile>,
@@ -245,7 +247,7 @@ pub(crate) fn classify_referrer(
     a: &mut SessionAttrs,
     hostname: Option<&str>,
     website: &Website,
-    names: &mut HashMap<String, String>,
+    names: &mut HashMap<String, CompactString>,
 ) {
     let mut hosts = website.site_hosts();
     if let Some(h) = hostname {
@@ -254,19 +256,19 @@ pub(crate) fn classify_referrer(
     let name = match a.referrer.as_deref() {
         Some(r) if referrer::is_same_site(r, &hosts) => {
             a.referrer = None;
-            referrer::DIRECT.to_owned()
+            CompactString::const_new(referrer::DIRECT)
         }
         Some(r) => match names.get(r) {
             Some(n) => n.clone(),
             None => {
-                let n = referrer::classify(Some(r), &[]);
+                let n = CompactString::from(referrer::classify(Some(r), &[]));
                 if names.len() < MAX_REFERRER_NAMES {
                     names.insert(r.to_owned(), n.clone());
                 }
                 n
             }
         },
-        None => referrer::DIRECT.to_owned(),
+        None => CompactString::const_new(referrer::DIRECT),
     };
     a.referrer_name = Some(name);
 }

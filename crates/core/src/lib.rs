@@ -64,6 +64,7 @@ pub mod synthetic;
 mod transactions;
 pub mod website;
 
+pub use compact_str::CompactString;
 pub use datafusion;
 pub use datafusion::arrow;
 

@@ -11,6 +11,8 @@
 //! What is stored is the same as for [`crate::Engine::ingest_bulk`] of the same events (a
 //! property test holds the two paths equal).
 
+use compact_str::CompactString;
+
 use crate::batch_builder::{EventsBuilder, RowRef};
 use crate::engine::IngestReport;
 use crate::error::{Error, Result};
@@ -68,8 +70,8 @@ fn float_attr_list() -> impl Iterator<Item = &'static crate::schema::Attr> {
 #[allow(clippy::large_enum_variant)]
 enum Packed {
     Pageview(Pageview),
-    /// Boxed: rare in a bulk load, and larger than a packed page view.
-    Other(Box<Event>),
+    /// An event of another kind: its place in [`PackedEvents`]' `others`.
+    Other(usize),
 }
 
 /// Valid events of one website, packed; see the module docs. Only [`PackedEvents::pack`] makes
@@ -81,6 +83,8 @@ pub struct PackedEvents {
     events: Vec<Packed>,
     /// Each event's place in the list that was checked.
     places: Vec<usize>,
+    /// The events that are not page views (each taken once, when stored).
+    others: Vec<Option<Event>>,
 }
 
 impl PackedEvents {
@@ -93,6 +97,7 @@ impl PackedEvents {
             text: String::new(),
             events: Vec::with_capacity(events.len()),
             places: Vec::with_capacity(places.len()),
+            others: Vec::new(),
         };
         let mut refused = Vec::new();
         for (event, place) in events.into_iter().zip(places) {
@@ -103,7 +108,10 @@ impl PackedEvents {
             }
             let row = match packed.pageview(&event) {
                 Some(p) => Packed::Pageview(p),
-                None => Packed::Other(Box::new(event)),
+                None => {
+                    packed.others.push(Some(event));
+                    Packed::Other(packed.others.len() - 1)
+                }
             };
             packed.events.push(row);
             packed.places.push(place);
@@ -179,9 +187,10 @@ impl PackedEvents {
     /// The events in time order, keeping the list's order among equal times (as
     /// [`crate::Engine::ingest_bulk`] stores them).
     pub(crate) fn sort_by_time(&mut self) {
+        let others = &self.others;
         let ts = |p: &Packed| match p {
             Packed::Pageview(p) => p.ts_us,
-            Packed::Other(e) => e.ts.timestamp_micros(),
+            Packed::Other(i) => others[*i].as_ref().map_or(0, |e| e.ts.timestamp_micros()),
         };
         if self.events.is_sorted_by_key(ts) {
             return;
@@ -197,23 +206,21 @@ impl PackedEvents {
         let text = Text(&self.text);
         self.events
             .iter()
-            .map(|p| match p {
-                Packed::Pageview(p) => p.key(text),
-                Packed::Other(e) => EventKey::of(e),
+            .filter_map(|p| match p {
+                Packed::Pageview(p) => Some(p.key(text)),
+                Packed::Other(i) => self.others[*i].as_ref().map(EventKey::of),
             })
             .collect()
     }
 
     /// The transaction ids of the payments.
     pub(crate) fn payment_ids(&self) -> Vec<&str> {
-        self.events
+        self.others
             .iter()
-            .filter_map(|p| match p {
-                Packed::Other(e) => match &e.kind {
-                    EventKind::Payment(p) => Some(p.transaction_id.as_str()),
-                    _ => None,
-                },
-                Packed::Pageview(_) => None,
+            .flatten()
+            .filter_map(|e| match &e.kind {
+                EventKind::Payment(p) => Some(p.transaction_id.as_str()),
+                _ => None,
             })
             .collect()
     }
@@ -227,14 +234,25 @@ impl PackedEvents {
         state: &mut IngestState,
         report: &mut IngestReport,
     ) -> Result<Option<datafusion::arrow::record_batch::RecordBatch>> {
-        let text = Text(&self.text);
-        let mut rows = EventsBuilder::with_capacity(self.events.len());
+        let PackedEvents {
+            site,
+            text,
+            events,
+            places,
+            mut others,
+        } = self;
+        let text = Text(&text);
+        let mut rows = EventsBuilder::with_capacity(events.len());
         let (mut stored, mut generated_id) = (0, String::with_capacity(33));
-        for (event, place) in self.events.into_iter().zip(self.places) {
+        // By reference: moving each packed page view out of the list was a copy of its size.
+        for (event, &place) in events.iter().zip(&places) {
             let p = match event {
                 Packed::Pageview(p) => p,
-                Packed::Other(event) => {
-                    match enrich(*event, website, state) {
+                Packed::Other(i) => {
+                    let Some(event) = others[*i].take() else {
+                        continue;
+                    };
+                    match enrich(event, website, state) {
                         Ok(Outcome::Stored(row)) => {
                             rows.append(&row.as_row());
                             stored += 1;
@@ -262,7 +280,7 @@ impl PackedEvents {
                 }
             };
             rows.append(&RowRef {
-                website_id: &self.site,
+                website_id: &site,
                 ts_us: p.ts_us,
                 kind: kind::PAGEVIEW,
                 visitor_id: text.get(p.visitor_id).unwrap_or_default(),
@@ -318,7 +336,7 @@ impl Pageview {
         let mut attrs = SessionAttrs::default();
         for (span, attr) in self.text_attrs.iter().zip(&ATTRS) {
             if let AttrValue::Text { field_mut, .. } = attr.value {
-                *field_mut(&mut attrs) = text.get(*span).map(str::to_owned);
+                *field_mut(&mut attrs) = text.get(*span).map(CompactString::from);
             }
         }
         for (value, attr) in self.float_attrs.iter().zip(float_attr_list()) {

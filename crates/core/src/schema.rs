@@ -74,9 +74,9 @@ pub enum AttrValue {
     /// A text column, at most `max_chars` characters.
     Text {
         /// The field of [`SessionAttrs`].
-        field: fn(&SessionAttrs) -> &Option<String>,
+        field: fn(&SessionAttrs) -> &Option<compact_str::CompactString>,
         /// The same field, to fill.
-        field_mut: fn(&mut SessionAttrs) -> &mut Option<String>,
+        field_mut: fn(&mut SessionAttrs) -> &mut Option<compact_str::CompactString>,
         /// Longest accepted value, in characters.
         max_chars: usize,
     },
@@ -254,20 +254,16 @@ pub fn visitor_hash(visitor_id: &str) -> u64 {
 
 /// The stable 64-bit hash used for `session_hash`: session ids are scoped to their visitor.
 pub fn session_hash(visitor_id: &str, session_id: &str) -> u64 {
-    let (v, s) = (visitor_id.as_bytes(), session_id.as_bytes());
-    let len = v.len() + 1 + s.len();
-    // Valid ids fit on the stack: a hash per stored row, without an allocation.
-    let mut stack = [0u8; 2 * crate::event::MAX_ID_LEN + 1];
-    let mut heap = Vec::new();
-    let buf = if len <= stack.len() {
-        &mut stack[..len]
-    } else {
-        heap.resize(len, 0);
-        &mut heap[..]
-    };
-    buf[..v.len()].copy_from_slice(v);
-    buf[v.len()] = 0;
-    buf[v.len() + 1..].copy_from_slice(s);
+    session_hash_in(&mut Vec::new(), visitor_id, session_id)
+}
+
+/// [`session_hash`], its input built in `buf`: a caller hashing many rows reuses one buffer
+/// instead of allocating for each.
+pub(crate) fn session_hash_in(buf: &mut Vec<u8>, visitor_id: &str, session_id: &str) -> u64 {
+    buf.clear();
+    buf.extend_from_slice(visitor_id.as_bytes());
+    buf.push(0);
+    buf.extend_from_slice(session_id.as_bytes());
     xxhash_rust::xxh3::xxh3_64(buf)
 }
 
@@ -419,7 +415,7 @@ pub fn attrs_at(batch: &RecordBatch, row: usize) -> SessionAttrs {
     let s = |name: &str| {
         let a = batch.column_by_name(name)?;
         let a = a.as_string_opt::<i32>()?;
-        (!a.is_null(row)).then(|| a.value(row).to_owned())
+        (!a.is_null(row)).then(|| a.value(row).into())
     };
     let f = |name: &str| {
         let a = batch.column_by_name(name)?;

@@ -174,13 +174,15 @@ pub fn events_in(
                 if let Ok(url) =
                     crate::import::parse_page_url(&format!("https://example.com/{campaign}"))
                 {
-                    e.attrs.utm_source = url.param("utm_source");
-                    e.attrs.utm_medium = url.param("utm_medium");
-                    e.attrs.utm_campaign = url.param("utm_campaign");
-                    e.attrs.ref_ = url.param("ref");
-                    e.attrs.via = url.param("via");
+                    e.attrs.utm_source = url.param("utm_source").map(Into::into);
+                    e.attrs.utm_medium = url.param("utm_medium").map(Into::into);
+                    e.attrs.utm_campaign = url.param("utm_campaign").map(Into::into);
+                    e.attrs.ref_ = url.param("ref").map(Into::into);
+                    e.attrs.via = url.param("via").map(Into::into);
                 }
-                e.attrs.referrer = referrer.and_then(crate::import::referrer_host);
+                e.attrs.referrer = referrer
+                    .and_then(crate::import::referrer_host)
+                    .map(Into::into);
             }
             out.push(e);
             ts += Duration::seconds(30 + rng.below(210) as i64);

@@ -88,7 +88,7 @@ impl Model {
             {
                 own.referrer = None;
             }
-            own.referrer_name = Some(referrer::classify(own.referrer.as_deref(), &hosts));
+            own.referrer_name = Some(referrer::classify(own.referrer.as_deref(), &hosts).into());
 
             let ts = e.ts.timestamp_micros();
             let is_pv = matches!(e.kind, EventKind::Pageview);
@@ -503,7 +503,7 @@ impl Model {
                 (PredictDim::Referrer, &a.referrer_name),
             ] {
                 if let Some(v) = v {
-                    add(stats.by_value.entry((d, v.clone())).or_default());
+                    add(stats.by_value.entry((d, v.to_string())).or_default());
                 }
             }
         }
