@@ -188,8 +188,10 @@ fn parse_block(parser: &mut LineParser, block: &Block, website: &str) -> Vec<Par
         return vec![Parsed::Rejected(why)];
     }
     let mut out = Vec::new();
-    let (mut numbers, mut events) = (Vec::new(), Vec::new());
     let text = block.bytes.strip_suffix(b"\n").unwrap_or(&block.bytes);
+    // Sized once: growing a list of events (several hundred bytes each) copied it over and over.
+    let lines = memchr::memchr_iter(b'\n', text).count() + 1;
+    let (mut numbers, mut events) = (Vec::with_capacity(lines), Vec::with_capacity(lines));
     for (i, bytes) in text.split(|b| *b == b'\n').enumerate() {
         let number = block.first_line + i;
         let rejected = match std::str::from_utf8(bytes) {
