@@ -151,7 +151,7 @@ struct PageParts {
 impl LineParser {
     /// [`parse_event`], with the page URL and referrer parsed once per distinct value.
     pub fn parse_event(&mut self, line: &str, website_id: Option<&str>) -> Result<Event> {
-        let l: Line =
+        let mut l: Line =
             serde_json::from_str(line).map_err(|e| Error::invalid("line", e.to_string()))?;
         let website_id = l
             .website_id
@@ -175,16 +175,16 @@ impl LineParser {
         )?;
         let visitor_id = l
             .visitor_id
-            .clone()
+            .take()
             .ok_or_else(|| Error::invalid("visitor_id", "missing"))?;
         let kind = match kind_name {
             "pageview" => EventKind::Pageview,
             "goal" => EventKind::Goal {
                 name: l
                     .name
-                    .clone()
+                    .take()
                     .ok_or_else(|| Error::invalid("name", "missing (a goal needs a name)"))?,
-                metadata: metadata_strings(l.metadata.clone().unwrap_or_default()),
+                metadata: metadata_strings(l.metadata.take().unwrap_or_default()),
             },
             "payment" => EventKind::Payment(Payment {
                 amount: l.amount.ok_or_else(|| {
@@ -192,17 +192,17 @@ impl LineParser {
                 })?,
                 currency: l
                     .currency
-                    .clone()
+                    .take()
                     .ok_or_else(|| Error::invalid("currency", "missing"))?,
                 transaction_id: l
                     .transaction_id
-                    .clone()
+                    .take()
                     .ok_or_else(|| Error::invalid("transaction_id", "missing"))?,
                 renewal: l.renewal.unwrap_or(false),
                 refunded: l.refunded.unwrap_or(false),
-                email: l.email.clone(),
-                name: l.name.clone(),
-                customer_id: l.customer_id.clone(),
+                email: l.email.take(),
+                name: l.name.take(),
+                customer_id: l.customer_id.take(),
             }),
             other => {
                 return Err(Error::invalid(

@@ -240,21 +240,22 @@ pub(crate) enum Outcome {
 /// classified each time (a lookup of a few slices, bounded by the host's length).
 const MAX_REFERRER_NAMES: usize = 65_536;
 
-/// Classifies the referrer of an event's own attributes `a` for `website`, the event's page
-/// being on `hostname`. Names of external hosts are remembered in `names`: a site sees few
-/// distinct referrers, and the list lookup tries every parent domain.
+/// Classifies the referrer of an event's own attributes `a` for a website on `site_hosts`
+/// ([`Website::site_hosts`]), the event's page being on `hostname`. Names of external hosts
+/// are remembered in `names`: a site sees few distinct referrers, and the list lookup tries
+/// every parent domain.
 pub(crate) fn classify_referrer(
     a: &mut SessionAttrs,
     hostname: Option<&str>,
-    website: &Website,
+    site_hosts: &[&str],
     names: &mut HashMap<String, CompactString>,
 ) {
-    let mut hosts = website.site_hosts();
-    if let Some(h) = hostname {
-        hosts.push(h);
-    }
+    let same_site = |r: &str| {
+        referrer::is_same_site(r, site_hosts)
+            || hostname.is_some_and(|h| referrer::is_same_site(r, &[h]))
+    };
     let name = match a.referrer.as_deref() {
-        Some(r) if referrer::is_same_site(r, &hosts) => {
+        Some(r) if same_site(r) => {
             a.referrer = None;
             CompactString::const_new(referrer::DIRECT)
         }
@@ -309,7 +310,7 @@ pub(crate) fn enrich(
         let (key, attrs, hostname) = EventKey::split(&mut event);
         let names = &mut state.referrer_names;
         state.sessions.assign_key(key, || {
-            classify_referrer(attrs, hostname, website, names);
+            classify_referrer(attrs, hostname, &website.site_hosts(), names);
             std::mem::take(attrs)
         })
     };

@@ -244,6 +244,7 @@ impl PackedEvents {
         let text = Text(&text);
         let mut rows = EventsBuilder::with_capacity(events.len());
         let (mut stored, mut generated_id) = (0, String::with_capacity(33));
+        let site_hosts = website.site_hosts();
         // By reference: moving each packed page view out of the list was a copy of its size.
         for (event, &place) in events.iter().zip(&places) {
             let p = match event {
@@ -267,7 +268,7 @@ impl PackedEvents {
             let names = &mut state.referrer_names;
             let assigned = state.sessions.assign_key(p.key(text), || {
                 let mut attrs = p.attrs(text);
-                classify_referrer(&mut attrs, hostname, website, names);
+                classify_referrer(&mut attrs, hostname, &site_hosts, names);
                 attrs
             });
             let event_id = match text.get(p.event_id) {
