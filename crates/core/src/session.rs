@@ -13,6 +13,7 @@
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 
+use compact_str::CompactString;
 use serde::{Deserialize, Serialize};
 
 use crate::event::{Event, EventKind, SessionAttrs};
@@ -120,8 +121,10 @@ pub(crate) struct StoredAttrs {
 pub(crate) struct Sessionizer {
     /// Keyed by visitor id. aHash rather than SipHash: a lookup per event (and per stored
     /// event in a rebuild) at millions of visitors, with keys a client chooses, so a hasher
-    /// seeded at random per process.
-    visitors: HashMap<String, VisitorState, ahash::RandomState>,
+    /// seeded at random per process. A `CompactString` key holds an id of up to 24 bytes in
+    /// the table itself: a lookup then compares it without following a pointer to the heap,
+    /// a cache miss per event once the table outgrows the caches.
+    visitors: HashMap<CompactString, VisitorState, ahash::RandomState>,
     /// Visitors whose state holds attributes.
     holding: usize,
     /// The visitors whose state took attributes, each with the time of its latest event then,
@@ -129,7 +132,7 @@ pub(crate) struct Sessionizer {
     /// the front instead of visiting every visitor. Not saved: listed again by the first sweep
     /// after a load.
     #[serde(skip)]
-    holders: VecDeque<(String, i64)>,
+    holders: VecDeque<(CompactString, i64)>,
     /// Whether `holders` lists every visitor whose state holds attributes.
     #[serde(skip)]
     holders_listed: bool,
@@ -187,7 +190,7 @@ impl Sessionizer {
                 session_start_us: ts,
             };
             let assigned = state.assigned();
-            self.visitors.insert(visitor_id.to_owned(), state);
+            self.visitors.insert(CompactString::from(visitor_id), state);
             return assigned;
         };
         let new_session: Option<Arc<str>> = match session_id {
@@ -236,7 +239,7 @@ impl Sessionizer {
     fn took_attrs(&mut self, visitor_id: &str, last_ts_us: i64) {
         self.holding += 1;
         if self.holders_listed {
-            self.holders.push_back((visitor_id.to_owned(), last_ts_us));
+            self.holders.push_back((CompactString::from(visitor_id), last_ts_us));
         }
     }
 
@@ -255,7 +258,7 @@ impl Sessionizer {
                 sessions: 1,
                 session_start_us: ts_us,
             };
-            self.visitors.insert(visitor_id.to_owned(), state);
+            self.visitors.insert(CompactString::from(visitor_id), state);
             return;
         };
         if *p.session_id != *session_id {
@@ -438,7 +441,7 @@ impl Sessionizer {
 
     /// Lists every visitor whose state holds attributes, oldest latest event first.
     fn list_holders(&mut self) {
-        let mut holders: Vec<(String, i64)> = self
+        let mut holders: Vec<(CompactString, i64)> = self
             .visitors
             .iter()
             .filter(|(_, v)| v.attrs.is_some())
