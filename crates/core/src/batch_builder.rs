@@ -66,7 +66,10 @@ impl StoredEvent {
 
 /// The builder of one session attribute's column, with the attribute's field.
 enum AttrBuilder {
-    Text(StringBuilder, fn(&SessionAttrs) -> &Option<compact_str::CompactString>),
+    Text(
+        StringBuilder,
+        fn(&SessionAttrs) -> &Option<compact_str::CompactString>,
+    ),
     Float(Float64Builder, fn(&SessionAttrs) -> Option<f64>),
 }
 

@@ -18,9 +18,8 @@ use datafusion::prelude::{DataFrame, SessionConfig, SessionContext};
 use crate::checkpoint::Checkpoints;
 use crate::error::{Error, Result};
 use crate::event::{Event, EventKind, ValidEvents};
-use crate::packed::PackedEvents;
 use crate::ingest::{IngestState, Outcome, enrich, restore, restore_onto};
-use crate::session::EventKey;
+use crate::packed::PackedEvents;
 use crate::query::plan::Scope;
 use crate::query::result::{
     BreakdownResult, Bucket, Overview, SeriesTotals, Timeseries, conversion_rate,
@@ -29,6 +28,7 @@ use crate::query::spec::{Breakdown, DateRange, Interval, Paging, Query};
 use crate::query::time::{bucket_starts, effective_interval};
 use crate::resident::{GroupCounting, ResidentStore};
 use crate::schema::{StoredEvent, events_schema, to_batch};
+use crate::session::EventKey;
 use crate::store::buffer::{HotBuffer, SEAL_ROWS};
 use crate::store::catalog::SegmentMeta;
 use crate::store::table::EventsTable;
@@ -432,7 +432,15 @@ impl Engine {
                 report.rejected = events
                     .places()
                     .iter()
-                    .map(|&i| (i, Error::NotFound { what, id: id.clone() }))
+                    .map(|&i| {
+                        (
+                            i,
+                            Error::NotFound {
+                                what,
+                                id: id.clone(),
+                            },
+                        )
+                    })
                     .collect();
                 return Ok(report);
             }

@@ -141,8 +141,7 @@ impl PackedEvents {
 
     /// `event` packed, when it is a page view and its text fits the offsets.
     fn pageview(&mut self, event: &Event) -> Option<Pageview> {
-        if !matches!(event.kind, EventKind::Pageview) || self.text.len() > (u32::MAX / 2) as usize
-        {
+        if !matches!(event.kind, EventKind::Pageview) || self.text.len() > (u32::MAX / 2) as usize {
             return None;
         }
         let mut text_attrs = [Span::NONE; ATTRS.len()];

@@ -239,7 +239,8 @@ impl Sessionizer {
     fn took_attrs(&mut self, visitor_id: &str, last_ts_us: i64) {
         self.holding += 1;
         if self.holders_listed {
-            self.holders.push_back((CompactString::from(visitor_id), last_ts_us));
+            self.holders
+                .push_back((CompactString::from(visitor_id), last_ts_us));
         }
     }
 

@@ -10,8 +10,8 @@
 use std::io::Read;
 use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 
-use tally_core::{PackedEvents, ValidEvents};
 use tally_core::import::LineParser;
+use tally_core::{PackedEvents, ValidEvents};
 
 /// Bytes of whole lines a parsing thread takes at a time: about 2,000 events of the usual
 /// 250 bytes, a batch small enough to stay in cache through the engine's passes over it

@@ -638,7 +638,10 @@ async fn stored_rows(engine: &Engine, site: &str) -> tally_core::arrow::record_b
     let rows = engine
         .selected_events(&Query::new(site))
         .unwrap()
-        .sort(vec![col("ts").sort(true, false), col("event_id").sort(true, false)])
+        .sort(vec![
+            col("ts").sort(true, false),
+            col("event_id").sort(true, false),
+        ])
         .unwrap()
         .collect()
         .await
