@@ -134,7 +134,7 @@ pub struct IngestReport {
     /// Events refused, by their index in the input, with the reason.
     pub rejected: Vec<(usize, Error)>,
     /// Ids of the stored events, in the order they were stored (time order per website);
-    /// empty after [`Engine::ingest_bulk`].
+    /// empty after a bulk load ([`Engine::ingest_bulk`], [`Engine::ingest_packed`]).
     pub event_ids: Vec<String>,
 }
 
