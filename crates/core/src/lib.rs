@@ -51,6 +51,7 @@ mod evicted;
 pub mod import;
 mod ingest;
 pub mod live;
+mod money;
 pub mod packed;
 pub mod query;
 pub mod rates;

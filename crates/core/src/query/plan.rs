@@ -24,6 +24,7 @@ use datafusion::prelude::{DataFrame, Expr, SessionContext, cast as cast_expr, co
 use datafusion::scalar::ScalarValue;
 
 use crate::error::Result;
+use crate::money;
 use crate::query::filter::{dimension_column, filters_expr};
 use crate::query::result::{BreakdownRow, Overview, Revenue};
 use crate::query::spec::{Breakdown, DateRange, Dimension, Filter};
@@ -53,8 +54,10 @@ pub(crate) fn int_case(cond: Expr) -> Expr {
         .unwrap_or_else(|_| lit(0i64))
 }
 
+/// The row's amount in micro-units when `cond` holds, else 0 (sums of it are exact, see
+/// [`crate::money`]).
 fn money_case(cond: Expr) -> Expr {
-    when(cond, col(c::AMOUNT))
+    when(cond, money::micros_expr(col(c::AMOUNT)))
         .otherwise(lit(0.0f64))
         .unwrap_or_else(|_| lit(0.0f64))
 }
@@ -71,7 +74,7 @@ fn renewal() -> Expr {
     coalesce(vec![col(c::RENEWAL), lit(false)])
 }
 
-/// Revenue columns of a payment row: new, renewal, refund.
+/// Revenue columns of a payment row, in micro-units: new, renewal, refund.
 fn revenue_columns() -> [Expr; 3] {
     [
         money_case(refunded().not().and(renewal().not())).alias("rev_new"),
@@ -257,11 +260,11 @@ impl Scope {
             )?
             .collect()
             .await?;
-        let revenue = Revenue {
+        let revenue = money::revenue_from_micros(Revenue {
             new: first_float(&batches, 0)?,
             renewal: first_float(&batches, 1)?,
             refund: first_float(&batches, 2)?,
-        };
+        });
         Ok((revenue, first_int(&batches, 3)?))
     }
 
@@ -377,11 +380,11 @@ impl Scope {
                     .and_then(|i| usize::try_from(i).ok())
                     .and_then(|i| out.get_mut(i))
                 {
-                    slot.2 = Revenue {
+                    slot.2 = money::revenue_from_micros(Revenue {
                         new: new[r].unwrap_or(0.0),
                         renewal: ren[r].unwrap_or(0.0),
                         refund: refund[r].unwrap_or(0.0),
-                    };
+                    });
                 }
             }
         }
@@ -389,7 +392,8 @@ impl Scope {
     }
 }
 
-/// Breakdown rows from batches of `k` value columns, then visitors, revenue and completions.
+/// Breakdown rows from batches of `k` value columns, then visitors, revenue (micro-units, see
+/// [`crate::money`]) and completions.
 pub(crate) fn breakdown_rows(batches: &[RecordBatch], k: usize) -> Result<Vec<BreakdownRow>> {
     let mut rows = Vec::new();
     for b in batches {
@@ -405,7 +409,7 @@ pub(crate) fn breakdown_rows(batches: &[RecordBatch], k: usize) -> Result<Vec<Br
                     .map(|c| c[r].clone().unwrap_or_default())
                     .collect(),
                 visitors: to_u64(visitors[r]),
-                revenue: revenue[r].unwrap_or(0.0),
+                revenue: money::from_micros(revenue[r].unwrap_or(0.0)),
                 completions: to_u64(completions[r]),
             });
         }

@@ -10,6 +10,7 @@ use datafusion::physical_plan::{ExecutionPlan, collect, displayable};
 
 use crate::engine::Engine;
 use crate::error::{Error, Result};
+use crate::money;
 use crate::query::plan::{breakdown_rows, floats, ints, to_u64};
 use crate::query::result::{BreakdownRow, Overview, Revenue};
 use crate::query::spec::{Breakdown, Query};
@@ -178,11 +179,11 @@ impl Engine {
                     *slot = (
                         to_u64(v[r]),
                         to_u64(s[r]),
-                        Revenue {
+                        money::revenue_from_micros(Revenue {
                             new: new[r].unwrap_or(0.0),
                             renewal: renewal[r].unwrap_or(0.0),
                             refund: refund[r].unwrap_or(0.0),
-                        },
+                        }),
                     );
                 }
             }
@@ -202,11 +203,11 @@ fn overview_from(batches: &[RecordBatch]) -> Result<Overview> {
             .unwrap_or(0.0))
     };
     let (visitors, sessions, bounced) = (int(0)?, int(1)?, int(2)?);
-    let revenue = Revenue {
+    let revenue = money::revenue_from_micros(Revenue {
         new: float(4)?,
         renewal: float(5)?,
         refund: float(6)?,
-    };
+    });
     Ok(Overview::from_counts(
         visitors,
         sessions,

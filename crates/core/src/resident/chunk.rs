@@ -22,6 +22,7 @@ use parquet::arrow::arrow_reader::{
 };
 
 use crate::error::{Error, Result};
+use crate::money;
 use crate::resident::codes::Codes;
 use crate::resident::dict::{DenseIds, NULL, StrDict};
 use crate::schema::{col as c, kind};
@@ -97,7 +98,8 @@ pub(crate) struct PaymentRow {
     pub(crate) visitor: u32,
     /// Time of the row, µs since the epoch.
     pub(crate) ts: i64,
-    /// Amount in the website currency (0 when missing).
+    /// Amount in micro-units of the website currency (0 when missing), so that sums of it do
+    /// not depend on the order of their terms ([`crate::money`]).
     pub(crate) amount: f64,
     pub(crate) refunded: bool,
     pub(crate) renewal: bool,
@@ -294,7 +296,7 @@ impl Chunk {
                     visitor: self.visitor[base + r],
                     ts: self.ts[base + r],
                     amount: if amount.is_valid(r) {
-                        amount.value(r)
+                        money::to_micros(amount.value(r))
                     } else {
                         0.0
                     },

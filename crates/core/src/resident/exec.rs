@@ -40,7 +40,8 @@ use crate::resident::select::Selection;
 #[derive(Debug, Clone)]
 pub(crate) enum Question {
     /// One row: visitors, sessions, bounced_sessions, avg_duration_ms, revenue_new,
-    /// revenue_renewal, revenue_refund, paying_visitors.
+    /// revenue_renewal, revenue_refund, paying_visitors. Revenue, here and below, is in
+    /// micro-units, as the plans' batches carry it ([`crate::money`]).
     Overview,
     /// Rows sorted by visitors desc, values asc: value_0.., visitors, revenue, completions.
     Breakdown(Breakdown),

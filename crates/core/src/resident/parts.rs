@@ -164,6 +164,8 @@ impl OverviewPart {
     }
 }
 
+/// The overview of the counts; `revenue` stays in micro-units, as the resident batches carry
+/// it (so `revenue_per_visitor` is only meaningful once the reader has converted it).
 fn overview_of(visitors: u64, t: &SessionTotals, revenue: Revenue, payers: u64) -> Overview {
     let avg_ms = if t.sessions == 0 {
         0.0

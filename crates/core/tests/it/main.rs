@@ -6,6 +6,7 @@ mod deletes;
 mod durability;
 mod fixture;
 mod model;
+mod money;
 mod persistence;
 mod prediction;
 mod props;
