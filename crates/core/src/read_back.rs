@@ -138,8 +138,7 @@ impl Engine {
         let hashes = visitor_ids.iter().map(|v| lit(visitor_hash(v))).collect();
         let ids = visitor_ids.iter().map(|v| lit(v.as_str())).collect();
         Ok(self
-            .ctx
-            .read_table(Arc::new(table))?
+            .lookup(table)?
             .filter(
                 col(c::VISITOR_HASH)
                     .in_list(hashes, false)
@@ -201,8 +200,7 @@ impl Engine {
         };
         let table = self.events_table_us(site, lo, hi)?;
         let batches = self
-            .ctx
-            .read_table(Arc::new(table))?
+            .lookup(table)?
             .filter(
                 col(c::VISITOR_ID)
                     .eq(lit(at.visitor_id.as_str()))
@@ -234,8 +232,7 @@ impl Engine {
     ) -> Result<HashSet<String>> {
         let ids = transactions.iter().map(|t| lit(t.as_str())).collect();
         let found = self
-            .ctx
-            .read_table(Arc::new(self.events_table_us(site, i64::MIN, i64::MAX)?))?
+            .lookup(self.events_table_us(site, i64::MIN, i64::MAX)?)?
             .filter(col(c::TRANSACTION_ID).in_list(ids, false))?
             .select_columns(&[c::TRANSACTION_ID])?
             .collect()

@@ -269,10 +269,11 @@ impl Engine {
         visitor_id: &str,
     ) -> Result<Option<VisitorActivity>> {
         let batches = self
-            .selected_events(&Query::new(website_id))?
+            .lookup(self.events_table_us(website_id, i64::MIN, i64::MAX)?)?
             .filter(
-                col(c::VISITOR_HASH)
-                    .eq(lit(visitor_hash(visitor_id)))
+                col(c::WEBSITE_ID)
+                    .eq(lit(website_id.to_owned()))
+                    .and(col(c::VISITOR_HASH).eq(lit(visitor_hash(visitor_id))))
                     .and(col(c::VISITOR_ID).eq(lit(visitor_id.to_owned()))),
             )?
             .sort(vec![col(c::TS).sort(true, true)])?
