@@ -874,6 +874,22 @@ impl Engine {
         ))
     }
 
+    /// [`Engine::scope`] for the aggregate questions (overview, breakdowns, time series), its
+    /// session attributes read as string views ([`EventsTable::with_string_views`]); their
+    /// answers are numbers and group values read back as `Utf8`.
+    fn aggregate_scope(&self, q: &Query) -> Result<Scope> {
+        let table = self
+            .events_table(&q.website_id, q.range)?
+            .with_string_views();
+        Ok(Scope::new(
+            self.ctx.clone(),
+            Arc::new(table),
+            &q.website_id,
+            q.range,
+            &q.filters,
+        ))
+    }
+
     /// The events a query selects (range and filters applied), as a DataFrame for custom plans.
     pub fn selected_events(&self, q: &Query) -> Result<DataFrame> {
         self.scope(q)?.selected()
@@ -884,7 +900,7 @@ impl Engine {
         if let Some(o) = self.resident_overview(q).await? {
             return Ok(o);
         }
-        self.scope(q)?.overview().await
+        self.aggregate_scope(q)?.overview().await
     }
 
     /// One page of a breakdown, with the total number of rows.
@@ -906,7 +922,7 @@ impl Engine {
         let (rows, total) = match self.resident_breakdown(q, by, top).await? {
             Some(found) => found,
             None => {
-                let rows = self.scope(q)?.breakdown(by).await?;
+                let rows = self.aggregate_scope(q)?.breakdown(by).await?;
                 let total = rows.len();
                 (rows, total)
             }
@@ -956,7 +972,7 @@ impl Engine {
         let (counts, overview) = match self.resident_series(&ranged, &starts).await? {
             Some(answer) => answer,
             None => {
-                let scope = self.scope(&ranged)?;
+                let scope = self.aggregate_scope(&ranged)?;
                 futures::try_join!(scope.buckets(&starts), scope.overview())?
             }
         };
@@ -996,7 +1012,7 @@ impl Engine {
     ) -> Result<Option<(chrono::DateTime<chrono::Utc>, chrono::DateTime<chrono::Utc>)>> {
         let span = match self.resident_time_span(q).await? {
             Some(span) => span,
-            None => self.scope(q)?.time_span().await?,
+            None => self.aggregate_scope(q)?.time_span().await?,
         };
         Ok(span.and_then(|(lo, hi)| {
             Some((
@@ -1175,6 +1191,40 @@ mod tests {
             .into_iter()
             .map(rows_filtered_in_scan)
             .sum::<usize>()
+    }
+
+    #[tokio::test]
+    async fn aggregates_over_parquet_read_hot_and_stored_rows_alike() {
+        use crate::query::spec::{Dimension, Filter, FilterOp};
+        let dir = tempfile::tempdir().unwrap();
+        let plans_only = EngineConfig {
+            resident_budget_bytes: 0,
+            ..EngineConfig::default()
+        };
+        let engine = Engine::open_with(dir.path(), plans_only).await.unwrap();
+        engine
+            .create_website(Website::new("a", "example.com"))
+            .unwrap();
+        let view = |i: i64| {
+            let mut e = pageview("a", &format!("v{i}"), i);
+            e.attrs.country_code = Some(if i % 3 == 0 { "FR" } else { "US" }.into());
+            e
+        };
+        engine.ingest((0..30).map(view).collect()).await.unwrap();
+        engine.flush().await.unwrap();
+        // These stay in the hot buffer: the scan casts them to the table's string views.
+        engine.ingest((30..60).map(view).collect()).await.unwrap();
+        let fr = Filter::new(Dimension::Country, FilterOp::Is, vec!["FR".into()]).unwrap();
+        let only_fr = Query::new("a").with_filter(fr);
+        assert_eq!(engine.overview(&only_fr).await.unwrap().visitors, 20);
+        let countries = engine
+            .breakdown(&Query::new("a"), &Breakdown::Country, Paging::default())
+            .await
+            .unwrap();
+        let got: Vec<(String, u64)> = (countries.rows.iter())
+            .map(|r| (r.values.concat(), r.visitors))
+            .collect();
+        assert_eq!(got, vec![("US".to_owned(), 40), ("FR".to_owned(), 20)]);
     }
 
     #[tokio::test]
