@@ -863,31 +863,27 @@ impl Engine {
         Ok(EventsTable::new(events_schema(), snap.hot, segments))
     }
 
+    /// The plans of `q` over its website's events as stored (`Utf8` strings).
     fn scope(&self, q: &Query) -> Result<Scope> {
-        let table = self.table(&q.website_id, q.range)?;
-        Ok(Scope::new(
-            self.ctx.clone(),
-            table,
-            &q.website_id,
-            q.range,
-            &q.filters,
-        ))
+        Ok(self.scope_over(q, self.events_table(&q.website_id, q.range)?))
     }
 
     /// [`Engine::scope`] for the aggregate questions (overview, breakdowns, time series), its
     /// session attributes read as string views ([`EventsTable::with_string_views`]); their
     /// answers are numbers and group values read back as `Utf8`.
     fn aggregate_scope(&self, q: &Query) -> Result<Scope> {
-        let table = self
-            .events_table(&q.website_id, q.range)?
-            .with_string_views();
-        Ok(Scope::new(
+        let table = self.events_table(&q.website_id, q.range)?;
+        Ok(self.scope_over(q, table.with_string_views()))
+    }
+
+    fn scope_over(&self, q: &Query, table: EventsTable) -> Scope {
+        Scope::new(
             self.ctx.clone(),
             Arc::new(table),
             &q.website_id,
             q.range,
             &q.filters,
-        ))
+        )
     }
 
     /// The events a query selects (range and filters applied), as a DataFrame for custom plans.
