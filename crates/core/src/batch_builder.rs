@@ -67,10 +67,71 @@ impl StoredEvent {
 /// The builder of one session attribute's column, with the attribute's field.
 enum AttrBuilder {
     Text(
-        StringBuilder,
+        Sparse<StringBuilder>,
         fn(&SessionAttrs) -> &Option<compact_str::CompactString>,
     ),
     Float(Float64Builder, fn(&SessionAttrs) -> Option<f64>),
+}
+
+/// A column that is null in most rows (the goal, payment and customer fields of page views):
+/// its nulls are counted and appended a run at a time, for a fraction of the cost of one call
+/// per row.
+struct Sparse<B> {
+    builder: B,
+    /// Nulls not appended to `builder` yet.
+    nulls: usize,
+}
+
+/// A builder that appends a run of nulls in one call.
+trait AppendNulls {
+    fn append_nulls(&mut self, n: usize);
+}
+
+impl AppendNulls for StringBuilder {
+    fn append_nulls(&mut self, n: usize) {
+        StringBuilder::append_nulls(self, n);
+    }
+}
+
+impl AppendNulls for Float64Builder {
+    fn append_nulls(&mut self, n: usize) {
+        Float64Builder::append_nulls(self, n);
+    }
+}
+
+impl AppendNulls for BooleanBuilder {
+    fn append_nulls(&mut self, n: usize) {
+        BooleanBuilder::append_nulls(self, n);
+    }
+}
+
+impl<B: AppendNulls> Sparse<B> {
+    fn new(builder: B) -> Self {
+        Sparse { builder, nulls: 0 }
+    }
+
+    /// Appends `value` with `append`, or a null.
+    fn append_option<T>(&mut self, value: Option<T>, append: impl FnOnce(&mut B, T)) {
+        match value {
+            None => self.nulls += 1,
+            Some(v) => {
+                self.append_pending_nulls();
+                append(&mut self.builder, v);
+            }
+        }
+    }
+
+    /// The builder, with every row appended.
+    fn builder(&mut self) -> &mut B {
+        self.append_pending_nulls();
+        &mut self.builder
+    }
+
+    fn append_pending_nulls(&mut self) {
+        if self.nulls > 0 {
+            self.builder.append_nulls(std::mem::take(&mut self.nulls));
+        }
+    }
 }
 
 /// Column builders for a batch of the events schema.
@@ -89,17 +150,17 @@ pub(crate) struct EventsBuilder {
     attrs: Vec<AttrBuilder>,
     viewport_w: UInt32Builder,
     viewport_h: UInt32Builder,
-    goal_name: StringBuilder,
-    goal_metadata: StringBuilder,
-    amount: Float64Builder,
-    original_amount: Float64Builder,
-    original_currency: StringBuilder,
-    renewal: BooleanBuilder,
-    refunded: BooleanBuilder,
-    transaction_id: StringBuilder,
-    customer_email: StringBuilder,
-    customer_name: StringBuilder,
-    customer_id: StringBuilder,
+    goal_name: Sparse<StringBuilder>,
+    goal_metadata: Sparse<StringBuilder>,
+    amount: Sparse<Float64Builder>,
+    original_amount: Sparse<Float64Builder>,
+    original_currency: Sparse<StringBuilder>,
+    renewal: Sparse<BooleanBuilder>,
+    refunded: Sparse<BooleanBuilder>,
+    transaction_id: Sparse<StringBuilder>,
+    customer_email: Sparse<StringBuilder>,
+    customer_name: Sparse<StringBuilder>,
+    customer_id: Sparse<StringBuilder>,
     /// Reused for each row's session hash.
     hash_input: Vec<u8>,
 }
@@ -123,7 +184,7 @@ impl EventsBuilder {
             attrs: ATTRS
                 .iter()
                 .map(|a| match a.value {
-                    AttrValue::Text { field, .. } => AttrBuilder::Text(text(8), field),
+                    AttrValue::Text { field, .. } => AttrBuilder::Text(Sparse::new(text(8)), field),
                     AttrValue::Float { field, .. } => {
                         AttrBuilder::Float(Float64Builder::with_capacity(rows), field)
                     }
@@ -131,17 +192,17 @@ impl EventsBuilder {
                 .collect(),
             viewport_w: UInt32Builder::with_capacity(rows),
             viewport_h: UInt32Builder::with_capacity(rows),
-            goal_name: rare(),
-            goal_metadata: rare(),
-            amount: Float64Builder::with_capacity(rows),
-            original_amount: Float64Builder::with_capacity(rows),
-            original_currency: rare(),
-            renewal: BooleanBuilder::with_capacity(rows),
-            refunded: BooleanBuilder::with_capacity(rows),
-            transaction_id: rare(),
-            customer_email: rare(),
-            customer_name: rare(),
-            customer_id: rare(),
+            goal_name: Sparse::new(rare()),
+            goal_metadata: Sparse::new(rare()),
+            amount: Sparse::new(Float64Builder::with_capacity(rows)),
+            original_amount: Sparse::new(Float64Builder::with_capacity(rows)),
+            original_currency: Sparse::new(rare()),
+            renewal: Sparse::new(BooleanBuilder::with_capacity(rows)),
+            refunded: Sparse::new(BooleanBuilder::with_capacity(rows)),
+            transaction_id: Sparse::new(rare()),
+            customer_email: Sparse::new(rare()),
+            customer_name: Sparse::new(rare()),
+            customer_id: Sparse::new(rare()),
             hash_input: Vec::new(),
         }
     }
@@ -159,29 +220,32 @@ impl EventsBuilder {
         self.event_id.append_value(r.event_id);
         self.hostname.append_option(r.hostname);
         self.path.append_option(r.path);
+        let text = |b: &mut StringBuilder, v: &str| b.append_value(v);
         for builder in &mut self.attrs {
             match builder {
-                AttrBuilder::Text(b, field) => b.append_option(field(r.attrs).as_deref()),
+                AttrBuilder::Text(b, field) => b.append_option(field(r.attrs).as_deref(), text),
                 AttrBuilder::Float(b, field) => b.append_option(field(r.attrs)),
             }
         }
         self.viewport_w.append_option(r.viewport_w);
         self.viewport_h.append_option(r.viewport_h);
-        self.goal_name.append_option(r.goal_name);
-        self.goal_metadata.append_option(r.goal_metadata);
+        self.goal_name.append_option(r.goal_name, text);
+        self.goal_metadata.append_option(r.goal_metadata, text);
         let p = r.payment;
-        self.amount.append_option(p.map(|p| p.amount));
+        let float = Float64Builder::append_value;
+        let flag = BooleanBuilder::append_value;
+        self.amount.append_option(p.map(|p| p.amount), float);
         self.original_amount
-            .append_option(p.map(|p| p.original_amount));
+            .append_option(p.map(|p| p.original_amount), float);
         self.original_currency
-            .append_option(p.map(|p| p.original_currency.as_str()));
-        self.renewal.append_option(p.map(|p| p.renewal));
-        self.refunded.append_option(p.map(|p| p.refunded));
+            .append_option(p.map(|p| p.original_currency.as_str()), text);
+        self.renewal.append_option(p.map(|p| p.renewal), flag);
+        self.refunded.append_option(p.map(|p| p.refunded), flag);
         self.transaction_id
-            .append_option(p.map(|p| p.transaction_id.as_str()));
-        self.customer_email.append_option(r.customer_email);
-        self.customer_name.append_option(r.customer_name);
-        self.customer_id.append_option(r.customer_id);
+            .append_option(p.map(|p| p.transaction_id.as_str()), text);
+        self.customer_email.append_option(r.customer_email, text);
+        self.customer_name.append_option(r.customer_name, text);
+        self.customer_id.append_option(r.customer_id, text);
     }
 
     /// The batch of the rows appended; the builders are left empty.
@@ -202,24 +266,59 @@ impl EventsBuilder {
             a(self.path.finish()),
         ];
         columns.extend(self.attrs.iter_mut().map(|b| match b {
-            AttrBuilder::Text(b, _) => a(b.finish()),
+            AttrBuilder::Text(b, _) => a(b.builder().finish()),
             AttrBuilder::Float(b, _) => a(b.finish()),
         }));
         columns.extend([
             a(self.viewport_w.finish()),
             a(self.viewport_h.finish()),
-            a(self.goal_name.finish()),
-            a(self.goal_metadata.finish()),
-            a(self.amount.finish()),
-            a(self.original_amount.finish()),
-            a(self.original_currency.finish()),
-            a(self.renewal.finish()),
-            a(self.refunded.finish()),
-            a(self.transaction_id.finish()),
-            a(self.customer_email.finish()),
-            a(self.customer_name.finish()),
-            a(self.customer_id.finish()),
+            a(self.goal_name.builder().finish()),
+            a(self.goal_metadata.builder().finish()),
+            a(self.amount.builder().finish()),
+            a(self.original_amount.builder().finish()),
+            a(self.original_currency.builder().finish()),
+            a(self.renewal.builder().finish()),
+            a(self.refunded.builder().finish()),
+            a(self.transaction_id.builder().finish()),
+            a(self.customer_email.builder().finish()),
+            a(self.customer_name.builder().finish()),
+            a(self.customer_id.builder().finish()),
         ]);
         Ok(RecordBatch::try_new(events_schema(), columns)?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use datafusion::arrow::array::{Array, StringArray};
+
+    use super::*;
+
+    #[test]
+    fn a_sparse_column_keeps_each_value_in_its_row_between_runs_of_nulls() {
+        let rows = [
+            None,
+            None,
+            Some("a"),
+            Some("b"),
+            None,
+            Some("c"),
+            None,
+            None,
+        ];
+        let mut column = Sparse::new(StringBuilder::new());
+        for row in rows {
+            column.append_option(row, |b: &mut StringBuilder, v: &str| b.append_value(v));
+        }
+        let built = column.builder().finish();
+        let read: Vec<Option<&str>> = built.iter().collect();
+        assert_eq!(read, rows);
+        assert_eq!(built.null_count(), 5);
+        // Finishing empties the builder; the next batch starts at its first row.
+        column.append_option(Some("d"), |b: &mut StringBuilder, v: &str| {
+            b.append_value(v)
+        });
+        let next: StringArray = column.builder().finish();
+        assert_eq!(next.iter().collect::<Vec<_>>(), [Some("d")]);
     }
 }

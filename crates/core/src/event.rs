@@ -421,7 +421,7 @@ impl Identity {
 /// Checks a free-text field: at most `max` characters, no control characters.
 fn check_text(field: &str, value: &str, max: usize) -> Result<()> {
     // Nearly every value is short printable ASCII: one pass over the bytes settles it.
-    if value.len() <= max && value.bytes().all(|b| (0x20..0x7f).contains(&b)) {
+    if value.len() <= max && printable_ascii(value) {
         return Ok(());
     }
     if value.chars().count() > max {
@@ -493,10 +493,17 @@ fn check_id(field: &str, id: &str) -> Result<()> {
             format!("is longer than {MAX_ID_LEN} bytes"),
         ));
     }
-    if id.chars().any(char::is_control) {
+    if !printable_ascii(id) && id.chars().any(char::is_control) {
         return Err(Error::invalid(field, "must not contain control characters"));
     }
     Ok(())
+}
+
+/// Whether every byte of `s` is printable ASCII. Every byte is looked at, with no early exit,
+/// so that the compiler checks many at a time: an import checks a dozen fields of every event.
+fn printable_ascii(s: &str) -> bool {
+    s.bytes()
+        .fold(true, |ok, b| ok & (b.wrapping_sub(0x20) < 0x5f))
 }
 
 fn check_coordinate(field: &str, value: Option<f64>, bound: f64) -> Result<()> {

@@ -53,6 +53,9 @@ struct Pageview {
     float_attrs: [Option<f64>; FLOAT_ATTRS],
 }
 
+/// The text of a usual page view, in bytes: ids, page and session attributes.
+const TEXT_BYTES_PER_EVENT: usize = 192;
+
 /// How many of [`ATTRS`] are floats (latitude and longitude).
 const FLOAT_ATTRS: usize = 2;
 
@@ -94,7 +97,8 @@ impl PackedEvents {
         let (events, places) = valid.into_parts();
         let mut packed = PackedEvents {
             site: site.to_owned(),
-            text: String::new(),
+            // Room for the text of usual page views, so that it is seldom copied as it grows.
+            text: String::with_capacity(events.len() * TEXT_BYTES_PER_EVENT),
             events: Vec::with_capacity(events.len()),
             places: Vec::with_capacity(places.len()),
             others: Vec::new(),

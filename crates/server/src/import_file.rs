@@ -192,7 +192,13 @@ fn parse_block(parser: &mut LineParser, block: &Block, website: &str) -> Vec<Par
     // Sized once: growing a list of events (several hundred bytes each) copied it over and over.
     let lines = memchr::memchr_iter(b'\n', text).count() + 1;
     let (mut numbers, mut events) = (Vec::with_capacity(lines), Vec::with_capacity(lines));
-    for (i, bytes) in text.split(|b| *b == b'\n').enumerate() {
+    // Cut at each newline found by memchr (a byte-at-a-time split was a twentieth of the
+    // parsing threads' instructions).
+    let mut start = 0;
+    let ends = memchr::memchr_iter(b'\n', text).chain([text.len()]);
+    for (i, end) in ends.enumerate() {
+        let bytes = &text[start..end];
+        start = end + 1;
         let number = block.first_line + i;
         let rejected = match std::str::from_utf8(bytes) {
             Err(e) => Some(format!("line {number}: not UTF-8 ({e})")),
