@@ -9,6 +9,8 @@
 //! Both query paths follow it: the DataFusion plans sum [`micros_expr`], the resident columns
 //! hold each payment's amount as micro-units, and the batches of either path carry revenue in
 //! micro-units until the answer is read from them ([`from_micros`], [`revenue_from_micros`]).
+//! The conversion model's statistics add each visitor's revenue in micro-units too, and turn
+//! the sums into currency units once counted.
 
 use datafusion::prelude::{Expr, lit};
 

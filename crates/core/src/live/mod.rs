@@ -30,6 +30,7 @@ pub use rows::{EventRow, event_rows};
 use crate::engine::{Engine, poisoned};
 use crate::error::Result;
 use crate::event::SessionAttrs;
+use crate::money::{from_micros, micros_expr};
 use crate::query::model::{Counts, ModelStats, PredictDim, Prediction, predict};
 use crate::query::plan::{int_case, is_kind, refunded};
 use crate::query::spec::{DateRange, Query};
@@ -440,7 +441,8 @@ impl Engine {
     fn model_stats_frame(&self, website_id: &str) -> Result<DataFrame> {
         let first =
             |name: &str| first_value(col(name), vec![col(c::TS).sort(true, true)]).alias(name);
-        let revenue = when(paid(), col(c::AMOUNT))
+        // In micro-units, so that the sums do not depend on the order of the payments.
+        let revenue = when(paid(), micros_expr(col(c::AMOUNT)))
             .otherwise(lit(0.0f64))?
             .alias("revenue");
         let paid_flag = int_case(paid());
@@ -460,6 +462,8 @@ impl Engine {
 }
 
 /// Runs `frame` ([`Engine::model_stats_frame`]) and counts its rows into the statistics.
+/// Revenue is added up in micro-units ([`crate::money`]) and turned into currency units once
+/// counted, so that it does not depend on the order of the rows.
 async fn count_model(frame: DataFrame) -> Result<ModelStats> {
     let batches = frame.collect().await?;
     let dims = [
@@ -509,6 +513,9 @@ async fn count_model(frame: DataFrame) -> Result<ModelStats> {
                 }
             }
         }
+    }
+    for counts in std::iter::once(&mut stats.baseline).chain(stats.by_value.values_mut()) {
+        counts.revenue = from_micros(counts.revenue);
     }
     Ok(stats)
 }

@@ -125,3 +125,36 @@ async fn revenue_is_exact_whatever_the_layout_and_the_path() {
     let total: f64 = pages.iter().sum();
     assert!((total - days.iter().sum::<f64>()).abs() < 1e-6);
 }
+
+/// The conversion model's statistics count each paying visitor's revenue (renewals included,
+/// refunds not): exact too, whatever the layout and the plan's partitions.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_models_revenue_is_exact_whatever_the_layout() {
+    let (events, _) = events();
+    let paid_cents: i64 = events
+        .iter()
+        .filter_map(|e| match &e.kind {
+            EventKind::Payment(p) if !p.refunded => Some((p.amount * 100.0).round() as i64),
+            _ => None,
+        })
+        .sum();
+    let exact = paid_cents as f64 / 100.0;
+    for pieces in [1, 7, 50] {
+        let dir = tempfile::tempdir().unwrap();
+        layout(dir.path(), pieces).await;
+        for partitions in [1, 2, 3, 5] {
+            let config = EngineConfig {
+                target_partitions: partitions,
+                ..EngineConfig::default()
+            };
+            let engine = Engine::open_with(dir.path(), config).await.unwrap();
+            let stats = engine.count_model_stats(SITE).await.unwrap();
+            assert_eq!(
+                stats.baseline.revenue, exact,
+                "{pieces} pieces, {partitions} partitions"
+            );
+            // Every visitor's first payment is neither refunded nor a renewal.
+            assert_eq!((stats.baseline.visitors, stats.baseline.payers), (300, 300));
+        }
+    }
+}
