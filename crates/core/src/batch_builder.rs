@@ -73,9 +73,9 @@ enum AttrBuilder {
     Float(Float64Builder, fn(&SessionAttrs) -> Option<f64>),
 }
 
-/// A column that is null in most rows (the goal, payment and customer fields of page views):
-/// its nulls are counted and appended a run at a time, for a fraction of the cost of one call
-/// per row.
+/// A column that is null in many rows (the goal, payment and customer fields of page views,
+/// the campaign and version attributes of most sessions): its nulls are counted and appended a
+/// run at a time, for a fraction of the cost of one call per row.
 struct Sparse<B> {
     builder: B,
     /// Nulls not appended to `builder` yet.
