@@ -16,7 +16,7 @@ use crate::event::{Event, EventKind, SessionAttrs, TRACKER_TRANSACTION_PREFIX};
 use crate::referrer;
 use crate::schema::{StoredEvent, StoredIdentity, StoredPayment, kind};
 use crate::schema::{col as c, column};
-use crate::session::{EventKey, Sessionizer};
+use crate::session::{EventKey, Sessionizer, SessionizerAfterVisitors};
 use crate::transactions::TransactionIds;
 use crate::website::Website;
 
@@ -38,6 +38,28 @@ pub(crate) struct IngestState {
     /// [`IngestState::evict_unless_loading`]).
     #[serde(skip)]
     pub loading: bool,
+}
+
+/// An [`IngestState`]'s saved fields after the sessions' visitor map, in their order (see
+/// [`crate::state_encoding`]).
+#[derive(serde::Serialize)]
+pub(crate) struct AfterVisitors<'a> {
+    sessions: SessionizerAfterVisitors<'a>,
+    transactions: &'a TransactionIds,
+    next_event_seq: u64,
+    profiles: &'a HashMap<String, VisitorProfile>,
+}
+
+impl IngestState {
+    /// The saved fields after the sessions' visitor map.
+    pub(crate) fn after_visitors(&self) -> AfterVisitors<'_> {
+        AfterVisitors {
+            sessions: self.sessions.after_visitors(),
+            transactions: &self.transactions,
+            next_event_seq: self.next_event_seq,
+            profiles: &self.profiles,
+        }
+    }
 }
 
 /// How many times the visitor limit a bulk load may hold before it evicts anyway (4M visitors,

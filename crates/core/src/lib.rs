@@ -60,6 +60,7 @@ pub mod referrer;
 mod resident;
 pub mod schema;
 pub mod session;
+mod state_encoding;
 pub mod store;
 pub mod synthetic;
 mod transactions;

@@ -149,7 +149,34 @@ pub(crate) struct Sessionizer {
     evict_at: usize,
 }
 
+/// A [`Sessionizer`]'s saved fields after its visitor map, in their order: with the map's
+/// entries before them, the bytes of the whole (see [`crate::state_encoding`]).
+#[derive(Serialize)]
+pub(crate) struct SessionizerAfterVisitors<'a> {
+    holding: usize,
+    sweep_at: usize,
+    latest_ts_us: i64,
+    evicted: &'a EvictedIds,
+    evict_at: usize,
+}
+
 impl Sessionizer {
+    /// Every visitor's state, in the map's order.
+    pub(crate) fn visitor_entries(&self) -> Vec<(&CompactString, &VisitorState)> {
+        self.visitors.iter().collect()
+    }
+
+    /// The saved fields after the visitor map.
+    pub(crate) fn after_visitors(&self) -> SessionizerAfterVisitors<'_> {
+        SessionizerAfterVisitors {
+            holding: self.holding,
+            sweep_at: self.sweep_at,
+            latest_ts_us: self.latest_ts_us,
+            evicted: &self.evicted,
+            evict_at: self.evict_at,
+        }
+    }
+
     /// Assigns `event` (whose attributes are already classified) to a session, taking the
     /// attributes out of it: they are the session's now, or dropped. Events must come in time
     /// order per visitor for the 30-minute rule to mean what it says.

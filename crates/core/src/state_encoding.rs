@@ -1,0 +1,119 @@
+//! The ingest state's saved form ([`crate::store::Saved::Ingest`]), encoded on two threads.
+//!
+//! A flush encodes a website's ingest state under the ingest lock, so every write waits
+//! meanwhile (see [`crate::checkpoint`]); most of that time goes into the visitor map, whose
+//! entries point to session ids and attributes spread over the heap. [`encode_ingest_state`]
+//! writes the same bytes as `postcard::to_stdvec` of the state (a test holds them equal, so
+//! the saved files and their reading are unchanged), with the visitor map's entries encoded in
+//! two halves at once. Postcard frames nothing but a map's length, so the halves' bytes put
+//! one after the other are the map's.
+
+use serde::ser::{Serialize, SerializeTuple, Serializer};
+
+use crate::error::{Error, Result};
+use crate::ingest::IngestState;
+
+/// Visitors below which one thread encodes the map: a thread costs more than it saves.
+const PARALLEL_FROM_VISITORS: usize = 50_000;
+
+/// `postcard::to_stdvec(state)`, the visitor map encoded on two threads when it is large.
+pub(crate) fn encode_ingest_state(state: &IngestState) -> Result<Vec<u8>> {
+    let visitors = state.sessions.visitor_entries();
+    if visitors.len() < PARALLEL_FROM_VISITORS {
+        return postcard::to_stdvec(state).map_err(failed);
+    }
+    let (first, second) = visitors.split_at(visitors.len() / 2);
+    let (first, second) = std::thread::scope(|scope| {
+        let first = scope.spawn(|| postcard::to_stdvec(&Entries(first)));
+        let second = postcard::to_stdvec(&Entries(second));
+        (first.join(), second)
+    });
+    let first = first.map_err(|_| Error::Internal("encoding the ingest state panicked".into()))?;
+    // The map's length, as postcard writes it before the entries.
+    let mut out = postcard::to_stdvec(&visitors.len()).map_err(failed)?;
+    out.extend_from_slice(&first.map_err(failed)?);
+    out.extend_from_slice(&second.map_err(failed)?);
+    postcard::to_extend(&state.after_visitors(), out).map_err(failed)
+}
+
+fn failed(e: postcard::Error) -> Error {
+    Error::Internal(format!("encoding the saved ingest state: {e}"))
+}
+
+/// Map entries, serialized one after the other with no length (a tuple, for postcard).
+struct Entries<'a, K, V>(&'a [(&'a K, &'a V)]);
+
+impl<K: Serialize, V: Serialize> Serialize for Entries<'_, K, V> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> std::result::Result<S::Ok, S::Error> {
+        let mut tuple = serializer.serialize_tuple(self.0.len() * 2)?;
+        for (key, value) in self.0 {
+            tuple.serialize_element(key)?;
+            tuple.serialize_element(value)?;
+        }
+        tuple.end()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::SessionAttrs;
+    use crate::ingest::{StateLimits, VisitorProfile};
+    use crate::session::EventKey;
+
+    /// A state of `visitors` visitors: sessions with and without attributes, transaction ids,
+    /// profiles, and some visitors and ids evicted.
+    fn state(visitors: usize) -> IngestState {
+        let mut state = IngestState::default();
+        for v in 0..visitors {
+            let id = format!("visitor-{v}");
+            let key = EventKey {
+                visitor_id: &id,
+                session_id: (v % 3 == 0).then_some("tracker-session"),
+                ts_us: 1_700_000_000_000_000 + v as i64 * 60_000_000,
+                is_pageview: v % 5 != 0,
+            };
+            state.sessions.assign_key(key, || SessionAttrs {
+                country_code: Some("US".into()),
+                city: (v % 2 == 0).then(|| "Springfield".into()),
+                ..SessionAttrs::default()
+            });
+            if v % 7 == 0 {
+                state.transactions.insert(&format!("tx-{v}"));
+                let profile = VisitorProfile {
+                    customer_name: Some(format!("Customer {v}")),
+                    ..VisitorProfile::default()
+                };
+                state.profiles.insert(id, profile);
+            }
+        }
+        state.sessions.forget_idle_attrs(visitors / 2);
+        state.next_event_seq = 42;
+        let limits = StateLimits {
+            visitors: visitors - visitors / 20,
+            transactions: visitors / 20,
+        };
+        state.evict_past(limits);
+        state
+    }
+
+    #[test]
+    fn the_saved_bytes_are_postcards_whether_one_thread_or_two_encode_them() {
+        for visitors in [0, 10, PARALLEL_FROM_VISITORS * 3 / 2] {
+            let state = state(visitors);
+            if visitors > 10 {
+                // Some were evicted, and enough are left for two threads.
+                assert!(state.sessions.visitors() < visitors);
+                assert!(state.sessions.visitors() >= PARALLEL_FROM_VISITORS);
+            }
+            let plain = postcard::to_stdvec(&state).unwrap();
+            let encoded = encode_ingest_state(&state).unwrap();
+            assert!(encoded == plain, "{visitors} visitors: other bytes");
+            // And they read back (a map's order is its own, so compared by what it holds).
+            let back: IngestState = postcard::from_bytes(&encoded).unwrap();
+            assert_eq!(back.sessions.visitors(), state.sessions.visitors());
+            assert_eq!(back.profiles, state.profiles);
+            assert_eq!(back.next_event_seq, 42);
+        }
+    }
+}
