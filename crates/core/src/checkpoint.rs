@@ -1,6 +1,6 @@
 //! When a flush saves a website's ingest state (see [`crate::Engine::flush`]).
 //!
-//! The state is encoded under the ingest lock, so every write waits meanwhile: about 0.25 µs a
+//! The state is encoded under the ingest lock, so every write waits meanwhile: about 0.2 µs a
 //! visitor on two threads ([`crate::state_encoding`]; 0.33–0.41 µs on one, which took 60–210
 //! ms at 4M events, 480k visitors, and 1.5 s at 40M, 5M visitors). A flush
 //! therefore saves it only while that wait is estimated to stay within
@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 const SPACING: u32 = 20;
 
 /// Encoding time a visitor is assumed to cost before one was measured (measured on two
-/// threads: 0.22–0.26 µs at 412k visitors; on one, 0.13–0.44 µs at 4M events, 0.29 µs at
+/// threads: 0.18–0.21 µs at 412k visitors; on one, 0.13–0.44 µs at 4M events, 0.29 µs at
 /// 40M). At the default pause, a state of up to a million visitors (the default number held
 /// in memory) is then saved at flushes.
 const FIRST_ESTIMATE_PER_VISITOR: Duration = Duration::from_nanos(250);

@@ -88,7 +88,7 @@ pub struct EngineConfig {
     /// storage.
     pub transaction_ids_in_memory: usize,
     /// The longest a flush may make writes wait while it encodes a website's ingest state to
-    /// save it with the data directory (estimated from the website's visitors, about 0.25 µs
+    /// save it with the data directory (estimated from the website's visitors, about 0.2 µs
     /// each), so that a restart after a crash reads the state back instead of rebuilding it
     /// from every stored event. Larger states are saved at a clean stop only; zero turns the
     /// saving at flushes off. See `crate::checkpoint`.
@@ -251,7 +251,7 @@ impl Engine {
             tracing::debug!(
                 site,
                 visitors = state.sessions.visitors(),
-                bytes = payload.len(),
+                bytes = payload.iter().map(Vec::len).sum::<usize>(),
                 ms = t.elapsed().as_secs_f64() * 1e3,
                 "ingest state encoded to be saved"
             );
@@ -787,7 +787,7 @@ impl Engine {
                 let took = t.elapsed();
                 tracing::debug!(
                     site,
-                    bytes = payload.len(),
+                    bytes = payload.iter().map(Vec::len).sum::<usize>(),
                     ms = took.as_secs_f64() * 1e3,
                     "ingest state encoded under the ingest lock"
                 );

@@ -3,10 +3,10 @@
 //! A flush encodes a website's ingest state under the ingest lock, so every write waits
 //! meanwhile (see [`crate::checkpoint`]); most of that time goes into the visitor map, whose
 //! entries point to session ids and attributes spread over the heap. [`encode_ingest_state`]
-//! writes the same bytes as `postcard::to_stdvec` of the state (a test holds them equal, so
-//! the saved files and their reading are unchanged), with the visitor map's entries encoded in
-//! two halves at once. Postcard frames nothing but a map's length, so the halves' bytes put
-//! one after the other are the map's.
+//! gives the same bytes as `postcard::to_stdvec` of the state, in parts (a test holds them
+//! equal, so the saved files and their reading are unchanged), with the visitor map's entries
+//! encoded in two halves at once. Postcard frames nothing but a map's length, so the halves'
+//! bytes put one after the other are the map's.
 
 use serde::ser::{Serialize, SerializeTuple, Serializer};
 
@@ -16,24 +16,31 @@ use crate::ingest::IngestState;
 /// Visitors below which one thread encodes the map: a thread costs more than it saves.
 const PARALLEL_FROM_VISITORS: usize = 50_000;
 
-/// `postcard::to_stdvec(state)`, the visitor map encoded on two threads when it is large.
-pub(crate) fn encode_ingest_state(state: &IngestState) -> Result<Vec<u8>> {
+/// `postcard::to_stdvec(state)`, in parts to be written one after the other: the visitor map
+/// encoded on two threads when it is large. The parts are left apart so that joining them (a
+/// copy of the whole) happens when they are written, after the ingest lock is released.
+pub(crate) fn encode_ingest_state(state: &IngestState) -> Result<Vec<Vec<u8>>> {
     let visitors = state.sessions.visitor_entries();
     if visitors.len() < PARALLEL_FROM_VISITORS {
-        return postcard::to_stdvec(state).map_err(failed);
+        return Ok(vec![postcard::to_stdvec(state).map_err(failed)?]);
     }
     let (first, second) = visitors.split_at(visitors.len() / 2);
     let (first, second) = std::thread::scope(|scope| {
-        let first = scope.spawn(|| postcard::to_stdvec(&Entries(first)));
+        let first = scope.spawn(|| {
+            // The map's length, as postcard writes it before the entries.
+            let length = postcard::to_stdvec(&visitors.len())?;
+            postcard::to_extend(&Entries(first), length)
+        });
         let second = postcard::to_stdvec(&Entries(second));
         (first.join(), second)
     });
     let first = first.map_err(|_| Error::Internal("encoding the ingest state panicked".into()))?;
-    // The map's length, as postcard writes it before the entries.
-    let mut out = postcard::to_stdvec(&visitors.len()).map_err(failed)?;
-    out.extend_from_slice(&first.map_err(failed)?);
-    out.extend_from_slice(&second.map_err(failed)?);
-    postcard::to_extend(&state.after_visitors(), out).map_err(failed)
+    let after = postcard::to_stdvec(&state.after_visitors());
+    Ok(vec![
+        first.map_err(failed)?,
+        second.map_err(failed)?,
+        after.map_err(failed)?,
+    ])
 }
 
 fn failed(e: postcard::Error) -> Error {
@@ -107,7 +114,7 @@ mod tests {
                 assert!(state.sessions.visitors() >= PARALLEL_FROM_VISITORS);
             }
             let plain = postcard::to_stdvec(&state).unwrap();
-            let encoded = encode_ingest_state(&state).unwrap();
+            let encoded = encode_ingest_state(&state).unwrap().concat();
             assert!(encoded == plain, "{visitors} visitors: other bytes");
             // And they read back (a map's order is its own, so compared by what it holds).
             let back: IngestState = postcard::from_bytes(&encoded).unwrap();

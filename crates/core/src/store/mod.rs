@@ -384,28 +384,38 @@ impl Store {
         tag: u64,
         value: &impl serde::Serialize,
     ) -> Result<()> {
-        self.save_encoded(site, what, tag, &encode_saved(what, value)?)
+        self.save_encoded(site, what, tag, &[encode_saved(what, value)?])
     }
 
     /// [`Store::save_state`] of a value [`encode_saved`] encoded earlier (a checkpoint taken
     /// under a lock and written after it).
+    ///
+    /// The payload comes in parts, written one after the other (see
+    /// [`crate::state_encoding`]).
     pub(crate) fn save_encoded(
         &self,
         site: &str,
         what: Saved,
         tag: u64,
-        payload: &[u8],
+        payload: &[Vec<u8>],
     ) -> Result<()> {
+        use std::io::Write;
         let path = self.saved_file(site, what);
         let dir = self.dir.join(SAVED_DIR);
         std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
-        let mut out = Vec::with_capacity(payload.len() + 24);
-        out.extend_from_slice(SAVED_MAGIC);
-        out.extend_from_slice(&tag.to_le_bytes());
-        out.extend_from_slice(&xxhash_rust::xxh3::xxh3_64(payload).to_le_bytes());
-        out.extend_from_slice(payload);
+        let mut sum = xxhash_rust::xxh3::Xxh3::new();
+        payload.iter().for_each(|part| sum.update(part));
+        let mut head = Vec::with_capacity(SAVED_MAGIC.len() + 16);
+        head.extend_from_slice(SAVED_MAGIC);
+        head.extend_from_slice(&tag.to_le_bytes());
+        head.extend_from_slice(&sum.digest().to_le_bytes());
         let tmp = path.with_extension("tmp");
-        std::fs::write(&tmp, &out).map_err(|e| Error::io(&tmp, e))?;
+        let write = || -> std::io::Result<()> {
+            let mut file = std::fs::File::create(&tmp)?;
+            file.write_all(&head)?;
+            payload.iter().try_for_each(|part| file.write_all(part))
+        };
+        write().map_err(|e| Error::io(&tmp, e))?;
         std::fs::rename(&tmp, &path).map_err(|e| Error::io(&path, e))
     }
 
