@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 const SPACING: u32 = 20;
 
 /// Encoding time a visitor is assumed to cost before one was measured (measured on two
-/// threads: 0.18–0.21 µs at 412k visitors; on one, 0.13–0.44 µs at 4M events, 0.29 µs at
+/// threads: 0.15–0.18 µs at 412k visitors, 0.27–0.42 µs at 875k; on one, 0.13–0.44 µs at 4M events, 0.29 µs at
 /// 40M). At the default pause, a state of up to a million visitors (the default number held
 /// in memory) is then saved at flushes.
 const FIRST_ESTIMATE_PER_VISITOR: Duration = Duration::from_nanos(250);

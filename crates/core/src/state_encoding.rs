@@ -5,8 +5,10 @@
 //! entries point to session ids and attributes spread over the heap. [`encode_ingest_state`]
 //! gives the same bytes as `postcard::to_stdvec` of the state, in parts (a test holds them
 //! equal, so the saved files and their reading are unchanged), with the visitor map's entries
-//! encoded in two halves at once. Postcard frames nothing but a map's length, so the halves'
-//! bytes put one after the other are the map's.
+//! encoded in pieces by two threads at once. Postcard frames nothing but a map's length, so
+//! the pieces' bytes put one after the other are the map's.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use serde::ser::{Serialize, SerializeTuple, Serializer};
 
@@ -16,6 +18,11 @@ use crate::ingest::IngestState;
 /// Visitors below which one thread encodes the map: a thread costs more than it saves.
 const PARALLEL_FROM_VISITORS: usize = 50_000;
 
+/// Pieces the visitor map is cut into, which the two threads take in turn as they finish
+/// the one before: the halves of the map, or the map and the fields after it, took unequal
+/// times, and the faster thread waited.
+const PIECES: usize = 16;
+
 /// `postcard::to_stdvec(state)`, in parts to be written one after the other: the visitor map
 /// encoded on two threads when it is large. The parts are left apart so that joining them (a
 /// copy of the whole) happens when they are written, after the ingest lock is released.
@@ -24,23 +31,38 @@ pub(crate) fn encode_ingest_state(state: &IngestState) -> Result<Vec<Vec<u8>>> {
     if visitors.len() < PARALLEL_FROM_VISITORS {
         return Ok(vec![postcard::to_stdvec(state).map_err(failed)?]);
     }
-    let (first, second) = visitors.split_at(visitors.len() / 2);
-    let (first, second) = std::thread::scope(|scope| {
-        let first = scope.spawn(|| {
-            // The map's length, as postcard writes it before the entries.
-            let length = postcard::to_stdvec(&visitors.len())?;
-            postcard::to_extend(&Entries(first), length)
-        });
-        let second = postcard::to_stdvec(&Entries(second));
-        (first.join(), second)
+    let pieces: Vec<&[(&_, &_)]> = visitors.chunks(visitors.len().div_ceil(PIECES)).collect();
+    // Job 0 is the fields after the map; job i > 0 is piece i - 1.
+    let next = AtomicUsize::new(0);
+    let work = || -> std::result::Result<Vec<(usize, Vec<u8>)>, postcard::Error> {
+        let mut done = Vec::new();
+        loop {
+            let job = next.fetch_add(1, Ordering::Relaxed);
+            let bytes = match job {
+                0 => postcard::to_stdvec(&state.after_visitors())?,
+                j if j <= pieces.len() => postcard::to_stdvec(&Entries(pieces[j - 1]))?,
+                _ => return Ok(done),
+            };
+            done.push((job, bytes));
+        }
+    };
+    let (theirs, ours) = std::thread::scope(|scope| {
+        let theirs = scope.spawn(work);
+        let ours = work();
+        (theirs.join(), ours)
     });
-    let first = first.map_err(|_| Error::Internal("encoding the ingest state panicked".into()))?;
-    let after = postcard::to_stdvec(&state.after_visitors());
-    Ok(vec![
-        first.map_err(failed)?,
-        second.map_err(failed)?,
-        after.map_err(failed)?,
-    ])
+    let theirs =
+        theirs.map_err(|_| Error::Internal("encoding the ingest state panicked".into()))?;
+    let mut jobs = theirs.map_err(failed)?;
+    jobs.extend(ours.map_err(failed)?);
+    jobs.sort_unstable_by_key(|(job, _)| *job);
+    let mut jobs = jobs.into_iter().map(|(_, bytes)| bytes);
+    let after = jobs.next().unwrap_or_default();
+    // The map's length, as postcard writes it before the entries, then the pieces in order.
+    let mut parts = vec![postcard::to_stdvec(&visitors.len()).map_err(failed)?];
+    parts.extend(jobs);
+    parts.push(after);
+    Ok(parts)
 }
 
 fn failed(e: postcard::Error) -> Error {
