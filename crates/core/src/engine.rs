@@ -8,7 +8,6 @@
 use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
-use std::time::Instant;
 
 use chrono::TimeDelta;
 use datafusion::arrow::record_batch::RecordBatch;
@@ -29,7 +28,7 @@ use crate::query::time::{bucket_starts, effective_interval};
 use crate::resident::{GroupCounting, ResidentStore};
 use crate::schema::{StoredEvent, events_schema, to_batch};
 use crate::session::EventKey;
-use crate::state_encoding::encode_ingest_state;
+use crate::state_encoding::encode_timed;
 use crate::store::buffer::{HotBuffer, SEAL_ROWS};
 use crate::store::catalog::SegmentMeta;
 use crate::store::table::EventsTable;
@@ -246,15 +245,7 @@ impl Engine {
             ) else {
                 continue;
             };
-            let t = Instant::now();
-            let payload = encode_ingest_state(state)?;
-            tracing::debug!(
-                site,
-                visitors = state.sessions.visitors(),
-                bytes = payload.iter().map(Vec::len).sum::<usize>(),
-                ms = t.elapsed().as_secs_f64() * 1e3,
-                "ingest state encoded to be saved"
-            );
+            let (payload, _) = encode_timed(&site, state)?;
             self.store
                 .save_encoded(&site, Saved::Ingest, tag, &payload)?;
             if let Some(model) = self.saved_model(&site)? {
@@ -782,15 +773,8 @@ impl Engine {
                 if !policy.due(site, visitors, self.config.checkpoint_max_pause) {
                     continue;
                 }
-                let t = Instant::now();
-                let payload = encode_ingest_state(state)?;
-                let took = t.elapsed();
-                tracing::debug!(
-                    site,
-                    bytes = payload.iter().map(Vec::len).sum::<usize>(),
-                    ms = took.as_secs_f64() * 1e3,
-                    "ingest state encoded under the ingest lock"
-                );
+                // Under the ingest lock: writes wait for `took`.
+                let (payload, took) = encode_timed(site, state)?;
                 policy.taken(site, visitors, took);
                 checkpoints.push((site.clone(), payload));
             }

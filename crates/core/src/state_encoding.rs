@@ -9,6 +9,7 @@
 //! the pieces' bytes put one after the other are the map's.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
 
 use serde::ser::{Serialize, SerializeTuple, Serializer};
 
@@ -63,6 +64,22 @@ pub(crate) fn encode_ingest_state(state: &IngestState) -> Result<Vec<Vec<u8>>> {
     parts.extend(jobs);
     parts.push(after);
     Ok(parts)
+}
+
+/// [`encode_ingest_state`] of `site`'s `state`, and how long it took (a flush's writes wait
+/// that long; the debug log has it, with the state's size).
+pub(crate) fn encode_timed(site: &str, state: &IngestState) -> Result<(Vec<Vec<u8>>, Duration)> {
+    let started = Instant::now();
+    let parts = encode_ingest_state(state)?;
+    let took = started.elapsed();
+    tracing::debug!(
+        site,
+        visitors = state.sessions.visitors(),
+        bytes = parts.iter().map(Vec::len).sum::<usize>(),
+        ms = took.as_secs_f64() * 1e3,
+        "ingest state encoded"
+    );
+    Ok((parts, took))
 }
 
 fn failed(e: postcard::Error) -> Error {
