@@ -288,24 +288,15 @@ impl Event {
 
     /// Checks every field; the error names the first bad one.
     pub fn validate(&self) -> Result<()> {
-        check_id("website_id", &self.website_id)?;
-        check_id("visitor_id", &self.visitor_id)?;
-        if let Some(s) = &self.session_id {
-            check_id("session_id", s)?;
-        }
-        if let Some(s) = &self.event_id {
-            check_id("event_id", s)?;
-        }
-        crate::query::time::check_timestamp("timestamp", self.ts)?;
+        check_ids_and_time(
+            &self.website_id,
+            &self.visitor_id,
+            self.session_id.as_deref(),
+            self.event_id.as_deref(),
+            self.ts,
+        )?;
         match &self.kind {
-            EventKind::Pageview => {
-                if self.path.as_deref().is_none_or(str::is_empty) {
-                    return Err(Error::invalid(
-                        "url",
-                        "a pageview needs a page URL with a path",
-                    ));
-                }
-            }
+            EventKind::Pageview => check_pageview_path(self.path.as_deref())?,
             EventKind::Goal { name, metadata } => {
                 check_goal_name(name)?;
                 check_goal_metadata(metadata)?;
@@ -319,51 +310,160 @@ impl Event {
                 }
             }
         }
-        let a = &self.attrs;
-        if let Some(d) = &a.device
-            && !DEVICE_TYPES.contains(&d.as_str())
-        {
-            return Err(Error::invalid(
-                "device",
-                format!("`{d}` is not one of desktop, mobile, tablet"),
-            ));
-        }
-        if let Some(c) = &a.country_code
-            && !(c.len() == 2 && c.bytes().all(|b| b.is_ascii_uppercase()))
-        {
-            return Err(Error::invalid(
-                "country",
-                format!("`{c}` is not an ISO 3166-1 alpha-2 code"),
-            ));
-        }
-        check_coordinate("latitude", a.latitude, 90.0)?;
-        check_coordinate("longitude", a.longitude, 180.0)?;
-        self.check_lengths()
+        check_page_and_attrs(self.hostname.as_deref(), self.path.as_deref(), &self.attrs)
     }
 
-    /// Every stored text within its bound, so that no field can make an event (and what is
-    /// kept per visitor or per value) arbitrarily large.
-    fn check_lengths(&self) -> Result<()> {
-        let page: [(&str, &Option<String>, usize); 2] = [
-            ("hostname", &self.hostname, crate::referrer::MAX_HOST_LEN),
-            ("url", &self.path, MAX_URL_LEN),
-        ];
-        for (field, value, max) in page {
-            if let Some(v) = value {
-                check_text(field, v, max)?;
-            }
-        }
-        for attr in &crate::schema::ATTRS {
-            if let crate::schema::AttrValue::Text {
-                field, max_chars, ..
-            } = attr.value
-                && let Some(v) = field(&self.attrs)
-            {
-                check_text(attr.column, v, max_chars)?;
-            }
-        }
-        Ok(())
+    /// The event's fields borrowed, when it is a page view.
+    pub(crate) fn as_pageview(&self) -> Option<PageviewRef<'_>> {
+        matches!(self.kind, EventKind::Pageview).then(|| PageviewRef {
+            website_id: &self.website_id,
+            ts: self.ts,
+            visitor_id: &self.visitor_id,
+            session_id: self.session_id.as_deref(),
+            event_id: self.event_id.as_deref(),
+            hostname: self.hostname.as_deref(),
+            path: self.path.as_deref(),
+            viewport_width: self.viewport_width,
+            viewport_height: self.viewport_height,
+            attrs: &self.attrs,
+        })
     }
+}
+
+/// A page view's fields, borrowed: an [`Event`] of kind [`EventKind::Pageview`] without the
+/// event that owns them. The import's parser reads them straight from the line and packs them
+/// ([`crate::PackedEvents::push_pageview`]), so a page view costs no allocation of its own.
+#[derive(Debug, Clone, Copy)]
+pub struct PageviewRef<'a> {
+    /// [`Event::website_id`].
+    pub website_id: &'a str,
+    /// [`Event::ts`].
+    pub ts: DateTime<Utc>,
+    /// [`Event::visitor_id`].
+    pub visitor_id: &'a str,
+    /// [`Event::session_id`].
+    pub session_id: Option<&'a str>,
+    /// [`Event::event_id`].
+    pub event_id: Option<&'a str>,
+    /// [`Event::hostname`].
+    pub hostname: Option<&'a str>,
+    /// [`Event::path`].
+    pub path: Option<&'a str>,
+    /// [`Event::viewport_width`].
+    pub viewport_width: Option<u32>,
+    /// [`Event::viewport_height`].
+    pub viewport_height: Option<u32>,
+    /// [`Event::attrs`].
+    pub attrs: &'a SessionAttrs,
+}
+
+impl PageviewRef<'_> {
+    /// The page view as an [`Event`] that owns its fields.
+    pub fn to_event(&self) -> Event {
+        Event {
+            website_id: self.website_id.to_owned(),
+            ts: self.ts,
+            visitor_id: self.visitor_id.to_owned(),
+            session_id: self.session_id.map(str::to_owned),
+            event_id: self.event_id.map(str::to_owned),
+            kind: EventKind::Pageview,
+            hostname: self.hostname.map(str::to_owned),
+            path: self.path.map(str::to_owned),
+            viewport_width: self.viewport_width,
+            viewport_height: self.viewport_height,
+            attrs: self.attrs.clone(),
+        }
+    }
+
+    /// [`Event::validate`] of the page view: the same checks, in the same order.
+    pub fn validate(&self) -> Result<()> {
+        check_ids_and_time(
+            self.website_id,
+            self.visitor_id,
+            self.session_id,
+            self.event_id,
+            self.ts,
+        )?;
+        check_pageview_path(self.path)?;
+        check_page_and_attrs(self.hostname, self.path, self.attrs)
+    }
+}
+
+/// The checks every event starts with: its ids and its time.
+fn check_ids_and_time(
+    website_id: &str,
+    visitor_id: &str,
+    session_id: Option<&str>,
+    event_id: Option<&str>,
+    ts: DateTime<Utc>,
+) -> Result<()> {
+    check_id("website_id", website_id)?;
+    check_id("visitor_id", visitor_id)?;
+    if let Some(s) = session_id {
+        check_id("session_id", s)?;
+    }
+    if let Some(s) = event_id {
+        check_id("event_id", s)?;
+    }
+    crate::query::time::check_timestamp("timestamp", ts)
+}
+
+/// A page view is of a page: its URL had a path.
+fn check_pageview_path(path: Option<&str>) -> Result<()> {
+    if path.is_none_or(str::is_empty) {
+        return Err(Error::invalid(
+            "url",
+            "a pageview needs a page URL with a path",
+        ));
+    }
+    Ok(())
+}
+
+/// The checks every event ends with: its session attributes, then every stored text within
+/// its bound, so that no field can make an event (and what is kept per visitor or per value)
+/// arbitrarily large.
+fn check_page_and_attrs(
+    hostname: Option<&str>,
+    path: Option<&str>,
+    a: &SessionAttrs,
+) -> Result<()> {
+    if let Some(d) = &a.device
+        && !DEVICE_TYPES.contains(&d.as_str())
+    {
+        return Err(Error::invalid(
+            "device",
+            format!("`{d}` is not one of desktop, mobile, tablet"),
+        ));
+    }
+    if let Some(c) = &a.country_code
+        && !(c.len() == 2 && c.bytes().all(|b| b.is_ascii_uppercase()))
+    {
+        return Err(Error::invalid(
+            "country",
+            format!("`{c}` is not an ISO 3166-1 alpha-2 code"),
+        ));
+    }
+    check_coordinate("latitude", a.latitude, 90.0)?;
+    check_coordinate("longitude", a.longitude, 180.0)?;
+    let page = [
+        ("hostname", hostname, crate::referrer::MAX_HOST_LEN),
+        ("url", path, MAX_URL_LEN),
+    ];
+    for (field, value, max) in page {
+        if let Some(v) = value {
+            check_text(field, v, max)?;
+        }
+    }
+    for attr in &crate::schema::ATTRS {
+        if let crate::schema::AttrValue::Text {
+            field, max_chars, ..
+        } = attr.value
+            && let Some(v) = field(a)
+        {
+            check_text(attr.column, v, max_chars)?;
+        }
+    }
+    Ok(())
 }
 
 impl Payment {

@@ -72,7 +72,7 @@ pub use datafusion::arrow;
 
 pub use engine::{Engine, EngineConfig, FlushReport, IngestReport};
 pub use error::{Error, Result};
-pub use event::{Event, EventKind, Identity, Payment, SessionAttrs, ValidEvents};
+pub use event::{Event, EventKind, Identity, PageviewRef, Payment, SessionAttrs, ValidEvents};
 pub use live::{EventRow, Live, LiveVisitor, VisitorActivity, VisitorProfile};
 pub use packed::PackedEvents;
 pub use query::result::{

@@ -16,7 +16,7 @@ use compact_str::CompactString;
 use crate::batch_builder::{EventsBuilder, RowRef};
 use crate::engine::IngestReport;
 use crate::error::{Error, Result};
-use crate::event::{Event, EventKind, SessionAttrs, ValidEvents};
+use crate::event::{Event, EventKind, PageviewRef, SessionAttrs, ValidEvents};
 use crate::ingest::{IngestState, Outcome, classify_referrer, enrich, push_event_id};
 use crate::schema::{ATTRS, AttrValue, kind};
 use crate::session::EventKey;
@@ -77,8 +77,8 @@ enum Packed {
     Other(usize),
 }
 
-/// Valid events of one website, packed; see the module docs. Only [`PackedEvents::pack`] makes
-/// one.
+/// Valid events of one website, packed; see the module docs. Events go in only through
+/// [`PackedEvents::pack`] (events checked already) or the `push` methods, which check them.
 #[derive(Debug)]
 pub struct PackedEvents {
     site: String,
@@ -91,36 +91,79 @@ pub struct PackedEvents {
 }
 
 impl PackedEvents {
+    /// No events yet of website `site`, with room for `capacity` usual page views.
+    pub fn new(site: &str, capacity: usize) -> PackedEvents {
+        PackedEvents {
+            site: site.to_owned(),
+            // Room for the text of usual page views, so that it is seldom copied as it grows.
+            text: String::with_capacity(capacity * TEXT_BYTES_PER_EVENT),
+            events: Vec::with_capacity(capacity),
+            places: Vec::with_capacity(capacity),
+            others: Vec::new(),
+        }
+    }
+
     /// Packs the valid events of website `site`. An event of another website is refused, with
     /// its place in the list that was checked.
     pub fn pack(site: &str, valid: ValidEvents) -> (PackedEvents, Vec<(usize, Error)>) {
         let (events, places) = valid.into_parts();
-        let mut packed = PackedEvents {
-            site: site.to_owned(),
-            // Room for the text of usual page views, so that it is seldom copied as it grows.
-            text: String::with_capacity(events.len() * TEXT_BYTES_PER_EVENT),
-            events: Vec::with_capacity(events.len()),
-            places: Vec::with_capacity(places.len()),
-            others: Vec::new(),
-        };
+        let mut packed = PackedEvents::new(site, events.len());
         let mut refused = Vec::new();
         for (event, place) in events.into_iter().zip(places) {
-            if event.website_id != site {
-                let why = format!("`{}` is not the website of this load", event.website_id);
-                refused.push((place, Error::invalid("website_id", why)));
+            if let Err(why) = packed.check_site(&event.website_id) {
+                refused.push((place, why));
                 continue;
             }
-            let row = match packed.pageview(&event) {
-                Some(p) => Packed::Pageview(p),
-                None => {
-                    packed.others.push(Some(event));
-                    Packed::Other(packed.others.len() - 1)
-                }
-            };
-            packed.events.push(row);
-            packed.places.push(place);
+            packed.push_valid(event, place);
         }
         (packed, refused)
+    }
+
+    /// Adds `event` as the one at `place` in the caller's list, once [`Event::validate`]d and
+    /// found to be of this website.
+    pub fn push(&mut self, event: Event, place: usize) -> Result<()> {
+        event.validate()?;
+        self.check_site(&event.website_id)?;
+        self.push_valid(event, place);
+        Ok(())
+    }
+
+    /// [`PackedEvents::push`] of a page view given by its fields: the same checks, and the
+    /// same packed event, without an [`Event`] to build and free.
+    pub fn push_pageview(&mut self, view: PageviewRef<'_>, place: usize) -> Result<()> {
+        view.validate()?;
+        self.check_site(view.website_id)?;
+        match self.pageview(&view) {
+            Some(p) => self.events.push(Packed::Pageview(p)),
+            None => {
+                self.others.push(Some(view.to_event()));
+                self.events.push(Packed::Other(self.others.len() - 1));
+            }
+        }
+        self.places.push(place);
+        Ok(())
+    }
+
+    /// Refuses an event of another website than this load's.
+    fn check_site(&self, website_id: &str) -> Result<()> {
+        if website_id == self.site {
+            return Ok(());
+        }
+        let why = format!("`{website_id}` is not the website of this load");
+        Err(Error::invalid("website_id", why))
+    }
+
+    /// Adds `event`, valid and of this website.
+    fn push_valid(&mut self, event: Event, place: usize) {
+        let row = match event.as_pageview().and_then(|v| self.pageview(&v)) {
+            Some(p) => Packed::Pageview(p),
+            None => {
+                self.others.push(Some(event));
+                Packed::Other(self.others.len() - 1)
+            }
+        };
+        self.events.push(row);
+        self.places.push(place);
     }
 
     /// The website the events belong to.
@@ -143,39 +186,39 @@ impl PackedEvents {
         &self.places
     }
 
-    /// `event` packed, when it is a page view and its text fits the offsets.
-    fn pageview(&mut self, event: &Event) -> Option<Pageview> {
-        if !matches!(event.kind, EventKind::Pageview) || self.text.len() > (u32::MAX / 2) as usize {
+    /// `view` packed, when its text fits the offsets.
+    fn pageview(&mut self, view: &PageviewRef<'_>) -> Option<Pageview> {
+        if self.text.len() > (u32::MAX / 2) as usize {
             return None;
         }
         let mut text_attrs = [Span::NONE; ATTRS.len()];
         for (span, attr) in text_attrs.iter_mut().zip(&ATTRS) {
             if let AttrValue::Text { field, .. } = attr.value {
-                *span = self.push(field(&event.attrs).as_deref());
+                *span = self.push_text(field(view.attrs).as_deref());
             }
         }
         let mut float_attrs = [None; FLOAT_ATTRS];
         for (value, attr) in float_attrs.iter_mut().zip(float_attr_list()) {
             if let AttrValue::Float { field, .. } = attr.value {
-                *value = field(&event.attrs);
+                *value = field(view.attrs);
             }
         }
         Some(Pageview {
-            ts_us: event.ts.timestamp_micros(),
-            visitor_id: self.push(Some(&event.visitor_id)),
-            session_id: self.push(event.session_id.as_deref()),
-            event_id: self.push(event.event_id.as_deref()),
-            hostname: self.push(event.hostname.as_deref()),
-            path: self.push(event.path.as_deref()),
-            viewport_w: event.viewport_width,
-            viewport_h: event.viewport_height,
+            ts_us: view.ts.timestamp_micros(),
+            visitor_id: self.push_text(Some(view.visitor_id)),
+            session_id: self.push_text(view.session_id),
+            event_id: self.push_text(view.event_id),
+            hostname: self.push_text(view.hostname),
+            path: self.push_text(view.path),
+            viewport_w: view.viewport_width,
+            viewport_h: view.viewport_height,
             text_attrs,
             float_attrs,
         })
     }
 
     /// Appends `s` to the text.
-    fn push(&mut self, s: Option<&str>) -> Span {
+    fn push_text(&mut self, s: Option<&str>) -> Span {
         let Some(s) = s else {
             return Span::NONE;
         };

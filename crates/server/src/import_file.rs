@@ -10,8 +10,8 @@
 use std::io::Read;
 use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 
+use tally_core::PackedEvents;
 use tally_core::import::LineParser;
-use tally_core::{PackedEvents, ValidEvents};
 
 /// Bytes of whole lines a parsing thread takes at a time: about 2,000 events of the usual
 /// 250 bytes, a batch small enough to stay in cache through the engine's passes over it
@@ -189,9 +189,9 @@ fn parse_block(parser: &mut LineParser, block: &Block, website: &str) -> Vec<Par
     }
     let mut out = Vec::new();
     let text = block.bytes.strip_suffix(b"\n").unwrap_or(&block.bytes);
-    // Sized once: growing a list of events (several hundred bytes each) copied it over and over.
+    // Sized once: growing the packed events copied them over and over.
     let lines = memchr::memchr_iter(b'\n', text).count() + 1;
-    let (mut numbers, mut events) = (Vec::with_capacity(lines), Vec::with_capacity(lines));
+    let (mut numbers, mut packed) = (Vec::with_capacity(lines), PackedEvents::new(website, lines));
     // Cut at each newline found by memchr (a byte-at-a-time split was a twentieth of the
     // parsing threads' instructions).
     let mut start = 0;
@@ -203,32 +203,20 @@ fn parse_block(parser: &mut LineParser, block: &Block, website: &str) -> Vec<Par
         let rejected = match std::str::from_utf8(bytes) {
             Err(e) => Some(format!("line {number}: not UTF-8 ({e})")),
             Ok(line) if line.trim().is_empty() => None,
-            Ok(line) => match parser.parse_event(line.trim_end(), Some(website)) {
-                Ok(e) if e.website_id == website => {
-                    numbers.push(number);
-                    events.push(e);
-                    None
+            // Packed here, so that the engine's thread neither frees these events' strings
+            // nor allocates for them (tally_core::packed).
+            Ok(line) => {
+                match parser.parse_into(line.trim_end(), website, &mut packed, numbers.len()) {
+                    Ok(()) => {
+                        numbers.push(number);
+                        None
+                    }
+                    Err(e) => Some(format!("line {number}: {e}")),
                 }
-                Ok(e) => Some(format!(
-                    "line {number}: website_id `{}` is not the imported website",
-                    e.website_id
-                )),
-                Err(e) => Some(format!("line {number}: {e}")),
-            },
+            }
         };
         out.extend(rejected.map(Parsed::Rejected));
     }
-    let (valid, mut refused) = ValidEvents::check(events);
-    // Packed here, so that the engine's thread neither frees these events' strings nor
-    // allocates for them (tally_core::packed).
-    let (packed, other_site) = PackedEvents::pack(website, valid);
-    refused.extend(other_site);
-    refused.sort_by_key(|(i, _)| *i);
-    out.extend(
-        refused
-            .iter()
-            .map(|(i, why)| Parsed::Rejected(format!("line {}: {why}", numbers[*i]))),
-    );
     out.push(Parsed::Batch(numbers, packed));
     out
 }
