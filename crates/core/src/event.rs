@@ -387,6 +387,28 @@ impl PageviewRef<'_> {
         check_pageview_path(self.path)?;
         check_page_and_attrs(self.hostname, self.path, self.attrs)
     }
+
+    /// [`PageviewRef::validate`], sped up for the usual page view by what the caller knows:
+    /// `text_checked` says that every text field but `website_id` is printable ASCII and each
+    /// attribute within its bound in bytes. Then only the checks that text cannot settle run;
+    /// whatever they find, or when the text is not known good, the full validation runs, so the
+    /// answer and its message are always those of [`PageviewRef::validate`].
+    pub(crate) fn validate_checked_text(&self, text_checked: bool) -> Result<()> {
+        let bounded = |s: Option<&str>, max: usize| s.is_none_or(|s| s.len() <= max);
+        let nonempty_id =
+            |s: Option<&str>| s.is_none_or(|s| !s.is_empty() && s.len() <= MAX_ID_LEN);
+        let quick = text_checked
+            && check_id("website_id", self.website_id).is_ok()
+            && nonempty_id(Some(self.visitor_id))
+            && nonempty_id(self.session_id)
+            && nonempty_id(self.event_id)
+            && crate::query::time::check_timestamp("timestamp", self.ts).is_ok()
+            && check_pageview_path(self.path).is_ok()
+            && bounded(self.hostname, crate::referrer::MAX_HOST_LEN)
+            && bounded(self.path, MAX_URL_LEN)
+            && check_attr_values(self.attrs).is_ok();
+        if quick { Ok(()) } else { self.validate() }
+    }
 }
 
 /// The checks every event starts with: its ids and its time.
@@ -408,6 +430,29 @@ fn check_ids_and_time(
     crate::query::time::check_timestamp("timestamp", ts)
 }
 
+/// The session attributes that are not free text: device type, country code, coordinates.
+fn check_attr_values(a: &SessionAttrs) -> Result<()> {
+    if let Some(d) = &a.device
+        && !DEVICE_TYPES.contains(&d.as_str())
+    {
+        return Err(Error::invalid(
+            "device",
+            format!("`{d}` is not one of desktop, mobile, tablet"),
+        ));
+    }
+    if let Some(c) = &a.country_code
+        && !(c.len() == 2 && c.bytes().all(|b| b.is_ascii_uppercase()))
+    {
+        return Err(Error::invalid(
+            "country",
+            format!("`{c}` is not an ISO 3166-1 alpha-2 code"),
+        ));
+    }
+    check_coordinate("latitude", a.latitude, 90.0)?;
+    check_coordinate("longitude", a.longitude, 180.0)?;
+    Ok(())
+}
+
 /// A page view is of a page: its URL had a path.
 fn check_pageview_path(path: Option<&str>) -> Result<()> {
     if path.is_none_or(str::is_empty) {
@@ -427,24 +472,7 @@ fn check_page_and_attrs(
     path: Option<&str>,
     a: &SessionAttrs,
 ) -> Result<()> {
-    if let Some(d) = &a.device
-        && !DEVICE_TYPES.contains(&d.as_str())
-    {
-        return Err(Error::invalid(
-            "device",
-            format!("`{d}` is not one of desktop, mobile, tablet"),
-        ));
-    }
-    if let Some(c) = &a.country_code
-        && !(c.len() == 2 && c.bytes().all(|b| b.is_ascii_uppercase()))
-    {
-        return Err(Error::invalid(
-            "country",
-            format!("`{c}` is not an ISO 3166-1 alpha-2 code"),
-        ));
-    }
-    check_coordinate("latitude", a.latitude, 90.0)?;
-    check_coordinate("longitude", a.longitude, 180.0)?;
+    check_attr_values(a)?;
     let page = [
         ("hostname", hostname, crate::referrer::MAX_HOST_LEN),
         ("url", path, MAX_URL_LEN),
@@ -601,7 +629,7 @@ fn check_id(field: &str, id: &str) -> Result<()> {
 
 /// Whether every byte of `s` is printable ASCII. Every byte is looked at, with no early exit,
 /// so that the compiler checks many at a time: an import checks a dozen fields of every event.
-fn printable_ascii(s: &str) -> bool {
+pub(crate) fn printable_ascii(s: &str) -> bool {
     s.bytes()
         .fold(true, |ok, b| ok & (b.wrapping_sub(0x20) < 0x5f))
 }

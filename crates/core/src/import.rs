@@ -645,6 +645,10 @@ mod tests {
                 r#""region_code":"us-ny""#,
                 &format!(r#""city":"{}""#, "c".repeat(300)),
             ),
+            base.replace(r#""device""#, r#""city":"São Paulo","device""#),
+            base.replace(r#""device""#, r#""city":"Sa\u0001o","device""#),
+            base.replace(r#""device""#, r#""os":"\u0000","device""#),
+            base.replace("https://a.com/x", r"https://a.com/caf\u00e9"),
             base.replace("pageview", "goal"),
             base.replace(
                 r#""pageview""#,

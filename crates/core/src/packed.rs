@@ -16,7 +16,7 @@ use compact_str::CompactString;
 use crate::batch_builder::{EventsBuilder, RowRef};
 use crate::engine::IngestReport;
 use crate::error::{Error, Result};
-use crate::event::{Event, EventKind, PageviewRef, SessionAttrs, ValidEvents};
+use crate::event::{Event, EventKind, PageviewRef, SessionAttrs, ValidEvents, printable_ascii};
 use crate::ingest::{IngestState, Outcome, classify_referrer, enrich, push_event_id};
 use crate::schema::{ATTRS, AttrValue, kind};
 use crate::session::EventKey;
@@ -51,6 +51,8 @@ struct Pageview {
     text_attrs: [Span; ATTRS.len()],
     /// The float attributes, in [`ATTRS`]' order.
     float_attrs: [Option<f64>; FLOAT_ATTRS],
+    /// Whether every text attribute is within its bound in bytes (so in characters).
+    attrs_bounded: bool,
 }
 
 /// The text of a usual page view, in bytes: ids, page and session attributes.
@@ -131,9 +133,21 @@ impl PackedEvents {
     /// [`PackedEvents::push`] of a page view given by its fields: the same checks, and the
     /// same packed event, without an [`Event`] to build and free.
     pub fn push_pageview(&mut self, view: PageviewRef<'_>, place: usize) -> Result<()> {
-        view.validate()?;
-        self.check_site(view.website_id)?;
-        match self.pageview(&view) {
+        // Packed first, so that one pass over the bytes packed checks every text field; the
+        // text is taken back if the page view is refused.
+        let mark = self.text.len();
+        let packed = self.pageview(&view);
+        let text_checked = packed
+            .as_ref()
+            .is_some_and(|p| p.attrs_bounded && printable_ascii(&self.text[mark..]));
+        let checked = view
+            .validate_checked_text(text_checked)
+            .and_then(|()| self.check_site(view.website_id));
+        if let Err(why) = checked {
+            self.text.truncate(mark);
+            return Err(why);
+        }
+        match packed {
             Some(p) => self.events.push(Packed::Pageview(p)),
             None => {
                 self.others.push(Some(view.to_event()));
@@ -192,9 +206,14 @@ impl PackedEvents {
             return None;
         }
         let mut text_attrs = [Span::NONE; ATTRS.len()];
+        let mut attrs_bounded = true;
         for (span, attr) in text_attrs.iter_mut().zip(&ATTRS) {
-            if let AttrValue::Text { field, .. } = attr.value {
+            if let AttrValue::Text {
+                field, max_chars, ..
+            } = attr.value
+            {
                 *span = self.push_text(field(view.attrs).as_deref());
+                attrs_bounded &= span.len == Span::NONE.len || span.len as usize <= max_chars;
             }
         }
         let mut float_attrs = [None; FLOAT_ATTRS];
@@ -214,6 +233,7 @@ impl PackedEvents {
             viewport_h: view.viewport_height,
             text_attrs,
             float_attrs,
+            attrs_bounded,
         })
     }
 
