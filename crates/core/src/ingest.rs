@@ -621,8 +621,14 @@ mod tests {
             (1_744_342_729_154_000, 1),
             (-5, 0xabc),
             (15, u64::MAX),
+            (16, 0x10),
+            (i64::MAX, 0x8000_0000_0000_0000),
         ];
-        for (ts, seq) in cases {
+        let edges = (0..64).flat_map(|k| {
+            let (ts, seq) = (1_i64 << k, 1_u64 << k);
+            [(ts, seq), (ts.wrapping_sub(1), seq - 1)]
+        });
+        for (ts, seq) in cases.into_iter().chain(edges) {
             assert_eq!(event_id(ts, seq), format!("{ts:x}-{seq:x}"));
         }
     }
