@@ -320,7 +320,10 @@ impl LineParser {
         let page = match l.url.as_deref() {
             Some(u) => {
                 let page = remembered_page(&mut self.pages, &mut self.unremembered_page, u)?;
-                page.campaign.set(&mut attrs);
+                // `attrs` has no campaign yet: a URL without one leaves it so.
+                if page.campaign.0.iter().any(Option::is_some) {
+                    page.campaign.set(&mut attrs);
+                }
                 Some(page)
             }
             None => None,
@@ -499,7 +502,10 @@ pub fn referrer_host(s: &str) -> Option<String> {
 /// `s` in upper case.
 fn upper(s: &str) -> CompactString {
     let mut s = CompactString::from(s);
-    s.make_ascii_uppercase();
+    // Codes nearly always come in upper case already.
+    if s.bytes().any(|b| b.is_ascii_lowercase()) {
+        s.make_ascii_uppercase();
+    }
     s
 }
 
