@@ -1,6 +1,7 @@
 //! Deterministic synthetic traffic: page views, goals and payments of one website with
 //! realistic skew (a few pages, countries and referrers take most of the traffic). The benches
-//! measure it and `tally serve --demo` shows it. The same arguments always give the same events.
+//! measure it and `tally serve --demo` shows it. The same arguments always give the same events;
+//! [`ndjson_line`] writes one as a line of the import format.
 
 use std::collections::BTreeMap;
 
@@ -222,22 +223,6 @@ pub fn events_in(
     out
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_data_set_is_deterministic_and_valid() {
-        let a = events(2000, 7);
-        assert_eq!(a, events(2000, 7));
-        assert!(a.windows(2).all(|w| w[0].ts <= w[1].ts));
-        for e in &a {
-            e.validate().unwrap();
-        }
-        assert!(a.iter().any(|e| matches!(e.kind, EventKind::Payment(_))));
-    }
-}
-
 /// One event as a line of the NDJSON import format (DESIGN §3), without `website_id` (the
 /// import names the website).
 pub fn ndjson_line(e: &Event) -> serde_json::Value {
@@ -306,4 +291,20 @@ pub fn ndjson_line(e: &Event) -> serde_json::Value {
     set("os", a.os.as_deref().into());
     set("device", a.device.as_deref().into());
     serde_json::Value::Object(line)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_data_set_is_deterministic_and_valid() {
+        let a = events(2000, 7);
+        assert_eq!(a, events(2000, 7));
+        assert!(a.windows(2).all(|w| w[0].ts <= w[1].ts));
+        for e in &a {
+            e.validate().unwrap();
+        }
+        assert!(a.iter().any(|e| matches!(e.kind, EventKind::Payment(_))));
+    }
 }
