@@ -8,10 +8,11 @@ use std::time::Duration;
 use chrono_tz::Tz;
 use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
 use tally_benches::{DAYS, WEBSITE, events, start, website};
+use tally_core::import::LineParser;
 use tally_core::query::time::local_days;
 use tally_core::{
-    Breakdown, DateRange, Dimension, Engine, EngineConfig, Filter, FilterOp, Interval, Paging,
-    Query,
+    Breakdown, DateRange, Dimension, Engine, EngineConfig, Filter, FilterOp, Interval,
+    PackedEvents, Paging, Query,
 };
 
 fn size() -> usize {
@@ -66,6 +67,41 @@ fn ingest(c: &mut Criterion) {
             },
             BatchSize::PerIteration,
         );
+    });
+    g.finish();
+}
+
+/// One parsing thread's work on a block of import lines: each line parsed, checked and packed
+/// straight from its text (`LineParser::parse_into`, what `tally import` does), beside the
+/// same lines made into `Event`s and then packed (`parse_event`, then `PackedEvents::push`).
+fn import_lines(c: &mut Criterion) {
+    let lines: Vec<String> = events(20_000, 42)
+        .iter()
+        .map(|e| tally_benches::ndjson_line(e).to_string())
+        .collect();
+    let mut g = c.benchmark_group("import_lines");
+    g.throughput(criterion::Throughput::Elements(lines.len() as u64));
+    g.bench_function("parse_into", |b| {
+        b.iter(|| {
+            let mut parser = LineParser::default();
+            let mut packed = PackedEvents::new(WEBSITE, lines.len());
+            for (place, line) in lines.iter().enumerate() {
+                let _ = parser.parse_into(line, WEBSITE, &mut packed, place);
+            }
+            packed
+        })
+    });
+    g.bench_function("parse_event_then_push", |b| {
+        b.iter(|| {
+            let mut parser = LineParser::default();
+            let mut packed = PackedEvents::new(WEBSITE, lines.len());
+            for (place, line) in lines.iter().enumerate() {
+                if let Ok(event) = parser.parse_event(line, Some(WEBSITE)) {
+                    let _ = packed.push(event, place);
+                }
+            }
+            packed
+        })
     });
     g.finish();
 }
@@ -134,5 +170,5 @@ fn queries(c: &mut Criterion) {
     }
 }
 
-criterion_group!(benches, ingest, queries);
+criterion_group!(benches, ingest, import_lines, queries);
 criterion_main!(benches);
