@@ -147,6 +147,10 @@ enum Command {
         website: String,
         /// The file.
         file: PathBuf,
+        /// Rows gathered before each flush to a segment: more holds more memory and writes
+        /// fewer, larger segments.
+        #[arg(long, default_value_t = IMPORT_FLUSH_ROWS, value_parser = clap::value_parser!(u64).range(1..))]
+        flush_rows: u64,
     },
     /// Answer a read route of the API, as the HTTP route would (the same `tally-api` route list).
     Query {
@@ -272,7 +276,11 @@ async fn main() -> anyhow::Result<()> {
         // An import saves the state once, after its last flush; nothing it wrote is
         // acknowledged before that.
         flush_rows: match cli.command {
-            Command::Import { .. } => IMPORT_FLUSH_ROWS,
+            // The import starts its own flushes every `--flush-rows`, beside its next batches;
+            // the engine flushes in the write itself only if those fall behind.
+            Command::Import { flush_rows, .. } => {
+                2 * usize::try_from(flush_rows).unwrap_or(usize::MAX / 2)
+            }
             _ => tally_core::EngineConfig::default().flush_rows,
         },
         checkpoint_max_pause: match cli.command {
@@ -366,7 +374,7 @@ async fn run_remote(
 /// Runs every command but `serve`, writing to `out`; file names are relative to `cwd`.
 async fn run(
     command: Command,
-    engine: &Engine,
+    engine: &Arc<Engine>,
     keys: &KeyStore,
     out: &admin::Output,
     cwd: &Path,
@@ -406,7 +414,14 @@ async fn run(
             out.stdout(json!({ "token": token }).to_string()).await;
             Ok(())
         }
-        Command::Import { website, file } => import(engine, &website, &cwd.join(file), out).await,
+        Command::Import {
+            website,
+            file,
+            flush_rows,
+        } => {
+            let flush_rows = usize::try_from(flush_rows).unwrap_or(usize::MAX);
+            import(engine, &website, &cwd.join(file), flush_rows, out).await
+        }
         Command::Query {
             endpoint,
             website,
@@ -529,9 +544,10 @@ fn website(
 }
 
 async fn import(
-    engine: &Engine,
+    engine: &Arc<Engine>,
     website: &str,
     file: &Path,
+    flush_rows: usize,
     out: &admin::Output,
 ) -> anyhow::Result<()> {
     engine.website(website)?;
@@ -549,7 +565,7 @@ async fn import(
     );
     // Threads read and parse the next batches while the engine stores this one; a few batches
     // in flight bound the memory whatever the file's size.
-    let (tx, mut rx) = tokio::sync::mpsc::channel(2);
+    let (tx, mut rx) = tokio::sync::mpsc::channel(16);
     let parser = {
         let (website, bar) = (website.to_owned(), bar.clone());
         std::thread::spawn(move || {
@@ -563,6 +579,7 @@ async fn import(
         })
     };
     let (mut imported, mut rejected, mut duplicates) = (0usize, 0usize, 0usize);
+    let (mut flushing, mut unflushed) = (BackgroundFlush::default(), 0usize);
     while let Some(parsed) = rx.recv().await {
         match parsed {
             Parsed::Batch(lines, events) => {
@@ -570,6 +587,11 @@ async fn import(
                 imported += counts.imported;
                 rejected += counts.rejected;
                 duplicates += counts.duplicates;
+                unflushed += counts.imported;
+                if unflushed >= flush_rows {
+                    flushing.start(engine).await?;
+                    unflushed = 0;
+                }
             }
             Parsed::Rejected(why) => {
                 rejected += 1;
@@ -581,6 +603,7 @@ async fn import(
         .join()
         .map_err(|_| anyhow::anyhow!("the import's parsing thread panicked"))?
         .with_context(|| format!("reading {}", file.display()))?;
+    flushing.finish().await?;
     engine.flush().await?;
     engine.save_ingest_states().await?;
     bar.finish_and_clear();
@@ -595,12 +618,38 @@ async fn import(
     Ok(())
 }
 
-/// Rows an import gathers before flushing them to a segment. The rows wait as Arrow batches
+/// Rows an import gathers before flushing them to a segment, by default (`--flush-rows`). The rows wait as Arrow batches
 /// with every session attribute written out, several hundred bytes each, so the buffer is most
 /// of an import's memory: on 4M events, 500Ki rows (the server's flush size) peaked at 982 MB
 /// RSS, 128Ki at 486 MB, in the same time (benches/README.md). Compaction joins the smaller
 /// segments by copying.
-const IMPORT_FLUSH_ROWS: usize = 128 * 1024;
+const IMPORT_FLUSH_ROWS: u64 = 128 * 1024;
+
+/// The flush an import runs beside its next batches: the engine's thread stores them while
+/// the segment is written, instead of waiting for it (the writing uses both cores only part
+/// of the time). At most one runs at a time, so at most two flushes' rows are held.
+#[derive(Default)]
+struct BackgroundFlush(
+    Option<tokio::task::JoinHandle<tally_core::Result<tally_core::FlushReport>>>,
+);
+
+impl BackgroundFlush {
+    /// Waits for the flush running, if any, then starts the next.
+    async fn start(&mut self, engine: &Arc<Engine>) -> anyhow::Result<()> {
+        self.finish().await?;
+        let engine = Arc::clone(engine);
+        self.0 = Some(tokio::spawn(async move { engine.flush().await }));
+        Ok(())
+    }
+
+    /// Waits for the flush running, if any; its error is the import's.
+    async fn finish(&mut self) -> anyhow::Result<()> {
+        if let Some(flush) = self.0.take() {
+            flush.await.context("the import's flush panicked")??;
+        }
+        Ok(())
+    }
+}
 
 /// Turns off transparent huge pages for this process. An import allocates and frees batch
 /// buffers continually; the allocator hands freed memory back to the system and faults it in

@@ -90,6 +90,37 @@ fn fixture_lines() -> Vec<String> {
         .collect()
 }
 
+/// An import whose flushes run beside its next batches (`--flush-rows`, here every 400 rows:
+/// a dozen flushes, each overlapping the batches after it) stores every line, and answers as
+/// the same file imported with one flush at the end.
+#[test]
+fn an_import_flushing_beside_its_batches_answers_as_one_flushed_once() {
+    let lines: Vec<String> = tally_core::synthetic::events(5_000, 7)
+        .iter()
+        .map(|e| tally_core::synthetic::ndjson_line(e).to_string())
+        .collect();
+    let answers = |flush_rows: &str| {
+        let dir = tempfile::tempdir().unwrap();
+        let (site, _) = create_website(dir.path(), "example.com");
+        let file = dir.path().join("in.ndjson");
+        std::fs::write(&file, lines.join("\n")).unwrap();
+        let args = ["import", "--website", &site, "--flush-rows", flush_rows];
+        let report = tally(dir.path(), &[&args[..], &[file.to_str().unwrap()]].concat());
+        let segments = std::fs::read_dir(dir.path().join("segments").join(&site))
+            .unwrap()
+            .count();
+        let query = |endpoint: &str| tally(dir.path(), &["query", endpoint, "--website", &site]);
+        let answers = ["overview", "pages", "countries", "referrers", "goals"].map(query);
+        (report, answers, segments)
+    };
+    let (report, flushed_often, segments) = answers("400");
+    let (once_report, flushed_once, _) = answers("1000000");
+    assert_eq!(report, once_report);
+    assert!(report["imported"].as_u64().unwrap() > 4_900, "{report}");
+    assert!(segments > 1, "{segments} segments: the flushes ran");
+    assert_eq!(flushed_often, flushed_once);
+}
+
 #[test]
 fn import_serve_and_query_over_http() {
     let dir = tempfile::tempdir().unwrap();
