@@ -565,7 +565,7 @@ async fn import(
     );
     // Threads read and parse the next batches while the engine stores this one; a few batches
     // in flight bound the memory whatever the file's size.
-    let (tx, mut rx) = tokio::sync::mpsc::channel(16);
+    let (tx, mut rx) = tokio::sync::mpsc::channel(2);
     let parser = {
         let (website, bar) = (website.to_owned(), bar.clone());
         std::thread::spawn(move || {
