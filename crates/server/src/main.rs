@@ -618,11 +618,12 @@ async fn import(
     Ok(())
 }
 
-/// Rows an import gathers before flushing them to a segment, by default (`--flush-rows`). The rows wait as Arrow batches
-/// with every session attribute written out, several hundred bytes each, so the buffer is most
-/// of an import's memory: on 4M events, 500Ki rows (the server's flush size) peaked at 982 MB
-/// RSS, 128Ki at 486 MB, in the same time (benches/README.md). Compaction joins the smaller
-/// segments by copying.
+/// Rows an import gathers before each flush to a segment, unless `--flush-rows` says. The
+/// rows wait as Arrow batches with every session attribute written out, several hundred bytes
+/// each, so the buffer is most of an import's memory: on 4M events, 500Ki rows (the server's
+/// flush size) peaked at 982 MB RSS, 128Ki at 486 MB, in the same time; with each flush
+/// beside the next batches (two flushes' rows held), 474–515 MiB (benches/README.md).
+/// Compaction joins the smaller segments by copying.
 const IMPORT_FLUSH_ROWS: u64 = 128 * 1024;
 
 /// The flush an import runs beside its next batches: the engine's thread stores them while
