@@ -148,7 +148,6 @@ impl Default for LineParser {
 }
 
 /// What an event keeps of its page URL.
-#[derive(Clone)]
 struct PageParts {
     hostname: String,
     path: String,
