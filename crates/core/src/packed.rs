@@ -1,8 +1,10 @@
 //! Valid events packed for a bulk load ([`crate::Engine::ingest_packed`]).
 //!
 //! A page view's text (ids, page, session attributes) is copied into one buffer that the
-//! whole batch shares. Packing happens on the thread that parses, where the event's own
-//! strings are freed cheaply. On the engine's thread a packed page view then costs no
+//! whole batch shares. Packing happens on the thread that parses: from an [`Event`]
+//! ([`PackedEvents::pack`], [`PackedEvents::push`]), or straight from the fields of a line
+//! read by [`crate::import::LineParser::parse_into`] ([`PackedEvents::push_pageview`]), which
+//! builds no `Event` at all. On the engine's thread a packed page view then costs no
 //! allocation: its attributes become a [`SessionAttrs`] only when it starts a session (most
 //! page views continue one, and their attributes would be dropped), and its row goes straight
 //! into the batch's Arrow builders. Events of other kinds stay [`Event`]s and are stored as
