@@ -528,17 +528,22 @@ pub(crate) fn kept_by_sweep(limit: usize) -> usize {
 
 /// The id of a session the engine starts for a visitor at `ts_us`.
 pub fn derived_session_id(ts_us: i64) -> String {
-    derived_session(ts_us).to_string()
+    derived_session_text(ts_us).into()
 }
 
-/// [`derived_session_id`], shared. Written with `itoa` on the stack (the id of a usual time
-/// fits a `CompactString` inline): through `format!` and a `String` it cost a new session 400
-/// instructions and an allocation more.
+/// [`derived_session_id`], shared.
 fn derived_session(ts_us: i64) -> Arc<str> {
+    Arc::from(derived_session_text(ts_us).as_str())
+}
+
+/// [`derived_session_id`], written with `itoa` on the stack (the id of a usual time fits a
+/// `CompactString` inline): through `format!` and a `String` it cost a new session 400
+/// instructions and an allocation more.
+fn derived_session_text(ts_us: i64) -> CompactString {
     let mut digits = itoa::Buffer::new();
     let mut id = CompactString::const_new("auto-");
     id.push_str(digits.format(ts_us));
-    Arc::from(id.as_str())
+    id
 }
 
 #[cfg(test)]
