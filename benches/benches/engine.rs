@@ -73,7 +73,8 @@ fn ingest(c: &mut Criterion) {
 
 /// One parsing thread's work on a block of import lines: each line parsed, checked and packed
 /// straight from its text (`LineParser::parse_into`, what `tally import` does), beside the
-/// same lines made into `Event`s and then packed (`parse_event`, then `PackedEvents::push`).
+/// same lines made into `Event`s and then packed (`parse_event`, then `PackedEvents::push`),
+/// and beside serde_json only checking each line (the floor under any reading of it).
 fn import_lines(c: &mut Criterion) {
     let lines: Vec<String> = events(20_000, 42)
         .iter()
@@ -101,6 +102,14 @@ fn import_lines(c: &mut Criterion) {
                 }
             }
             packed
+        })
+    });
+    g.bench_function("json_checked_only", |b| {
+        b.iter(|| {
+            lines
+                .iter()
+                .filter(|l| serde_json::from_str::<&serde_json::value::RawValue>(l).is_ok())
+                .count()
         })
     });
     g.finish();
