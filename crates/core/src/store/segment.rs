@@ -146,6 +146,13 @@ impl SegmentWriter {
             .set_column_bloom_filter_enabled(col::TRANSACTION_ID.into(), true)
             .set_column_bloom_filter_fpp(col::TRANSACTION_ID.into(), 0.01)
             .set_column_bloom_filter_max_ndv(col::TRANSACTION_ID.into(), ROW_GROUP_ROWS as u64)
+            // No min/max for the ids and their hashes: in a file sorted by time they span
+            // every page, so they never pruned one, and each of their values cost two string
+            // comparisons (a one-id lookup prunes with the Bloom filter above).
+            .set_column_statistics_enabled(col::VISITOR_ID.into(), EnabledStatistics::None)
+            .set_column_statistics_enabled(col::SESSION_ID.into(), EnabledStatistics::None)
+            .set_column_statistics_enabled(col::VISITOR_HASH.into(), EnabledStatistics::None)
+            .set_column_statistics_enabled(col::SESSION_HASH.into(), EnabledStatistics::None)
             .set_column_dictionary_enabled(col::TS.into(), false)
             .set_column_dictionary_enabled(col::EVENT_ID.into(), false)
             .set_column_dictionary_enabled(col::VISITOR_ID.into(), false)
