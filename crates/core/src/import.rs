@@ -21,7 +21,7 @@ use crate::packed::PackedEvents;
 /// One line as it appears in the file; every field optional so that a missing one gets an
 /// error that names it rather than a serde message. Fields that are only read (parsed, matched
 /// or rewritten) borrow from the line instead of being copied out of it ([`line_str`]).
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct Line<'a> {
     #[serde(rename = "type", borrow, default, deserialize_with = "line_str")]
@@ -281,8 +281,13 @@ impl LineParser {
         line: &'s str,
         website_id: Option<&'s str>,
     ) -> Result<LineFields<'s>> {
-        let mut l: Line =
-            serde_json::from_str(line).map_err(|e| Error::invalid("line", e.to_string()))?;
+        // Read in place: a line's struct is large (680 bytes), and returning it by value
+        // copied it three times on the way.
+        let mut l = Line::default();
+        let mut de = serde_json::Deserializer::from_str(line);
+        Line::deserialize_in_place(&mut de, &mut l)
+            .and_then(|()| de.end())
+            .map_err(|e| Error::invalid("line", e.to_string()))?;
         let website_id = l
             .website_id
             .take()
