@@ -5,7 +5,7 @@
 # event), then times each whole process: a fresh data directory, website, import and flush for
 # Tally; DuckDB (installed into a virtual environment, 2 threads) reading the same file into an
 # in-memory table, into a database file (then CHECKPOINT), and into one zstd Parquet file.
-# Prints each one's wall time and peak RSS, and DuckDB's time over Tally's.
+# Prints each one's wall time, CPU time and peak RSS, and Tally's time over each of DuckDB's.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 n="${1:-4000000}"
@@ -25,11 +25,11 @@ trap 'rm -rf "$dir"' EXIT
 tally="$target/release/tally"
 site="$("$tally" --data-dir "$dir/data" website create --domain example.com |
   "$venv/bin/python" -c 'import json,sys; print(json.load(sys.stdin)["websiteId"])')"
-# Runs a command under /usr/bin/time; prints its output and "<wall s> s wall, <KiB> KiB peak
-# RSS", and leaves the wall time in $wall.
+# Runs a command under /usr/bin/time; prints its output and "<wall s> s wall, <user s> s user,
+# <system s> s system, <KiB> KiB peak RSS", and leaves the wall time in $wall.
 measure() {
   local out
-  out="$(/usr/bin/time -f "%e s wall, %M KiB peak RSS" "$@" 2>&1 | grep -v "transaction id")"
+  out="$(/usr/bin/time -f "%e s wall, %U s user, %S s system, %M KiB peak RSS" "$@" 2>&1 | grep -v "transaction id")"
   echo "$out"
   wall="$(echo "$out" | tail -n 1 | cut -d' ' -f1)"
 }
