@@ -827,6 +827,17 @@ impl Engine {
         Ok(report)
     }
 
+    /// Removes the files of the segments that compaction or a delete replaced now, instead of
+    /// [`crate::store::RETIRED_GRACE`] after (the time a query may still be reading them):
+    /// for an owner done with the engine, no query of it running, such as `tally import` at
+    /// its end. Without it, the segments an import's compactions joined stayed on disk beside
+    /// their joined copy until the next open (at 4M events, 117 MB beside 130 MB). Returns how
+    /// many files could not be removed (the next open removes them).
+    pub fn remove_replaced_segments(&self) -> usize {
+        self.store
+            .remove_retired_older_than(std::time::Duration::ZERO)
+    }
+
     /// A frame over `table` for a lookup of a few rows (one visitor, one session, some
     /// transaction ids): its Parquet scan filters rows itself, reading the other columns only
     /// where the filter columns match.

@@ -606,6 +606,14 @@ async fn import(
     flushing.finish().await?;
     engine.flush().await?;
     engine.save_ingest_states().await?;
+    // Every flush and query of the import is done: the segments its compactions joined need
+    // not wait out the grace for readers.
+    let left = engine.remove_replaced_segments();
+    if left > 0 {
+        tracing::warn!(
+            "{left} replaced segment files could not be removed; the next start removes them"
+        );
+    }
     bar.finish_and_clear();
     if duplicates > 0 {
         let note =

@@ -463,11 +463,16 @@ impl Store {
 
     /// Removes retired files older than [`RETIRED_GRACE`].
     pub(crate) fn remove_retired(&self) {
+        self.remove_retired_older_than(RETIRED_GRACE);
+    }
+
+    /// Removes the retired files retired for at least `grace`; returns how many are left.
+    pub(crate) fn remove_retired_older_than(&self, grace: Duration) -> usize {
         let Ok(mut r) = self.retired.lock() else {
-            return;
+            return 0;
         };
         r.retain(|(at, path)| {
-            if at.elapsed() < RETIRED_GRACE {
+            if at.elapsed() < grace {
                 return true;
             }
             // A file already gone is fine; anything else is retried at the next flush.
@@ -476,6 +481,7 @@ impl Store {
                 Err(e) => e.kind() != std::io::ErrorKind::NotFound,
             }
         });
+        r.len()
     }
 }
 
