@@ -72,8 +72,7 @@ struct Line<'a> {
 
 /// An optional string of a line, borrowed from it unless it has escapes. serde borrows into a
 /// `Cow<str>` only when that is a field's whole type: inside an `Option` its `Cow` copied every
-/// string into a new `String` (a third of the time serde_json took to read a line of the
-/// generated events, benches/README.md).
+/// string into a new `String` (7 % of a parsing thread's time, benches/README.md).
 fn line_str<'de, D>(deserializer: D) -> std::result::Result<Option<Cow<'de, str>>, D::Error>
 where
     D: serde::Deserializer<'de>,
