@@ -591,6 +591,42 @@ mod tests {
         assert!(wrong.to_string().contains("expected a string"), "{wrong}");
     }
 
+    /// Read in place, a line is refused as serde refuses it whole: a field given twice, a
+    /// field of no event, a string where a number goes, text after the object.
+    #[test]
+    fn a_line_read_in_place_is_refused_where_serde_refuses_it() {
+        let mut parser = LineParser::default();
+        let base = r#""type":"pageview","timestamp":"2025-01-01T00:00:00Z","visitor_id":"v","url":"https://a.com/""#;
+        for (line, why) in [
+            (
+                format!(r#"{{{base},"url":"https://a.com/b"}}"#),
+                "duplicate field `url`",
+            ),
+            (
+                format!(r#"{{{base},"colour":"red"}}"#),
+                "unknown field `colour`",
+            ),
+            (
+                format!(r#"{{{base},"viewport_width":"wide"}}"#),
+                "invalid type",
+            ),
+            (format!(r#"{{{base}}} {{}}"#), "trailing characters"),
+        ] {
+            let err = parser
+                .parse_event(&line, Some("w"))
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(why), "{line}: {err}");
+            let whole = serde_json::from_str::<Line>(&line).unwrap_err().to_string();
+            assert!(err.contains(&whole), "{err} against {whole}");
+        }
+        assert!(
+            parser
+                .parse_event(&format!("{{{base}}}"), Some("w"))
+                .is_ok()
+        );
+    }
+
     #[test]
     fn the_design_example_line_parses() {
         let line = r#"{"type":"pageview","timestamp":"2025-04-11T03:38:49.154Z","visitor_id":"v1","session_id":"s1",
