@@ -10,6 +10,7 @@ use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
 use tally_benches::{DAYS, WEBSITE, events, start, website};
 use tally_core::import::LineParser;
 use tally_core::query::time::local_days;
+use tally_core::store::segment::write_segment;
 use tally_core::{
     Breakdown, DateRange, Dimension, Engine, EngineConfig, Filter, FilterOp, Interval,
     PackedEvents, Paging, Query,
@@ -115,6 +116,43 @@ fn import_lines(c: &mut Criterion) {
     g.finish();
 }
 
+/// A flush's Parquet work alone: 131,072 stored events (one flush of `tally import`) written as
+/// a segment by `write_segment` (row groups encoded on two threads, then fsynced). Prints the
+/// file's size once.
+fn segment_write(c: &mut Criterion) {
+    use tally_core::datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+    let rows = 131_072;
+    let dir = tempfile::tempdir().unwrap();
+    runtime().block_on(async {
+        let engine = Engine::open(dir.path()).await.unwrap();
+        engine.create_website(website()).unwrap();
+        engine.ingest(events(rows, 42)).await.unwrap();
+        engine.flush().await.unwrap();
+    });
+    let mut batches = Vec::new();
+    for site in std::fs::read_dir(dir.path().join("segments")).unwrap() {
+        for file in std::fs::read_dir(site.unwrap().path()).unwrap() {
+            let file = std::fs::File::open(file.unwrap().path()).unwrap();
+            let reader = ParquetRecordBatchReaderBuilder::try_new(file)
+                .unwrap()
+                .build()
+                .unwrap();
+            batches.extend(reader.map(Result::unwrap));
+        }
+    }
+    let schema = batches[0].schema();
+    let out = tempfile::tempdir().unwrap();
+    let path = out.path().join("segment.parquet");
+    let written = write_segment(&path, &schema, &batches).unwrap();
+    eprintln!("segment of {} rows: {} bytes", written.rows, written.bytes);
+    let mut g = c.benchmark_group("segment");
+    g.throughput(criterion::Throughput::Elements(written.rows as u64));
+    g.bench_function("write_131072_rows", |b| {
+        b.iter(|| write_segment(&path, &schema, &batches).unwrap())
+    });
+    g.finish();
+}
+
 fn queries(c: &mut Criterion) {
     let rt = runtime();
     let dir = tempfile::tempdir().unwrap();
@@ -179,5 +217,5 @@ fn queries(c: &mut Criterion) {
     }
 }
 
-criterion_group!(benches, ingest, import_lines, queries);
+criterion_group!(benches, ingest, import_lines, segment_write, queries);
 criterion_main!(benches);
