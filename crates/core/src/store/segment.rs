@@ -431,6 +431,41 @@ mod tests {
     }
 
     #[test]
+    fn times_are_stored_as_deltas_and_event_ids_without_statistics() {
+        use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("1.parquet");
+        let schema = events_schema();
+        let times: Vec<i64> = (0..10_000)
+            .map(|i| 1_735_689_600_000_000 + i * 7_000)
+            .collect();
+        write_segment(&path, &schema, &[rows_at(&times)]).unwrap();
+
+        let reader = ParquetRecordBatchReaderBuilder::try_new(File::open(&path).unwrap()).unwrap();
+        let meta = reader.metadata().clone();
+        let chunk = |name: &str| meta.row_group(0).column(schema.index_of(name).unwrap());
+        assert!(
+            chunk(col::TS)
+                .encodings()
+                .any(|e| e == Encoding::DELTA_BINARY_PACKED)
+        );
+        assert!(
+            chunk(col::EVENT_ID)
+                .encodings()
+                .any(|e| e == Encoding::DELTA_BYTE_ARRAY)
+        );
+        assert!(chunk(col::EVENT_ID).statistics().is_none());
+        // Times and the dimensions keep the statistics that ranges and filters prune with.
+        assert!(chunk(col::TS).statistics().is_some());
+        assert!(chunk(col::COUNTRY_CODE).statistics().is_some());
+        let mut read = Vec::new();
+        for batch in reader.build().unwrap() {
+            read.extend(times_of(&batch.unwrap()));
+        }
+        assert_eq!(read, times);
+    }
+
+    #[test]
     fn row_groups_encoded_on_two_threads_hold_every_row_in_order() {
         use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
         let dir = tempfile::tempdir().unwrap();
