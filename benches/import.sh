@@ -26,9 +26,12 @@ tally="$target/release/tally"
 site="$("$tally" --data-dir "$dir/data" website create --domain example.com |
   "$venv/bin/python" -c 'import json,sys; print(json.load(sys.stdin)["websiteId"])')"
 # Runs a command under /usr/bin/time; prints its output and "<wall s> s wall, <user s> s user,
-# <system s> s system, <KiB> KiB peak RSS", and leaves the wall time in $wall.
+# <system s> s system, <KiB> KiB peak RSS", and leaves the wall time in $wall. Writes still
+# waiting for the disk (DuckDB's Parquet file is not fsynced) are flushed first, so that no
+# load pays for the one before it.
 measure() {
   local out
+  sync
   out="$(/usr/bin/time -f "%e s wall, %U s user, %S s system, %M KiB peak RSS" "$@" 2>&1 | grep -v "transaction id")"
   echo "$out"
   wall="$(echo "$out" | tail -n 1 | cut -d' ' -f1)"
