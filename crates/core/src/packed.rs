@@ -252,14 +252,31 @@ impl PackedEvents {
         }
     }
 
+    /// The time of `event` (one of these events), µs since the epoch.
+    fn ts_us(others: &[Option<Event>], event: &Packed) -> i64 {
+        match event {
+            Packed::Pageview(p) => p.ts_us,
+            Packed::Other(i) => others[*i].as_ref().map_or(0, |e| e.ts.timestamp_micros()),
+        }
+    }
+
+    /// The time of the latest event, µs since the epoch.
+    pub fn latest_ts_us(&self) -> Option<i64> {
+        let ts = |p| Self::ts_us(&self.others, p);
+        self.events.iter().map(ts).max()
+    }
+
+    /// How many of the events happened before `ts_us`.
+    pub fn count_before(&self, ts_us: i64) -> usize {
+        let ts = |p| Self::ts_us(&self.others, p);
+        self.events.iter().filter(|p| ts(p) < ts_us).count()
+    }
+
     /// The events in time order, keeping the list's order among equal times (as
     /// [`crate::Engine::ingest_bulk`] stores them).
     pub(crate) fn sort_by_time(&mut self) {
         let others = &self.others;
-        let ts = |p: &Packed| match p {
-            Packed::Pageview(p) => p.ts_us,
-            Packed::Other(i) => others[*i].as_ref().map_or(0, |e| e.ts.timestamp_micros()),
-        };
+        let ts = |p: &Packed| Self::ts_us(others, p);
         if self.events.is_sorted_by_key(ts) {
             return;
         }

@@ -151,6 +151,45 @@ fn an_import_flushing_beside_its_batches_answers_as_one_flushed_once() {
 }
 
 #[test]
+fn an_import_not_in_time_order_says_how_many_events_came_late() {
+    // Three blocks or so of generated lines (in time order), then the same lines newest first.
+    let lines: Vec<String> = tally_core::synthetic::events(6_000, 11)
+        .iter()
+        .map(|e| tally_core::synthetic::ndjson_line(e).to_string())
+        .collect();
+    let import = |lines: &[String]| {
+        let dir = tempfile::tempdir().unwrap();
+        let (site, _) = create_website(dir.path(), "example.com");
+        let file = dir.path().join("in.ndjson");
+        std::fs::write(&file, lines.join("\n")).unwrap();
+        let out = run_tally(
+            dir.path(),
+            &["import", "--website", &site, file.to_str().unwrap()],
+        );
+        assert!(out.status.success());
+        let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        (report, String::from_utf8_lossy(&out.stderr).into_owned())
+    };
+    let (in_order, quiet) = import(&lines);
+    assert_eq!(in_order["out_of_order"], 0, "{in_order}");
+    assert!(!quiet.contains("sort the file by timestamp"), "{quiet}");
+
+    let newest_first: Vec<String> = lines.iter().rev().cloned().collect();
+    let (report, stderr) = import(&newest_first);
+    assert_eq!(report["imported"], in_order["imported"]);
+    // The events after the first block are earlier than those read before them, most of them
+    // by more than half an hour.
+    let late = report["out_of_order"].as_u64().unwrap();
+    assert!(late > 2_000 && late < 5_000, "{report}");
+    assert!(
+        stderr.contains(&format!(
+            "{late} events were more than 30 minutes earlier than an event read before them"
+        )) && stderr.contains("sort the file by timestamp"),
+        "{stderr}"
+    );
+}
+
+#[test]
 fn import_serve_and_query_over_http() {
     let dir = tempfile::tempdir().unwrap();
     let (site, key) = fixture_website(dir.path());
