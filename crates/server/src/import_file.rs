@@ -6,7 +6,12 @@
 //! engine's storing on a two-core machine instead of setting the pace. Memory stays bounded
 //! whatever the file's size: a few blocks are in flight at a time, and a line past
 //! [`MAX_LINE_BYTES`] is rejected without being held.
+//!
+//! Sessions are assigned in the order events are read, so a file not sorted by time is read
+//! with [`read_file_sorted`] (`tally import --sort`): each line's time and place first, then the
+//! lines in time order, through the same parsing threads.
 
+use std::fs::File;
 use std::io::Read;
 use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 
@@ -40,12 +45,32 @@ pub enum Parsed {
     Rejected(String),
 }
 
-/// A block of whole lines and the number of its first line, or (`overlong`) one line past
-/// [`MAX_LINE_BYTES`], skipped.
+/// A block of whole lines and their numbers, or (`overlong`) one line past [`MAX_LINE_BYTES`],
+/// skipped.
 struct Block {
-    first_line: usize,
+    numbers: LineNumbers,
+    /// Where `bytes` start in the file.
+    offset: u64,
     bytes: Vec<u8>,
     overlong: bool,
+}
+
+/// The numbers of a block's lines.
+enum LineNumbers {
+    /// Lines that follow one another in the file, from this one.
+    From(usize),
+    /// Lines taken from anywhere in the file ([`read_file_sorted`]), one number each.
+    Listed(Vec<usize>),
+}
+
+impl LineNumbers {
+    /// The number of the block's `i`th line.
+    fn get(&self, i: usize) -> usize {
+        match self {
+            LineNumbers::From(first) => first + i,
+            LineNumbers::Listed(numbers) => numbers.get(i).copied().unwrap_or_default(),
+        }
+    }
 }
 
 /// Reads `file` in blocks of about `block_bytes` and calls `send` with the batches of events of
@@ -57,7 +82,170 @@ pub fn read_file(
     website: &str,
     block_bytes: usize,
     progress: impl Fn(u64),
+    send: impl FnMut(Parsed) -> bool + Send,
+) -> std::io::Result<()> {
+    parse_blocks_in_turn(website, send, |give| {
+        cut_blocks(file, block_bytes, &progress, give)
+    })
+}
+
+/// [`read_file`] of a file whose lines need not be in time order: a first pass reads each
+/// line's time (and keeps its place: 32 bytes a line, [`MAX_SORTED_LINES`] lines at most), then
+/// the lines are read again in time order (a line's number stays its place in the file).
+/// Sessions are assigned in the order events are read, so a file that is not sorted by time
+/// must be read this way for them to be right. A line whose time cannot be read comes first,
+/// to be rejected with its reason.
+pub fn read_file_sorted(
+    file: &File,
+    website: &str,
+    block_bytes: usize,
+    progress: impl Fn(u64),
+    send: impl FnMut(Parsed) -> bool + Send,
+) -> std::io::Result<()> {
+    let mut lines = line_times(file, block_bytes, &progress)?;
+    lines.sort_unstable_by_key(|l| (l.ts_us, l.number));
+    parse_blocks_in_turn(website, send, |give| {
+        sorted_blocks(file, &lines, block_bytes, &progress, give)
+    })
+}
+
+/// Lines [`read_file_sorted`] takes at most: a list of 32 bytes a line, 1 GiB.
+pub const MAX_SORTED_LINES: usize = 32 << 20;
+
+/// Where a line is and when its event happened.
+struct LineTime {
+    /// `i64::MIN` when the line's time cannot be read.
+    ts_us: i64,
+    number: usize,
+    offset: u64,
+    /// `u32::MAX` for a line past [`MAX_LINE_BYTES`], skipped.
+    len: u32,
+}
+
+/// The time of each line of `file`, read in blocks.
+fn line_times(
+    file: &File,
+    block_bytes: usize,
+    progress: &impl Fn(u64),
+) -> std::io::Result<Vec<LineTime>> {
+    /// The one field read of a line.
+    #[derive(serde::Deserialize)]
+    struct Stamp<'a> {
+        #[serde(borrow)]
+        timestamp: Option<std::borrow::Cow<'a, str>>,
+    }
+    let time_of = |line: &[u8]| -> Option<i64> {
+        let stamp: Stamp<'_> = serde_json::from_slice(line).ok()?;
+        let ts = tally_core::import::parse_timestamp(&stamp.timestamp?).ok()?;
+        Some(ts.timestamp_micros())
+    };
+    let mut lines = Vec::new();
+    let mut too_many = false;
+    cut_blocks(file, block_bytes, progress, |_, block| {
+        let first = block.numbers.get(0);
+        if block.overlong {
+            lines.push(LineTime {
+                ts_us: i64::MIN,
+                number: first,
+                offset: 0,
+                len: u32::MAX,
+            });
+        } else {
+            let mut start = 0;
+            let ends = memchr::memchr_iter(b'\n', &block.bytes).chain([block.bytes.len()]);
+            for (i, end) in ends.enumerate() {
+                if start >= block.bytes.len() {
+                    break;
+                }
+                let line = &block.bytes[start..end];
+                lines.push(LineTime {
+                    ts_us: time_of(line).unwrap_or(i64::MIN),
+                    number: first + i,
+                    offset: block.offset + start as u64,
+                    len: u32::try_from(line.len()).unwrap_or(u32::MAX),
+                });
+                start = end + 1;
+            }
+        }
+        too_many = lines.len() > MAX_SORTED_LINES;
+        !too_many
+    })?;
+    if too_many {
+        let why = format!(
+            "more than {MAX_SORTED_LINES} lines to sort: sort the file by timestamp first, or \
+             import it in parts"
+        );
+        return Err(std::io::Error::new(std::io::ErrorKind::InvalidInput, why));
+    }
+    Ok(lines)
+}
+
+/// Gives blocks of the lines of `file` in the order of `lines`, each block about `block_bytes`.
+fn sorted_blocks(
+    file: &File,
+    lines: &[LineTime],
+    block_bytes: usize,
+    progress: &impl Fn(u64),
+    mut give: impl FnMut(usize, Block) -> bool,
+) -> std::io::Result<()> {
+    let (mut bytes, mut numbers, mut turn) = (Vec::new(), Vec::new(), 0usize);
+    let mut give_block = |bytes: &mut Vec<u8>, numbers: &mut Vec<usize>, overlong: bool| {
+        let block = Block {
+            numbers: LineNumbers::Listed(std::mem::take(numbers)),
+            offset: 0,
+            bytes: std::mem::take(bytes),
+            overlong,
+        };
+        turn += 1;
+        give(turn - 1, block)
+    };
+    for line in lines {
+        if line.len == u32::MAX {
+            if !bytes.is_empty() && !give_block(&mut bytes, &mut numbers, false) {
+                return Ok(());
+            }
+            if !give_block(&mut Vec::new(), &mut vec![line.number], true) {
+                return Ok(());
+            }
+            continue;
+        }
+        let start = bytes.len();
+        bytes.resize(start + line.len as usize, 0);
+        read_exact_at(file, &mut bytes[start..], line.offset)?;
+        bytes.push(b'\n');
+        progress(u64::from(line.len) + 1);
+        numbers.push(line.number);
+        if bytes.len() >= block_bytes && !give_block(&mut bytes, &mut numbers, false) {
+            return Ok(());
+        }
+    }
+    if !bytes.is_empty() {
+        give_block(&mut bytes, &mut numbers, false);
+    }
+    Ok(())
+}
+
+/// Fills `buf` from `file` at `offset`.
+fn read_exact_at(file: &File, buf: &mut [u8], offset: u64) -> std::io::Result<()> {
+    #[cfg(unix)]
+    {
+        std::os::unix::fs::FileExt::read_exact_at(file, buf, offset)
+    }
+    #[cfg(not(unix))]
+    {
+        use std::io::{Seek, SeekFrom};
+        let mut file = file;
+        file.seek(SeekFrom::Start(offset))?;
+        file.read_exact(buf)
+    }
+}
+
+/// Parses the blocks that `produce` gives, on [`PARSERS`] threads, and calls `send` with their
+/// results in the blocks' order.
+fn parse_blocks_in_turn(
+    website: &str,
     mut send: impl FnMut(Parsed) -> bool + Send,
+    produce: impl FnOnce(&mut dyn FnMut(usize, Block) -> bool) -> std::io::Result<()>,
 ) -> std::io::Result<()> {
     std::thread::scope(|scope| {
         let mut to_parsers = Vec::with_capacity(PARSERS);
@@ -82,9 +270,7 @@ pub fn read_file(
                 }
             }
         });
-        let read = cut_blocks(file, block_bytes, &progress, |turn, block| {
-            to_parsers[turn % PARSERS].send(block).is_ok()
-        });
+        let read = produce(&mut |turn, block| to_parsers[turn % PARSERS].send(block).is_ok());
         drop(to_parsers);
         let _ = forwarder.join();
         read
@@ -102,6 +288,8 @@ fn cut_blocks(
     mut give: impl FnMut(usize, Block) -> bool,
 ) -> std::io::Result<()> {
     let (mut carry, mut first_line, mut turn) = (Vec::new(), 1usize, 0usize);
+    // Bytes read from the file so far: where the bytes held end.
+    let mut read_total = 0u64;
     // Skipping the rest of a line past `MAX_LINE_BYTES`, up to its newline.
     let mut skipping = false;
     loop {
@@ -112,6 +300,7 @@ fn cut_blocks(
             .take(block_bytes as u64)
             .read_to_end(&mut bytes)?;
         progress((bytes.len() - before) as u64);
+        read_total += (bytes.len() - before) as u64;
         if skipping {
             match memchr::memchr(b'\n', &bytes) {
                 None if read > 0 => continue,
@@ -120,7 +309,8 @@ fn cut_blocks(
             }
             skipping = false;
             let overlong = Block {
-                first_line,
+                numbers: LineNumbers::From(first_line),
+                offset: 0,
                 bytes: Vec::new(),
                 overlong: true,
             };
@@ -154,7 +344,8 @@ fn cut_blocks(
         let lines =
             memchr::memchr_iter(b'\n', &bytes).count() + usize::from(!bytes.ends_with(b"\n"));
         let block = Block {
-            first_line,
+            numbers: LineNumbers::From(first_line),
+            offset: read_total - (bytes.len() + carry.len()) as u64,
             bytes,
             overlong: false,
         };
@@ -187,7 +378,7 @@ fn parse_block(parser: &mut LineParser, block: &Block, website: &str) -> Vec<Par
     if block.overlong {
         let why = format!(
             "line {}: longer than {MAX_LINE_BYTES} bytes, not read",
-            block.first_line
+            block.numbers.get(0)
         );
         return vec![Parsed::Rejected(why)];
     }
@@ -208,7 +399,7 @@ fn parse_block(parser: &mut LineParser, block: &Block, website: &str) -> Vec<Par
     for (i, end) in ends.enumerate() {
         let bytes = &text[start..end];
         start = end + 1;
-        let number = block.first_line + i;
+        let number = block.numbers.get(i);
         let rejected = match std::str::from_utf8(bytes) {
             Err(e) => Some(format!("line {number}: not UTF-8 ({e})")),
             Ok(line) if line.trim().is_empty() => None,
@@ -316,6 +507,66 @@ mod tests {
                 assert!(why.starts_with(&expected), "{why}");
             }
             assert_eq!(read, text.len() as u64);
+        }
+    }
+
+    #[test]
+    fn a_sorted_read_hands_on_the_lines_in_time_order_each_with_its_number() {
+        let at = |visitor: usize, minute: usize| {
+            let line = pageview(visitor);
+            line.replace(
+                "00:00:00Z",
+                &format!("{:02}:{:02}:00Z", minute / 60, minute % 60),
+            )
+        };
+        // Line n is at minute 300 - n, newest first, with a blank, a bad, an overlong and a
+        // CRLF line among them, and no newline after the last.
+        let mut text = Vec::new();
+        let mut expected = Vec::new();
+        for n in 1..=120 {
+            match n {
+                10 => text.extend_from_slice(b"\n"),
+                20 => text.extend_from_slice(b"not json\n"),
+                30 => {
+                    text.extend_from_slice(&vec![b'x'; MAX_LINE_BYTES + MAX_LINE_BYTES / 2]);
+                    text.push(b'\n');
+                }
+                40 => text.extend_from_slice(format!("{}\r\n", at(n, 300 - n)).as_bytes()),
+                120 => text.extend_from_slice(at(n, 300 - n).as_bytes()),
+                _ => text.extend_from_slice(format!("{}\n", at(n, 300 - n)).as_bytes()),
+            }
+            if ![10, 20, 30].contains(&n) {
+                expected.push(n);
+            }
+        }
+        expected.reverse();
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("in.ndjson");
+        std::fs::write(&path, &text).unwrap();
+        for block in [64, 1000, BLOCK_BYTES] {
+            let (mut numbers, mut bad) = (Vec::new(), Vec::new());
+            let file = File::open(&path).unwrap();
+            read_file_sorted(
+                &file,
+                "w",
+                block,
+                |_| {},
+                |p| {
+                    match p {
+                        Parsed::Batch(lines, _) => numbers.extend(lines),
+                        Parsed::Rejected(why) => bad.push(why),
+                    }
+                    true
+                },
+            )
+            .unwrap();
+            assert_eq!(numbers, expected, "block of {block} bytes");
+            assert_eq!(bad.len(), 2, "{bad:?}");
+            assert!(bad.iter().any(|b| b.starts_with("line 20: ")), "{bad:?}");
+            assert!(
+                bad.iter().any(|b| b.starts_with("line 30: longer than")),
+                "{bad:?}"
+            );
         }
     }
 

@@ -19,7 +19,7 @@ use tally_collect::{Collector, GeoDb};
 use tally_core::{Engine, Website};
 use tally_server::admin;
 use tally_server::app::{AppState, Limits, router};
-use tally_server::import_file::{BLOCK_BYTES, Parsed, read_file};
+use tally_server::import_file::{BLOCK_BYTES, Parsed, read_file, read_file_sorted};
 use tally_server::keys::{KeyStore, Role, Scope};
 
 /// Where `tally serve` remembers bot visitors across restarts, in the data directory.
@@ -151,6 +151,11 @@ enum Command {
         /// fewer, larger segments.
         #[arg(long, default_value_t = IMPORT_FLUSH_ROWS, value_parser = clap::value_parser!(u64).range(1..))]
         flush_rows: u64,
+        /// Read the file in time order, for a file not sorted by timestamp (sessions are
+        /// assigned in the order events are read): a first pass reads each line's time,
+        /// keeping 32 bytes a line.
+        #[arg(long)]
+        sort: bool,
     },
     /// Answer a read route of the API, as the HTTP route would (the same `tally-api` route list).
     Query {
@@ -418,9 +423,10 @@ async fn run(
             website,
             file,
             flush_rows,
+            sort,
         } => {
             let flush_rows = usize::try_from(flush_rows).unwrap_or(usize::MAX);
-            import(engine, &website, &cwd.join(file), flush_rows, out).await
+            import(engine, &website, &cwd.join(file), flush_rows, sort, out).await
         }
         Command::Query {
             endpoint,
@@ -548,6 +554,7 @@ async fn import(
     website: &str,
     file: &Path,
     flush_rows: usize,
+    sort: bool,
     out: &admin::Output,
 ) -> anyhow::Result<()> {
     engine.website(website)?;
@@ -555,7 +562,8 @@ async fn import(
     let f = std::fs::File::open(file).with_context(|| format!("opening {}", file.display()))?;
     let size = f.metadata().map(|m| m.len()).unwrap_or(0);
     let bar = if out.is_terminal() {
-        indicatif::ProgressBar::new(size)
+        // A sorted read goes over the file twice.
+        indicatif::ProgressBar::new(if sort { 2 * size } else { size })
     } else {
         indicatif::ProgressBar::hidden()
     };
@@ -569,13 +577,13 @@ async fn import(
     let parser = {
         let (website, bar) = (website.to_owned(), bar.clone());
         std::thread::spawn(move || {
-            read_file(
-                f,
-                &website,
-                BLOCK_BYTES,
-                |n| bar.inc(n),
-                |p| tx.blocking_send(p).is_ok(),
-            )
+            let progress = |n| bar.inc(n);
+            let send = |p| tx.blocking_send(p).is_ok();
+            if sort {
+                read_file_sorted(&f, &website, BLOCK_BYTES, progress, send)
+            } else {
+                read_file(f, &website, BLOCK_BYTES, progress, send)
+            }
         })
     };
     let (mut imported, mut rejected, mut duplicates) = (0usize, 0usize, 0usize);
@@ -584,7 +592,13 @@ async fn import(
     while let Some(parsed) = rx.recv().await {
         match parsed {
             Parsed::Batch(lines, events) => {
-                order.read(&events);
+                if order.read(&events) {
+                    let note = "this file is not in time order (an event more than 30 minutes \
+                                earlier than one read before it): its sessions may come out \
+                                wrong, and a file far out of order imports slowly; stop and \
+                                import it with --sort (into a new website)";
+                    out.stderr(&bar, note).await;
+                }
                 let counts = ingest_batch(engine, &lines, events, &bar, out).await?;
                 imported += counts.imported;
                 rejected += counts.rejected;
@@ -626,8 +640,8 @@ async fn import(
         let note = format!(
             "{} events were more than 30 minutes earlier than an event read before them: \
              sessions are assigned in the order events are read (sorted only within each {} KiB \
-             block), so theirs may be split or joined wrongly; sort the file by timestamp \
-             before importing it",
+             block), so theirs may be split or joined wrongly; import such a file with \
+             --sort (into a new website)",
             order.out_of_order,
             BLOCK_BYTES / 1024
         );
@@ -658,13 +672,15 @@ struct ReadOrder {
 }
 
 impl ReadOrder {
-    /// Counts the events of the next batch.
-    fn read(&mut self, batch: &tally_core::PackedEvents) {
+    /// Counts the events of the next batch; whether they are the first out of order.
+    fn read(&mut self, batch: &tally_core::PackedEvents) -> bool {
+        let before = self.out_of_order;
         if let Some(latest) = self.latest_ts_us {
             let timeout = tally_core::session::SESSION_TIMEOUT_US;
             self.out_of_order += batch.count_before(latest.saturating_sub(timeout));
         }
         self.latest_ts_us = self.latest_ts_us.max(batch.latest_ts_us());
+        before == 0 && self.out_of_order > 0
     }
 }
 

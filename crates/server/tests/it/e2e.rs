@@ -151,28 +151,41 @@ fn an_import_flushing_beside_its_batches_answers_as_one_flushed_once() {
 }
 
 #[test]
-fn an_import_not_in_time_order_says_how_many_events_came_late() {
+fn an_import_not_in_time_order_says_how_many_events_came_late_and_sorts_with_sort() {
     // Three blocks or so of generated lines (in time order), then the same lines newest first.
     let lines: Vec<String> = tally_core::synthetic::events(6_000, 11)
         .iter()
         .map(|e| tally_core::synthetic::ndjson_line(e).to_string())
         .collect();
-    let import = |lines: &[String]| {
+    // The import's report, its stderr, and the website's overview and pages.
+    let import_with = |lines: &[String], flags: &[&str]| {
         let dir = tempfile::tempdir().unwrap();
         let (site, _) = create_website(dir.path(), "example.com");
         let file = dir.path().join("in.ndjson");
         std::fs::write(&file, lines.join("\n")).unwrap();
-        let out = run_tally(
-            dir.path(),
-            &["import", "--website", &site, file.to_str().unwrap()],
-        );
+        let args = [
+            &["import", "--website", &site][..],
+            flags,
+            &[file.to_str().unwrap()],
+        ];
+        let out = run_tally(dir.path(), &args.concat());
         assert!(out.status.success());
         let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-        (report, String::from_utf8_lossy(&out.stderr).into_owned())
+        let query = |endpoint: &str| tally(dir.path(), &["query", endpoint, "--website", &site]);
+        let answers = ["overview", "pages"].map(query);
+        (
+            report,
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+            answers,
+        )
+    };
+    let import = |lines: &[String]| {
+        let (report, stderr, _) = import_with(lines, &[]);
+        (report, stderr)
     };
     let (in_order, quiet) = import(&lines);
     assert_eq!(in_order["out_of_order"], 0, "{in_order}");
-    assert!(!quiet.contains("sort the file by timestamp"), "{quiet}");
+    assert!(!quiet.contains("--sort"), "{quiet}");
 
     let newest_first: Vec<String> = lines.iter().rev().cloned().collect();
     let (report, stderr) = import(&newest_first);
@@ -184,8 +197,29 @@ fn an_import_not_in_time_order_says_how_many_events_came_late() {
     assert!(
         stderr.contains(&format!(
             "{late} events were more than 30 minutes earlier than an event read before them"
-        )) && stderr.contains("sort the file by timestamp"),
+        )) && stderr.contains("--sort"),
         "{stderr}"
+    );
+    assert!(
+        stderr.contains("this file is not in time order"),
+        "said as soon as it is seen: {stderr}"
+    );
+
+    // Read with `--sort`, the newest-first file answers as the file in time order does, its
+    // sessions included; a bad line is still rejected by its own number.
+    let (_, _, in_order_answers) = import_with(&lines, &[]);
+    let mut with_bad_line = newest_first.clone();
+    with_bad_line.insert(4_500, "not json".into());
+    let (report, stderr, answers) = import_with(&with_bad_line, &["--sort"]);
+    assert_eq!(report["out_of_order"], 0, "{report}");
+    assert_eq!(report["imported"], in_order["imported"]);
+    assert_eq!(report["rejected"], 1);
+    assert!(stderr.contains("line 4501: "), "{stderr}");
+    assert_eq!(answers, in_order_answers);
+    let (_, _, unsorted_answers) = import_with(&newest_first, &[]);
+    assert_ne!(
+        unsorted_answers[0], in_order_answers[0],
+        "read newest first without --sort, the sessions differ"
     );
 }
 
