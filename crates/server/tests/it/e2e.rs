@@ -76,6 +76,14 @@ fn fixture_website(dir: &std::path::Path) -> (String, String) {
     (site, key)
 }
 
+/// `n` generated events (in time order) as NDJSON lines.
+fn generated_lines(n: usize, seed: u64) -> Vec<String> {
+    tally_core::synthetic::events(n, seed)
+        .iter()
+        .map(|e| tally_core::synthetic::ndjson_line(e).to_string())
+        .collect()
+}
+
 /// The fixture's events of its main website, as NDJSON lines without a `website_id`.
 fn fixture_lines() -> Vec<String> {
     let fixture = std::fs::read_to_string(concat!(
@@ -97,10 +105,7 @@ fn fixture_lines() -> Vec<String> {
 #[test]
 fn an_import_flushing_beside_its_batches_answers_as_one_flushed_once() {
     // Enough lines for more blocks (of about 2,000 lines) than a website keeps small segments.
-    let lines: Vec<String> = tally_core::synthetic::events(24_000, 7)
-        .iter()
-        .map(|e| tally_core::synthetic::ndjson_line(e).to_string())
-        .collect();
+    let lines = generated_lines(24_000, 7);
     let answers = |flush_rows: &str| {
         let dir = tempfile::tempdir().unwrap();
         let (site, _) = create_website(dir.path(), "example.com");
@@ -153,10 +158,7 @@ fn an_import_flushing_beside_its_batches_answers_as_one_flushed_once() {
 #[test]
 fn an_import_not_in_time_order_says_how_many_events_came_late_and_sorts_with_sort() {
     // Three blocks or so of generated lines (in time order), then the same lines newest first.
-    let lines: Vec<String> = tally_core::synthetic::events(6_000, 11)
-        .iter()
-        .map(|e| tally_core::synthetic::ndjson_line(e).to_string())
-        .collect();
+    let lines = generated_lines(6_000, 11);
     // The import's report, its stderr, and the website's overview and pages.
     let import_with = |lines: &[String], flags: &[&str]| {
         let dir = tempfile::tempdir().unwrap();
